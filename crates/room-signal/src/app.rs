@@ -1,0 +1,141 @@
+//! Apps and the hub. An `App` is a tenant: its config, its rooms and the
+//! stream IDs claimed in it. The `Hub` holds every app and hands out sessions.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::config::{AppConfig, Limits, SignalConfig};
+use crate::outbox::{self, Inbox};
+use crate::room::Room;
+use crate::session::Session;
+
+pub struct App {
+    pub config: AppConfig,
+    pub limits: Arc<Limits>,
+    rooms: Mutex<HashMap<Arc<str>, Arc<Room>>>,
+    /// Stream IDs published in this app → the room they are listed in.
+    streams: Mutex<HashMap<Arc<str>, Arc<str>>>,
+}
+
+impl App {
+    fn new(config: AppConfig, limits: Arc<Limits>) -> Self {
+        App {
+            config,
+            limits,
+            rooms: Mutex::new(HashMap::new()),
+            streams: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.config.app_id
+    }
+
+    /// The room `id`, created if it does not exist.
+    pub(crate) fn room_for_join(&self, id: &str) -> Arc<Room> {
+        let mut rooms = self.rooms.lock();
+        if let Some(r) = rooms.get(id) {
+            return r.clone();
+        }
+        let id: Arc<str> = Arc::from(id);
+        let room = Arc::new(Room::new(id.clone(), self.limits.clone()));
+        rooms.insert(id, room.clone());
+        room
+    }
+
+    /// The room `id` if someone is in it.
+    pub fn room(&self, id: &str) -> Option<Arc<Room>> {
+        self.rooms.lock().get(id).cloned()
+    }
+
+    /// Forget `room` after its last member left (unless already replaced).
+    pub(crate) fn drop_room(&self, room: &Arc<Room>) {
+        let mut rooms = self.rooms.lock();
+        if rooms.get(&room.id).is_some_and(|r| Arc::ptr_eq(r, room)) {
+            rooms.remove(&room.id);
+        }
+    }
+
+    pub fn rooms(&self) -> Vec<Arc<Room>> {
+        self.rooms.lock().values().cloned().collect()
+    }
+
+    /// Claim `stream_id` for a publish listed in `room_id`; false if taken.
+    pub fn claim_stream(&self, stream_id: &Arc<str>, room_id: &Arc<str>) -> bool {
+        let mut streams = self.streams.lock();
+        if streams.contains_key(stream_id) {
+            return false;
+        }
+        streams.insert(stream_id.clone(), room_id.clone());
+        true
+    }
+
+    /// Release a claimed stream ID.
+    pub fn release_stream(&self, stream_id: &str) {
+        self.streams.lock().remove(stream_id);
+    }
+
+    /// The room a published stream is listed in.
+    pub fn stream_room(&self, stream_id: &str) -> Option<Arc<str>> {
+        self.streams.lock().get(stream_id).cloned()
+    }
+}
+
+/// Every app of the server; the entry point of the control plane.
+pub struct Hub {
+    apps: HashMap<u32, Arc<App>>,
+    limits: Arc<Limits>,
+    next_conn: AtomicU64,
+}
+
+impl Hub {
+    /// Build the hub; fails on duplicate app IDs or an app with `maxRooms` 0.
+    pub fn new(config: SignalConfig) -> Result<Self, String> {
+        let limits = Arc::new(config.limits);
+        let mut apps = HashMap::new();
+        for app in config.apps {
+            if app.max_rooms == 0 {
+                return Err(format!("app {}: maxRooms must be at least 1", app.app_id));
+            }
+            if app.secret.is_empty() {
+                return Err(format!("app {}: secret is empty", app.app_id));
+            }
+            let id = app.app_id;
+            if apps.insert(id, Arc::new(App::new(app, limits.clone()))).is_some() {
+                return Err(format!("app {id} is configured twice"));
+            }
+        }
+        Ok(Hub {
+            apps,
+            limits,
+            next_conn: AtomicU64::new(1),
+        })
+    }
+
+    pub fn limits(&self) -> &Arc<Limits> {
+        &self.limits
+    }
+
+    pub fn app(&self, app_id: u32) -> Option<Arc<App>> {
+        self.apps.get(&app_id).cloned()
+    }
+
+    /// A new session for a connection to `app`, and the inbox its task drains.
+    pub fn connect(&self, app: Arc<App>) -> (Session, Inbox) {
+        let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let (outbox, inbox) = outbox::channel(conn_id, self.limits.outbox_capacity);
+        (Session::new(conn_id, app, outbox), inbox)
+    }
+
+    /// Send `roomOnlineUserCountUpdate` to every room of every app.
+    pub fn send_online_counts(&self) {
+        for app in self.apps.values() {
+            for room in app.rooms() {
+                room.send_online_count();
+            }
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Apps and limits as the operator configures them. Keys are camelCase on the
+//! wire and in `sfu.toml`, matching the contract (`appID`, `multiRoom`, ...).
+
+use serde::{Deserialize, Serialize};
+
+/// One tenant of the server: its own rooms, users, streams and secret.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AppConfig {
+    #[serde(rename = "appID")]
+    pub app_id: u32,
+    pub secret: String,
+    /// May connections of this app log into several rooms at once?
+    #[serde(default)]
+    pub multi_room: bool,
+    /// Rooms one connection may be in at once in multi-room mode.
+    #[serde(default = "default_max_rooms")]
+    pub max_rooms: u8,
+}
+
+fn default_max_rooms() -> u8 {
+    5
+}
+
+/// Every limit and timeout of the control plane. Defaults are the contract's.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest text frame accepted from a client, in bytes.
+    pub max_frame_bytes: usize,
+    /// Largest message, barrage or command body, in bytes.
+    pub max_message_bytes: usize,
+    pub broadcast_per_room_per_sec: u32,
+    pub broadcast_per_user_per_sec: u32,
+    pub barrage_per_room_per_sec: u32,
+    pub command_to_one_per_sec: u32,
+    pub command_to_many_per_sec: u32,
+    pub extra_info_per_room_per_sec: u32,
+    pub login_per_room_per_sec: u32,
+    /// Requests one connection may make per second before `1002073`.
+    pub requests_per_connection_per_sec: u32,
+    /// Hard cap on a room's members whatever `maxMemberCount` says.
+    pub max_room_members: u32,
+    /// `roomUserUpdate` is off in rooms with more members than this.
+    pub user_update_max_members: u32,
+    /// Silence after which a session ends (close code 4008).
+    pub heartbeat_timeout_ms: u64,
+    /// How long before a room token's `exp` `tokenWillExpire` fires.
+    pub token_will_expire_ms: u64,
+    /// Period of `roomOnlineUserCountUpdate`.
+    pub online_count_interval_ms: u64,
+    /// Frames queued for one connection before it is dropped as too slow.
+    pub outbox_capacity: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_bytes: 64 * 1024,
+            max_message_bytes: 1024,
+            broadcast_per_room_per_sec: 10,
+            broadcast_per_user_per_sec: 2,
+            barrage_per_room_per_sec: 20,
+            command_to_one_per_sec: 200,
+            command_to_many_per_sec: 10,
+            extra_info_per_room_per_sec: 10,
+            login_per_room_per_sec: 200,
+            requests_per_connection_per_sec: 500,
+            max_room_members: 10_000,
+            user_update_max_members: 500,
+            heartbeat_timeout_ms: 30_000,
+            token_will_expire_ms: 30_000,
+            online_count_interval_ms: 30_000,
+            outbox_capacity: 1024,
+        }
+    }
+}
+
+/// The control plane's whole configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct SignalConfig {
+    pub apps: Vec<AppConfig>,
+    pub limits: Limits,
+}
+
+impl SignalConfig {
+    /// The `--dev` app: `1` / `devsecret` / multi-room, five rooms.
+    pub fn dev() -> Self {
+        SignalConfig {
+            apps: vec![AppConfig {
+                app_id: 1,
+                secret: "devsecret".into(),
+                multi_room: true,
+                max_rooms: 5,
+            }],
+            limits: Limits::default(),
+        }
+    }
+}

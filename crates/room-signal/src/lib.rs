@@ -1,0 +1,31 @@
+//! # room-signal: the control plane
+//!
+//! Rooms, sessions, multi-room login rules, real-time messages, tokens and
+//! the JSON wire protocol of `protocol.md`. No sockets and no media types:
+//! the I/O edge (`sfu-core`) feeds a [`Session`] the frames of one WebSocket
+//! and writes back what it returns; events for other connections travel
+//! through their [`outbox::Outbox`] as pre-serialized bytes.
+//!
+//! - [`config`]: apps and limits as configured.
+//! - [`app`]: the [`Hub`] of apps; an [`App`]'s rooms and stream IDs.
+//! - [`room`]: one room's members, streams, extra info, fan-out.
+//! - [`session`]: one connection's ops, in the contract's check order.
+//! - [`wire`]: request parsing, response and event encoding.
+//! - [`token`]: JWT verification and minting.
+//! - [`ids`], [`error`], [`limiter`], [`outbox`]: the small pieces.
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod ids;
+pub mod limiter;
+pub mod outbox;
+pub mod room;
+pub mod session;
+pub mod token;
+pub mod wire;
+
+pub use app::{App, Hub};
+pub use config::{AppConfig, Limits, SignalConfig};
+pub use error::{code, SignalError};
+pub use session::{CloseReason, Session};

@@ -1,0 +1,253 @@
+//! The JSON wire format: request envelopes, per-op field structs, and the
+//! builders for responses and events. Parsing never panics; every failure is
+//! a `1000001` with a message naming the field.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{code, SignalError};
+
+/// `{userID, userName}` as it appears in events and results.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    #[serde(rename = "userID")]
+    pub user_id: Arc<str>,
+    #[serde(rename = "userName")]
+    pub user_name: Arc<str>,
+}
+
+/// A request whose `id` and `op` could be read; `body` holds the rest.
+#[derive(Debug)]
+pub struct Envelope {
+    pub id: Option<u64>,
+    pub op: String,
+    pub body: Value,
+}
+
+/// A request that could not be read far enough to dispatch: the error and
+/// the id to answer with (`None` → `"id": null`).
+#[derive(Debug)]
+pub struct Rejected {
+    pub id: Option<u64>,
+    pub error: SignalError,
+}
+
+/// Read the envelope of one text frame.
+pub fn parse_envelope(text: &str) -> Result<Envelope, Rejected> {
+    let value: Value = serde_json::from_str(text).map_err(|e| Rejected {
+        id: None,
+        error: SignalError::malformed(format!("invalid JSON: {e}")),
+    })?;
+    let Value::Object(map) = value else {
+        return Err(Rejected {
+            id: None,
+            error: SignalError::malformed("request must be a JSON object"),
+        });
+    };
+    let id = map.get("id").and_then(Value::as_u64);
+    let op = match map.get("op") {
+        Some(Value::String(op)) => op.clone(),
+        Some(_) => {
+            return Err(Rejected {
+                id,
+                error: SignalError::malformed("field `op` must be a string"),
+            })
+        }
+        None => {
+            return Err(Rejected {
+                id,
+                error: SignalError::malformed("missing field `op`"),
+            })
+        }
+    };
+    if id.is_none() && op != "heartbeat" {
+        let why = if map.contains_key("id") {
+            "field `id` must be an unsigned integer"
+        } else {
+            "missing field `id`"
+        };
+        return Err(Rejected {
+            id: None,
+            error: SignalError::malformed(why),
+        });
+    }
+    Ok(Envelope {
+        id,
+        op,
+        body: Value::Object(map),
+    })
+}
+
+/// Deserialize an op's fields, turning serde's complaint into a `1000001`.
+pub fn fields<T: DeserializeOwned>(body: &Value) -> Result<T, SignalError> {
+    T::deserialize(body).map_err(|e| SignalError::malformed(e.to_string()))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EnableMultiRoom {
+    pub enable: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UserIn {
+    #[serde(rename = "userID")]
+    pub user_id: String,
+    #[serde(rename = "userName")]
+    pub user_name: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomConfig {
+    #[serde(default)]
+    pub user_update: bool,
+    #[serde(default)]
+    pub max_member_count: u32,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginRoom {
+    #[serde(rename = "roomID")]
+    pub room_id: String,
+    pub token: Option<String>,
+    pub user: UserIn,
+    pub config: Option<RoomConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SwitchRoom {
+    #[serde(rename = "fromRoomID")]
+    pub from_room_id: String,
+    #[serde(rename = "toRoomID")]
+    pub to_room_id: String,
+    pub token: Option<String>,
+    pub config: Option<RoomConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LogoutRoom {
+    #[serde(rename = "roomID")]
+    pub room_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RenewToken {
+    #[serde(rename = "roomID")]
+    pub room_id: String,
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SendMessage {
+    #[serde(rename = "roomID")]
+    pub room_id: String,
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SendCustomCommand {
+    #[serde(rename = "roomID")]
+    pub room_id: String,
+    pub command: String,
+    #[serde(rename = "toUserIDs")]
+    pub to_user_ids: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SetRoomExtraInfo {
+    #[serde(rename = "roomID")]
+    pub room_id: String,
+    pub key: String,
+    pub value: String,
+}
+
+fn to_bytes(value: &Value) -> Bytes {
+    // Serializing a `Value` cannot fail (all keys are strings).
+    Bytes::from(serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// `{"id", "code": 0, ...result}`.
+pub fn ok_response(id: Option<u64>, result: Option<Map<String, Value>>) -> Bytes {
+    let mut map = result.unwrap_or_default();
+    map.insert("id".into(), id.map_or(Value::Null, Value::from));
+    map.insert("code".into(), Value::from(0));
+    to_bytes(&Value::Object(map))
+}
+
+/// `{"id", "code", "message"}`.
+pub fn error_response(id: Option<u64>, error: &SignalError) -> Bytes {
+    to_bytes(&serde_json::json!({
+        "id": id,
+        "code": error.code,
+        "message": error.message,
+    }))
+}
+
+/// `{"event": name, ...fields}`, serialized once and shared by every receiver.
+pub fn event(name: &str, fields: Value) -> Bytes {
+    let mut map = match fields {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    map.insert("event".into(), Value::from(name));
+    to_bytes(&Value::Object(map))
+}
+
+/// The connection-level error sent before closing an upgrade for an unknown app.
+pub fn unknown_app_event(message: &str) -> Bytes {
+    to_bytes(&serde_json::json!({
+        "event": "error",
+        "code": code::UNKNOWN_APP,
+        "message": message,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes() {
+        assert_eq!(parse_envelope("nope").unwrap_err().id, None);
+        assert_eq!(parse_envelope("[1]").unwrap_err().id, None);
+        let r = parse_envelope(r#"{"op":"loginRoom"}"#).unwrap_err();
+        assert_eq!((r.id, r.error.code), (None, code::MALFORMED));
+        let r = parse_envelope(r#"{"id":"7","op":"loginRoom"}"#).unwrap_err();
+        assert_eq!(r.id, None);
+        let r = parse_envelope(r#"{"id":7}"#).unwrap_err();
+        assert_eq!((r.id, r.error.code), (Some(7), code::MALFORMED));
+        let r = parse_envelope(r#"{"id":7,"op":5}"#).unwrap_err();
+        assert_eq!(r.id, Some(7));
+        let e = parse_envelope(r#"{"op":"heartbeat"}"#).unwrap();
+        assert_eq!((e.id, e.op.as_str()), (None, "heartbeat"));
+        let e = parse_envelope(r#"{"id":3,"op":"logoutRoom"}"#).unwrap();
+        assert_eq!(e.id, Some(3));
+    }
+
+    #[test]
+    fn field_errors_name_the_field() {
+        let e = parse_envelope(r#"{"id":1,"op":"sendBroadcastMessage","roomID":"r"}"#).unwrap();
+        let err = fields::<SendMessage>(&e.body).unwrap_err();
+        assert_eq!(err.code, code::MALFORMED);
+        assert!(err.message.contains("message"), "{}", err.message);
+        let e = parse_envelope(r#"{"id":1,"op":"x","roomID":5,"message":"m"}"#).unwrap();
+        assert!(fields::<SendMessage>(&e.body).is_err());
+    }
+
+    #[test]
+    fn responses_and_events() {
+        let r = ok_response(Some(4), None);
+        let v: Value = serde_json::from_slice(&r).unwrap();
+        assert_eq!(v, serde_json::json!({"id": 4, "code": 0}));
+        let r = error_response(None, &SignalError::malformed("x"));
+        let v: Value = serde_json::from_slice(&r).unwrap();
+        assert_eq!(v["id"], Value::Null);
+        let e = event("tokenWillExpire", serde_json::json!({"roomID": "r"}));
+        let v: Value = serde_json::from_slice(&e).unwrap();
+        assert_eq!(v, serde_json::json!({"event": "tokenWillExpire", "roomID": "r"}));
+    }
+}

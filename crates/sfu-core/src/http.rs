@@ -1,0 +1,45 @@
+//! HTTP routes: the signaling WebSocket and a health check.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Query, State as AxumState, WebSocketUpgrade};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::{signaling, State};
+
+pub fn router(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/ws", get(ws))
+        .route("/health", get(|| async { "ok" }))
+        .with_state(state)
+}
+
+async fn ws(
+    upgrade: WebSocketUpgrade,
+    Query(query): Query<HashMap<String, String>>,
+    AxumState(state): AxumState<Arc<State>>,
+) -> Response {
+    let max = state.hub.limits().max_frame_bytes;
+    let app = query
+        .get("appID")
+        .and_then(|s| s.parse::<u32>().ok())
+        .and_then(|id| state.hub.app(id));
+    let upgrade = upgrade.max_message_size(max).max_frame_size(max);
+    match app {
+        Some(app) => upgrade
+            .on_upgrade(move |socket| signaling::serve(socket, state, app))
+            .into_response(),
+        None => {
+            let why = match query.get("appID") {
+                None => "missing appID query parameter".to_string(),
+                Some(s) => format!("unknown appID `{s}`"),
+            };
+            upgrade
+                .on_upgrade(move |socket| signaling::reject_app(socket, why))
+                .into_response()
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! # sfu-core: the I/O edge
+//!
+//! The only crate that touches sockets and threads. It owns the HTTP and
+//! WebSocket listener and drives the control plane (`room-signal`) and,
+//! with the media plane, the data plane (`stream-router`).
+//!
+//! - [`http`]: the axum router (`/ws`, `/health`).
+//! - [`signaling`]: one task per WebSocket connection, owning its `Session`.
+
+pub mod http;
+pub mod signaling;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use room_signal::{Hub, SignalConfig};
+use tokio::net::TcpListener;
+
+/// What the server needs to start.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Signaling and HTTP listener address.
+    pub bind: SocketAddr,
+    pub signal: SignalConfig,
+}
+
+/// Shared state of the HTTP handlers.
+pub struct State {
+    pub hub: Hub,
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<State>,
+}
+
+impl Server {
+    /// Bind the listener and build the control plane.
+    pub async fn bind(config: ServerConfig) -> anyhow::Result<Server> {
+        let hub = Hub::new(config.signal).map_err(anyhow::Error::msg)?;
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("binding {}", config.bind))?;
+        Ok(Server {
+            listener,
+            state: Arc::new(State { hub }),
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serve until `shutdown` resolves.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let state = self.state.clone();
+        let period = Duration::from_millis(state.hub.limits().online_count_interval_ms.max(100));
+        let ticker = tokio::spawn(async move {
+            let mut interval = tokio::time::interval(period);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            interval.tick().await;
+            loop {
+                interval.tick().await;
+                state.hub.send_online_counts();
+            }
+        });
+        let app = http::router(self.state.clone());
+        let served = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
+        ticker.abort();
+        served.context("HTTP server")
+    }
+}

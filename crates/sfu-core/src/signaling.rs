@@ -1,0 +1,143 @@
+//! One task per signaling WebSocket. It owns the connection's `Session` (so
+//! no lock is taken per request), answers requests in order, writes the
+//! events other connections queued for it, and enforces the heartbeat
+//! timeout, the frame-size limit and the slow-reader policy.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use bytes::Bytes;
+use room_signal::{wire, App, CloseReason, Session};
+use tokio::time::{sleep_until, Instant};
+
+use crate::State;
+
+/// Close codes the contract and this server use.
+pub mod close_code {
+    pub const POLICY: u16 = 1008;
+    pub const TOO_BIG: u16 = 1009;
+    pub const HEARTBEAT_TIMEOUT: u16 = 4008;
+}
+
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn text(frame: Bytes) -> Option<Message> {
+    Utf8Bytes::try_from(frame).ok().map(Message::Text)
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+/// An upgrade for an unknown or missing appID: say why, then close (1008).
+pub async fn reject_app(mut socket: WebSocket, why: String) {
+    if let Some(msg) = text(wire::unknown_app_event(&why)) {
+        let _ = socket.send(msg).await;
+    }
+    close(&mut socket, close_code::POLICY, "unknown appID").await;
+}
+
+/// Serve one signaling connection of `app` until it ends.
+pub async fn serve(mut socket: WebSocket, state: Arc<State>, app: Arc<App>) {
+    let limits = state.hub.limits().clone();
+    let (mut session, mut inbox) = state.hub.connect(app);
+    let heartbeat = Duration::from_millis(limits.heartbeat_timeout_ms);
+    let mut silent_until = Instant::now() + heartbeat;
+    tracing::debug!(conn = session.conn_id(), app = session.app().id(), "signaling connected");
+    let reason = loop {
+        let timer_at = session.next_deadline_ms().map(|at| {
+            let now = unix_ms();
+            Instant::now() + Duration::from_millis(at.saturating_sub(now))
+        });
+        tokio::select! {
+            incoming = socket.recv() => {
+                let Some(Ok(msg)) = incoming else {
+                    if let Some(Err(e)) = incoming {
+                        let why = e.to_string();
+                        if is_too_big(e) {
+                            close(&mut socket, close_code::TOO_BIG, "frame larger than 64 KiB").await;
+                        } else {
+                            tracing::debug!(conn = session.conn_id(), "websocket error: {why}");
+                        }
+                    }
+                    break CloseReason::Disconnected;
+                };
+                let answer = match msg {
+                    Message::Text(t) => {
+                        silent_until = Instant::now() + heartbeat;
+                        if t.len() > limits.max_frame_bytes {
+                            close(&mut socket, close_code::TOO_BIG, "frame larger than 64 KiB").await;
+                            break CloseReason::Disconnected;
+                        }
+                        session.handle_text(t.as_str(), unix_ms())
+                    }
+                    Message::Binary(_) => {
+                        silent_until = Instant::now() + heartbeat;
+                        Some(Session::binary_frame_error())
+                    }
+                    Message::Ping(_) => {
+                        silent_until = Instant::now() + heartbeat;
+                        None
+                    }
+                    Message::Pong(_) => None,
+                    Message::Close(_) => break CloseReason::Disconnected,
+                };
+                if let Some(frame) = answer.and_then(text) {
+                    if socket.send(frame).await.is_err() {
+                        break CloseReason::Disconnected;
+                    }
+                }
+            }
+            item = inbox.rx.recv() => {
+                let Some(item) = item else { break CloseReason::Disconnected };
+                if let Some(frame) = session.on_outbound(item).and_then(text) {
+                    if socket.send(frame).await.is_err() {
+                        break CloseReason::Disconnected;
+                    }
+                }
+            }
+            () = inbox.overflow.wait() => {
+                close(&mut socket, close_code::POLICY, "too slow: send queue overflow").await;
+                break CloseReason::SlowConsumer;
+            }
+            () = sleep_until(silent_until) => {
+                tracing::info!(conn = session.conn_id(), user = ?session.user_id(), "heartbeat timeout");
+                close(&mut socket, close_code::HEARTBEAT_TIMEOUT, "heartbeat timeout").await;
+                break CloseReason::HeartbeatTimeout;
+            }
+            () = sleep_opt(timer_at) => {
+                for frame in session.on_timer(unix_ms()).into_iter().filter_map(text) {
+                    if socket.send(frame).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    };
+    session.close(reason);
+    tracing::debug!(conn = session.conn_id(), ?reason, "signaling closed");
+}
+
+async fn sleep_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn is_too_big(e: axum::Error) -> bool {
+    matches!(
+        e.into_inner().downcast_ref::<tungstenite::Error>(),
+        Some(tungstenite::Error::Capacity(_))
+    )
+}

@@ -1,0 +1,173 @@
+//! The server's configuration: an optional TOML file (`sfu.toml`), then
+//! environment overrides, then command-line flags.
+//!
+//! Environment overrides name a key path under the `SFU_` prefix, segments
+//! joined by `__`, matched case-insensitively and ignoring `_`:
+//! `SFU_SERVER__BIND=0.0.0.0:7880`, `SFU_LIMITS__HEARTBEAT_TIMEOUT_MS=10000`,
+//! `SFU_APPS__0__SECRET=...`. Values are read as TOML (numbers, booleans)
+//! and fall back to strings.
+
+use std::net::SocketAddr;
+
+use anyhow::{bail, Context};
+use room_signal::{AppConfig, Limits, SignalConfig};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServerSection {
+    /// Signaling/HTTP listener.
+    pub bind: SocketAddr,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            bind: SocketAddr::from(([0, 0, 0, 0], 7880)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct FileConfig {
+    pub server: ServerSection,
+    pub limits: Limits,
+    pub apps: Vec<AppConfig>,
+}
+
+impl FileConfig {
+    pub fn signal(&self) -> SignalConfig {
+        SignalConfig {
+            apps: self.apps.clone(),
+            limits: self.limits.clone(),
+        }
+    }
+
+    /// Load `path` (if any) and apply `vars` (the `SFU_*` environment).
+    pub fn load(path: Option<&std::path::Path>, vars: impl Iterator<Item = (String, String)>) -> anyhow::Result<Self> {
+        let mut tree = toml::Value::try_from(FileConfig::default()).context("default config")?;
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let file: toml::Value = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+            merge(&mut tree, file);
+        }
+        for (key, value) in vars {
+            if let Some(path) = key.strip_prefix("SFU_") {
+                apply_override(&mut tree, path, &value).with_context(|| format!("environment variable {key}"))?;
+            }
+        }
+        tree.try_into().context("invalid configuration")
+    }
+}
+
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+fn norm(s: &str) -> String {
+    s.chars().filter(|c| *c != '_').flat_map(char::to_lowercase).collect()
+}
+
+fn apply_override(tree: &mut toml::Value, path: &str, raw: &str) -> anyhow::Result<()> {
+    let segments: Vec<&str> = path.split("__").collect();
+    let mut node = tree;
+    for (i, seg) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        node = match node {
+            toml::Value::Table(t) => {
+                let Some(key) = t.keys().find(|k| norm(k) == norm(seg)).cloned() else {
+                    bail!("no configuration key `{seg}`");
+                };
+                match t.get_mut(&key) {
+                    Some(v) => v,
+                    None => bail!("no configuration key `{seg}`"),
+                }
+            }
+            toml::Value::Array(a) => {
+                let idx: usize = seg.parse().with_context(|| format!("`{seg}` is not an index"))?;
+                if idx == a.len() {
+                    a.push(toml::Value::Table(Default::default()));
+                }
+                match a.get_mut(idx) {
+                    Some(v) => v,
+                    None => bail!("index {idx} out of range"),
+                }
+            }
+            _ => bail!("`{seg}` is not a table"),
+        };
+        if last {
+            *node = parse_value(raw);
+        }
+    }
+    Ok(())
+}
+
+fn parse_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_env() {
+        let dir = std::env::temp_dir().join(format!("sfu-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sfu.toml");
+        std::fs::write(
+            &path,
+            "[server]\nbind = \"127.0.0.1:9000\"\n[limits]\nheartbeatTimeoutMs = 5000\n\
+             [[apps]]\nappID = 7\nsecret = \"s\"\nmultiRoom = true\n",
+        )
+        .unwrap();
+        let vars = vec![
+            ("SFU_LIMITS__ONLINE_COUNT_INTERVAL_MS".to_string(), "250".to_string()),
+            ("SFU_APPS__0__MAX_ROOMS".to_string(), "2".to_string()),
+            ("SFU_APPS__0__SECRET".to_string(), "from-env".to_string()),
+            ("OTHER".to_string(), "x".to_string()),
+        ];
+        let c = FileConfig::load(Some(&path), vars.into_iter()).unwrap();
+        assert_eq!(c.server.bind, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(c.limits.heartbeat_timeout_ms, 5000);
+        assert_eq!(c.limits.online_count_interval_ms, 250);
+        assert_eq!(c.limits.broadcast_per_room_per_sec, 10);
+        assert_eq!(c.apps.len(), 1);
+        assert_eq!((c.apps[0].app_id, c.apps[0].max_rooms), (7, 2));
+        assert_eq!(c.apps[0].secret, "from-env");
+        let bad = vec![("SFU_LIMITS__NOPE".to_string(), "1".to_string())];
+        assert!(FileConfig::load(None, bad.into_iter()).is_err());
+    }
+
+    #[test]
+    fn sample_config_parses_and_lists_every_key() {
+        let text = include_str!("../sfu.sample.toml");
+        let parsed: FileConfig = toml::from_str(text).unwrap();
+        assert!(!parsed.apps.is_empty());
+        let defaults = toml::Value::try_from(FileConfig::default()).unwrap();
+        for section in ["server", "limits"] {
+            for key in defaults[section].as_table().unwrap().keys() {
+                assert!(text.contains(&format!("{key} =")), "sample config lacks {section}.{key}");
+            }
+        }
+        for key in ["appID", "secret", "multiRoom", "maxRooms"] {
+            assert!(text.contains(&format!("{key} =")), "sample config lacks apps.{key}");
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The `sfu` binary: parses the command line and configuration, then starts
+//! the server (`sfu --dev`, `sfu --config sfu.toml`) or runs a tool
+//! (`sfu token ...`). It only assembles; the work lives in the crates.
+
+mod config;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use room_signal::token::{self, Claims, Privilege};
+use sfu_core::{Server, ServerConfig};
+
+use crate::config::FileConfig;
+
+#[derive(Parser, Debug)]
+#[command(name = "sfu", version, about = "WebRTC SFU with multi-room login, cross-room co-hosting and real-time messages")]
+struct Cli {
+    /// Development mode: app 1 / secret `devsecret` / multi-room, listening on 127.0.0.1:7880.
+    #[arg(long, global = true)]
+    dev: bool,
+    /// Configuration file (TOML); see sfu.sample.toml.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Signaling/HTTP listen address (overrides the config file).
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<SocketAddr>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print a room token (JWT) for a user.
+    Token(TokenArgs),
+}
+
+#[derive(Args, Debug)]
+struct TokenArgs {
+    /// App ID the token is for.
+    #[arg(long)]
+    app: u32,
+    /// User ID the token is for.
+    #[arg(long)]
+    user: String,
+    /// Restrict the token to one room.
+    #[arg(long)]
+    room: Option<String>,
+    /// Lifetime, e.g. 30s, 10m, 1h, 7d.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    ttl: Duration,
+    /// Deny the publish privilege.
+    #[arg(long)]
+    no_publish: bool,
+    /// Comma-separated stream IDs the user may publish (default: any).
+    #[arg(long, value_delimiter = ',')]
+    streams: Option<Vec<String>>,
+    /// Signing secret (default: the app's secret from --config, else the --dev secret).
+    #[arg(long)]
+    secret: Option<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Token(ref args)) => print_token(&cli, args),
+        None => serve(cli),
+    }
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<FileConfig> {
+    if !cli.dev && cli.config.is_none() {
+        bail!("no configuration: start with --dev, or --config sfu.toml (see sfu.sample.toml)");
+    }
+    let mut cfg = FileConfig::load(cli.config.as_deref(), std::env::vars())?;
+    if cli.dev {
+        if cfg.apps.is_empty() {
+            cfg.apps = room_signal::SignalConfig::dev().apps;
+        }
+        if cli.config.is_none() {
+            cfg.server.bind = SocketAddr::from(([127, 0, 0, 1], 7880));
+        }
+    }
+    if let Some(bind) = cli.bind {
+        cfg.server.bind = bind;
+    }
+    Ok(cfg)
+}
+
+fn print_token(cli: &Cli, args: &TokenArgs) -> anyhow::Result<()> {
+    let secret = match &args.secret {
+        Some(s) => s.clone(),
+        None if cli.config.is_some() => {
+            let cfg = FileConfig::load(cli.config.as_deref(), std::env::vars())?;
+            cfg.apps
+                .iter()
+                .find(|a| a.app_id == args.app)
+                .map(|a| a.secret.clone())
+                .with_context(|| format!("app {} is not in the configuration", args.app))?
+        }
+        None => room_signal::SignalConfig::dev().apps[0].secret.clone(),
+    };
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let claims = Claims {
+        app_id: args.app,
+        user_id: args.user.clone(),
+        iat: now,
+        exp: now + args.ttl.as_secs(),
+        room_id: args.room.clone(),
+        privilege: args.no_publish.then_some(Privilege {
+            login: true,
+            publish: false,
+        }),
+        stream_id_list: args.streams.clone(),
+    };
+    println!("{}", token::mint(&secret, &claims));
+    Ok(())
+}
+
+fn serve(cli: Cli) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cfg = load_config(&cli)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let server = Server::bind(ServerConfig {
+            bind: cfg.server.bind,
+            signal: cfg.signal(),
+        })
+        .await?;
+        let addr = server.local_addr()?;
+        tracing::info!(%addr, apps = cfg.apps.len(), dev = cli.dev, "sfu listening");
+        // A machine-readable line for scripts and tests that bind port 0.
+        println!("sfu listening on http://{addr}");
+        server.run(shutdown_signal()).await
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
