@@ -45,16 +45,22 @@ impl FileConfig {
     }
 
     /// Load `path` (if any) and apply `vars` (the `SFU_*` environment).
-    pub fn load(path: Option<&std::path::Path>, vars: impl Iterator<Item = (String, String)>) -> anyhow::Result<Self> {
+    pub fn load(
+        path: Option<&std::path::Path>,
+        vars: impl Iterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
         let mut tree = toml::Value::try_from(FileConfig::default()).context("default config")?;
         if let Some(path) = path {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            let file: toml::Value = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let file: toml::Value =
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
             merge(&mut tree, file);
         }
         for (key, value) in vars {
             if let Some(path) = key.strip_prefix("SFU_") {
-                apply_override(&mut tree, path, &value).with_context(|| format!("environment variable {key}"))?;
+                apply_override(&mut tree, path, &value)
+                    .with_context(|| format!("environment variable {key}"))?;
             }
         }
         tree.try_into().context("invalid configuration")
@@ -78,7 +84,10 @@ fn merge(base: &mut toml::Value, over: toml::Value) {
 }
 
 fn norm(s: &str) -> String {
-    s.chars().filter(|c| *c != '_').flat_map(char::to_lowercase).collect()
+    s.chars()
+        .filter(|c| *c != '_')
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 fn apply_override(tree: &mut toml::Value, path: &str, raw: &str) -> anyhow::Result<()> {
@@ -97,7 +106,9 @@ fn apply_override(tree: &mut toml::Value, path: &str, raw: &str) -> anyhow::Resu
                 }
             }
             toml::Value::Array(a) => {
-                let idx: usize = seg.parse().with_context(|| format!("`{seg}` is not an index"))?;
+                let idx: usize = seg
+                    .parse()
+                    .with_context(|| format!("`{seg}` is not an index"))?;
                 if idx == a.len() {
                     a.push(toml::Value::Table(Default::default()));
                 }
@@ -138,7 +149,10 @@ mod tests {
         )
         .unwrap();
         let vars = vec![
-            ("SFU_LIMITS__ONLINE_COUNT_INTERVAL_MS".to_string(), "250".to_string()),
+            (
+                "SFU_LIMITS__ONLINE_COUNT_INTERVAL_MS".to_string(),
+                "250".to_string(),
+            ),
             ("SFU_APPS__0__MAX_ROOMS".to_string(), "2".to_string()),
             ("SFU_APPS__0__SECRET".to_string(), "from-env".to_string()),
             ("OTHER".to_string(), "x".to_string()),
@@ -163,11 +177,17 @@ mod tests {
         let defaults = toml::Value::try_from(FileConfig::default()).unwrap();
         for section in ["server", "limits"] {
             for key in defaults[section].as_table().unwrap().keys() {
-                assert!(text.contains(&format!("{key} =")), "sample config lacks {section}.{key}");
+                assert!(
+                    text.contains(&format!("{key} =")),
+                    "sample config lacks {section}.{key}"
+                );
             }
         }
         for key in ["appID", "secret", "multiRoom", "maxRooms"] {
-            assert!(text.contains(&format!("{key} =")), "sample config lacks apps.{key}");
+            assert!(
+                text.contains(&format!("{key} =")),
+                "sample config lacks apps.{key}"
+            );
         }
     }
 }

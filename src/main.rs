@@ -16,7 +16,11 @@ use sfu_core::{Server, ServerConfig};
 use crate::config::FileConfig;
 
 #[derive(Parser, Debug)]
-#[command(name = "sfu", version, about = "WebRTC SFU with multi-room login, cross-room co-hosting and real-time messages")]
+#[command(
+    name = "sfu",
+    version,
+    about = "WebRTC SFU with multi-room login, cross-room co-hosting and real-time messages"
+)]
 struct Cli {
     /// Development mode: app 1 / secret `devsecret` / multi-room, listening on 127.0.0.1:7880.
     #[arg(long, global = true)]
@@ -128,7 +132,9 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cfg = load_config(&cli)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let server = Server::bind(ServerConfig {
             bind: cfg.server.bind,

@@ -104,7 +104,10 @@ impl Hub {
                 return Err(format!("app {}: secret is empty", app.app_id));
             }
             let id = app.app_id;
-            if apps.insert(id, Arc::new(App::new(app, limits.clone()))).is_some() {
+            if apps
+                .insert(id, Arc::new(App::new(app, limits.clone())))
+                .is_some()
+            {
                 return Err(format!("app {id} is configured twice"));
             }
         }

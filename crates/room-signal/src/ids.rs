@@ -83,7 +83,10 @@ pub fn stream_id(s: &str) -> Result<()> {
 /// Target user IDs of a custom command: `1009011` empty, `1009012` too long.
 pub fn command_target(s: &str) -> Result<()> {
     if s.is_empty() {
-        Err(SignalError::new(code::TARGET_EMPTY, "a target userID is empty"))
+        Err(SignalError::new(
+            code::TARGET_EMPTY,
+            "a target userID is empty",
+        ))
     } else if s.len() > MAX_USER_ID {
         Err(SignalError::new(
             code::TARGET_TOO_LONG,
@@ -157,7 +160,10 @@ mod tests {
 
     #[test]
     fn bodies() {
-        assert_eq!(message_body("", 1024).unwrap_err().code, code::MESSAGE_EMPTY);
+        assert_eq!(
+            message_body("", 1024).unwrap_err().code,
+            code::MESSAGE_EMPTY
+        );
         assert!(message_body(&"m".repeat(1024), 1024).is_ok());
         assert_eq!(
             message_body(&"m".repeat(1025), 1024).unwrap_err().code,

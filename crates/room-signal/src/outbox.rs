@@ -87,7 +87,10 @@ impl Outbox {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 if !self.overflow.flagged.swap(true, Ordering::AcqRel) {
-                    tracing::warn!(conn = self.conn_id, "send queue full: dropping slow connection");
+                    tracing::warn!(
+                        conn = self.conn_id,
+                        "send queue full: dropping slow connection"
+                    );
                     self.overflow.notify.notify_one();
                 }
                 false
@@ -131,6 +134,7 @@ mod tests {
     fn lossy_skips_when_half_full() {
         let (out, inbox) = channel(1, 4);
         let f = Bytes::from_static(b"{}");
+        assert!(out.send_lossy(&f));
         assert!(out.send_lossy(&f));
         assert!(out.send_lossy(&f));
         assert!(!out.send_lossy(&f));

@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use crate::config::Limits;
 use crate::error::{code, Result, SignalError};
 use crate::ids;
-use crate::limiter::Limiter;
+use crate::limiter::{self, Limiter};
 use crate::outbox::{Outbound, Outbox};
 use crate::wire::{self, RoomConfig, User};
 
@@ -121,7 +121,12 @@ impl Room {
         members <= self.limits.user_update_max_members as usize
     }
 
-    fn stream_update(&self, kind: &str, streams: &[ListedStream], reason: Option<DeleteReason>) -> Bytes {
+    fn stream_update(
+        &self,
+        kind: &str,
+        streams: &[ListedStream],
+        reason: Option<DeleteReason>,
+    ) -> Bytes {
         let list: Vec<Value> = streams.iter().map(ListedStream::to_json).collect();
         let extended = match reason {
             Some(r) => json!({"stream_delete_reason": streams.iter()
@@ -175,7 +180,8 @@ impl Room {
                 join: old.join,
                 code: code::KICKED_SAME_USER,
             });
-            kicked_streams = self.remove_streams_of(&mut st, &user.user_id, DeleteReason::RepeatedLogin);
+            kicked_streams =
+                self.remove_streams_of(&mut st, &user.user_id, DeleteReason::RepeatedLogin);
         }
         let join = NEXT_JOIN.fetch_add(1, Ordering::Relaxed);
         let l = &self.limits;
@@ -224,7 +230,12 @@ impl Room {
 
     /// Remove the member `user_id` if it is still the join `join`. Its streams
     /// are delisted with `reason`; returns them and whether the room is now empty.
-    pub(crate) fn leave(&self, user_id: &str, join: u64, reason: DeleteReason) -> (Vec<Arc<str>>, bool) {
+    pub(crate) fn leave(
+        &self,
+        user_id: &str,
+        join: u64,
+        reason: DeleteReason,
+    ) -> (Vec<Arc<str>>, bool) {
         let mut st = self.state.lock();
         if st.members.get(user_id).is_none_or(|m| m.join != join) {
             return (Vec::new(), false);
@@ -246,9 +257,15 @@ impl Room {
         (streams, st.closed)
     }
 
-    fn remove_streams_of(&self, st: &mut RoomState, user_id: &str, reason: DeleteReason) -> Vec<Arc<str>> {
-        let (gone, kept): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut st.streams).into_iter().partition(|s| &*s.user.user_id == user_id);
+    fn remove_streams_of(
+        &self,
+        st: &mut RoomState,
+        user_id: &str,
+        reason: DeleteReason,
+    ) -> Vec<Arc<str>> {
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut st.streams)
+            .into_iter()
+            .partition(|s| &*s.user.user_id == user_id);
         st.streams = kept;
         if !gone.is_empty() {
             let frame = self.stream_update("DELETE", &gone, Some(reason));
@@ -267,7 +284,13 @@ impl Room {
     }
 
     /// List a stream published by member `user_id` and tell the others (ADD).
-    pub fn add_stream(&self, user_id: &str, join: u64, stream_id: Arc<str>, extra_info: String) -> Result<()> {
+    pub fn add_stream(
+        &self,
+        user_id: &str,
+        join: u64,
+        stream_id: Arc<str>,
+        extra_info: String,
+    ) -> Result<()> {
         let mut st = self.state.lock();
         let user = Self::member(&st, user_id, join)
             .map_err(|_| SignalError::new(code::NOT_IN_ROOM, "not logged into this room"))?
@@ -294,7 +317,11 @@ impl Room {
         };
         let gone = st.streams.remove(pos);
         let frame = self.stream_update("DELETE", std::slice::from_ref(&gone), Some(reason));
-        for m in st.members.values().filter(|m| m.user.user_id != gone.user.user_id) {
+        for m in st
+            .members
+            .values()
+            .filter(|m| m.user.user_id != gone.user.user_id)
+        {
             m.outbox.send_frame(&frame);
         }
         true
@@ -302,7 +329,11 @@ impl Room {
 
     /// Does this room list `stream_id`?
     pub fn lists_stream(&self, stream_id: &str) -> bool {
-        self.state.lock().streams.iter().any(|s| &*s.stream_id == stream_id)
+        self.state
+            .lock()
+            .streams
+            .iter()
+            .any(|s| &*s.stream_id == stream_id)
     }
 
     /// Change a listed stream's extra info and tell the others.
@@ -324,11 +355,17 @@ impl Room {
     }
 
     /// `sendBroadcastMessage`: reliable, ordered, to every member but the sender.
-    pub(crate) fn broadcast_message(&self, user_id: &str, join: u64, message: &str, now_ms: u64) -> Result<u64> {
+    pub(crate) fn broadcast_message(
+        &self,
+        user_id: &str,
+        join: u64,
+        message: &str,
+        now_ms: u64,
+    ) -> Result<u64> {
         let mut st = self.state.lock();
         let from = Self::member(&st, user_id, join)?;
         ids::message_body(message, self.limits.max_message_bytes)?;
-        if !from.broadcast.check() || !self.broadcast.check() {
+        if !limiter::check_all(&[&from.broadcast, &self.broadcast]) {
             return Err(SignalError::new(
                 code::BROADCAST_TOO_FREQUENT,
                 "broadcast messages too frequent",
@@ -342,14 +379,24 @@ impl Room {
             json!({"roomID": &*self.id, "messageList": [{
                 "fromUser": &from, "message": message, "sendTime": now_ms, "messageID": id}]}),
         );
-        for m in st.members.values().filter(|m| m.user.user_id != from.user_id) {
+        for m in st
+            .members
+            .values()
+            .filter(|m| m.user.user_id != from.user_id)
+        {
             m.outbox.send_frame(&frame);
         }
         Ok(id)
     }
 
     /// `sendBarrageMessage`: lossy; skipped for receivers that are behind.
-    pub(crate) fn barrage_message(&self, user_id: &str, join: u64, message: &str, now_ms: u64) -> Result<String> {
+    pub(crate) fn barrage_message(
+        &self,
+        user_id: &str,
+        join: u64,
+        message: &str,
+        now_ms: u64,
+    ) -> Result<String> {
         let mut st = self.state.lock();
         let from = Self::member(&st, user_id, join)?.user.clone();
         ids::message_body(message, self.limits.max_message_bytes)?;
@@ -366,14 +413,24 @@ impl Room {
             json!({"roomID": &*self.id, "messageList": [{
                 "fromUser": &from, "message": message, "sendTime": now_ms, "messageID": id}]}),
         );
-        for m in st.members.values().filter(|m| m.user.user_id != from.user_id) {
+        for m in st
+            .members
+            .values()
+            .filter(|m| m.user.user_id != from.user_id)
+        {
             m.outbox.send_lossy(&frame);
         }
         Ok(id)
     }
 
     /// `sendCustomCommand` to `targets` (empty: everyone else).
-    pub(crate) fn custom_command(&self, user_id: &str, join: u64, command: &str, targets: &[String]) -> Result<()> {
+    pub(crate) fn custom_command(
+        &self,
+        user_id: &str,
+        join: u64,
+        command: &str,
+        targets: &[String],
+    ) -> Result<()> {
         let st = self.state.lock();
         let from = Self::member(&st, user_id, join)?;
         ids::message_body(command, self.limits.max_message_bytes)?;
@@ -416,23 +473,45 @@ impl Room {
     }
 
     /// `setRoomExtraInfo`: one key per room; everyone else gets the whole list.
-    pub(crate) fn set_extra_info(&self, user_id: &str, join: u64, key: &str, value: &str, now_ms: u64) -> Result<()> {
+    pub(crate) fn set_extra_info(
+        &self,
+        user_id: &str,
+        join: u64,
+        key: &str,
+        value: &str,
+        now_ms: u64,
+    ) -> Result<()> {
         let mut st = self.state.lock();
         let user = Self::member(&st, user_id, join)?.user.clone();
         if key.is_empty() {
-            return Err(SignalError::new(code::EXTRA_KEY_EMPTY, "extra-info key is empty"));
+            return Err(SignalError::new(
+                code::EXTRA_KEY_EMPTY,
+                "extra-info key is empty",
+            ));
         }
         if key.len() > 10 {
-            return Err(SignalError::new(code::EXTRA_KEY_TOO_LONG, "extra-info key longer than 10 bytes"));
+            return Err(SignalError::new(
+                code::EXTRA_KEY_TOO_LONG,
+                "extra-info key longer than 10 bytes",
+            ));
         }
         if value.len() > 128 {
-            return Err(SignalError::new(code::EXTRA_VALUE_TOO_LONG, "extra-info value longer than 128 bytes"));
+            return Err(SignalError::new(
+                code::EXTRA_VALUE_TOO_LONG,
+                "extra-info value longer than 128 bytes",
+            ));
         }
         if st.extra.as_ref().is_some_and(|e| e.key != key) {
-            return Err(SignalError::new(code::EXTRA_SECOND_KEY, "this room already has another extra-info key"));
+            return Err(SignalError::new(
+                code::EXTRA_SECOND_KEY,
+                "this room already has another extra-info key",
+            ));
         }
         if !self.extra_info.check() {
-            return Err(SignalError::new(code::RATE_LIMITED_ROOM, "room extra info set too frequently"));
+            return Err(SignalError::new(
+                code::RATE_LIMITED_ROOM,
+                "room extra info set too frequently",
+            ));
         }
         st.extra = Some(ExtraInfo {
             key: key.to_string(),

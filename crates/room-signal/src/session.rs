@@ -167,9 +167,23 @@ impl Session {
         Ok(None)
     }
 
-    fn verify_token(&self, token: Option<&str>, user_id: &str, room_id: &str, now_ms: u64) -> Result<u64> {
+    fn verify_token(
+        &self,
+        token: Option<&str>,
+        user_id: &str,
+        room_id: &str,
+        now_ms: u64,
+    ) -> Result<u64> {
         let cfg = &self.app.config;
-        token::verify(token, cfg.app_id, &cfg.secret, user_id, room_id, now_ms / 1000).map(|c| c.exp)
+        token::verify(
+            token,
+            cfg.app_id,
+            &cfg.secret,
+            user_id,
+            room_id,
+            now_ms / 1000,
+        )
+        .map(|c| c.exp)
     }
 
     fn joined(&self, room_id: &str) -> Option<usize> {
@@ -177,7 +191,13 @@ impl Session {
     }
 
     /// Join `room_id` as `user`, retrying if the room closes under us.
-    fn join(&mut self, room_id: &str, user: &User, config: wire::RoomConfig, token_exp: u64) -> Result<Map<String, Value>> {
+    fn join(
+        &mut self,
+        room_id: &str,
+        user: &User,
+        config: wire::RoomConfig,
+        token_exp: u64,
+    ) -> Result<Map<String, Value>> {
         loop {
             let room = self.app.room_for_join(room_id);
             match room.join(user, &self.outbox, config) {
@@ -206,9 +226,17 @@ impl Session {
     fn login(&mut self, req: wire::LoginRoom, now_ms: u64) -> OpResult {
         ids::room_id(&req.room_id)?;
         ids::user_id(&req.user.user_id)?;
-        let user_name = req.user.user_name.unwrap_or_else(|| req.user.user_id.clone());
+        let user_name = req
+            .user
+            .user_name
+            .unwrap_or_else(|| req.user.user_id.clone());
         ids::user_name(&user_name)?;
-        let exp = self.verify_token(req.token.as_deref(), &req.user.user_id, &req.room_id, now_ms)?;
+        let exp = self.verify_token(
+            req.token.as_deref(),
+            &req.user.user_id,
+            &req.room_id,
+            now_ms,
+        )?;
         if self.multi_room && !self.app.config.multi_room {
             return Err(SignalError::new(
                 code::MULTI_ROOM_NOT_PERMITTED,
@@ -222,9 +250,16 @@ impl Session {
             ));
         }
         if self.joined(&req.room_id).is_some() {
-            return Err(SignalError::new(code::ALREADY_IN_ROOM, "already logged into this room"));
+            return Err(SignalError::new(
+                code::ALREADY_IN_ROOM,
+                "already logged into this room",
+            ));
         }
-        if self.user.as_ref().is_some_and(|u| *u.user_id != *req.user.user_id) {
+        if self
+            .user
+            .as_ref()
+            .is_some_and(|u| *u.user_id != *req.user.user_id)
+        {
             return Err(SignalError::new(
                 code::USER_ID_MISMATCH,
                 "userID differs from the one this connection is logged in with",
@@ -250,7 +285,8 @@ impl Session {
         let Some(user) = self.user.clone() else {
             return Err(not_in_room(&req.from_room_id));
         };
-        let exp = self.verify_token(req.token.as_deref(), &user.user_id, &req.to_room_id, now_ms)?;
+        let exp =
+            self.verify_token(req.token.as_deref(), &user.user_id, &req.to_room_id, now_ms)?;
         let Some(from) = self.joined(&req.from_room_id) else {
             return Err(not_in_room(&req.from_room_id));
         };
@@ -284,7 +320,9 @@ impl Session {
             return Err(not_in_room(&req.room_id));
         };
         let exp = self.verify_token(req.token.as_deref(), &user_id, &req.room_id, now_ms)?;
-        let idx = self.joined(&req.room_id).ok_or_else(|| not_in_room(&req.room_id))?;
+        let idx = self
+            .joined(&req.room_id)
+            .ok_or_else(|| not_in_room(&req.room_id))?;
         if let Some(r) = self.rooms.get_mut(idx) {
             r.token_exp = exp;
             r.warned = false;
@@ -306,7 +344,11 @@ impl Session {
             return;
         }
         let joined = self.rooms.remove(idx);
-        let user_id = self.user.as_ref().map(|u| u.user_id.clone()).unwrap_or_else(|| Arc::from(""));
+        let user_id = self
+            .user
+            .as_ref()
+            .map(|u| u.user_id.clone())
+            .unwrap_or_else(|| Arc::from(""));
         let (streams, empty) = joined.room.leave(&user_id, joined.join, reason);
         for s in &streams {
             self.app.release_stream(s);
@@ -332,7 +374,11 @@ impl Session {
     pub fn on_outbound(&mut self, item: Outbound) -> Option<Bytes> {
         match item {
             Outbound::Frame(frame) => Some(frame),
-            Outbound::Kicked { room_id, join, code } => {
+            Outbound::Kicked {
+                room_id,
+                join,
+                code,
+            } => {
                 let idx = self.rooms.iter().position(|r| r.join == join)?;
                 self.rooms.remove(idx);
                 tracing::info!(app = self.app.id(), room = %room_id, user = ?self.user_id(),
@@ -365,7 +411,10 @@ impl Session {
         for r in self.rooms.iter_mut().filter(|r| !r.warned) {
             if r.token_exp.saturating_mul(1000).saturating_sub(before) <= now_ms {
                 r.warned = true;
-                out.push(wire::event("tokenWillExpire", json!({"roomID": &*r.room.id})));
+                out.push(wire::event(
+                    "tokenWillExpire",
+                    json!({"roomID": &*r.room.id}),
+                ));
             }
         }
         out
@@ -383,7 +432,12 @@ impl Session {
     /// List a stream this session publishes into one of its rooms (the media
     /// plane calls this once the publish is accepted). `1003028` if the ID is
     /// taken in the app, `1002002` if the room is not joined.
-    pub fn list_stream(&mut self, room_id: &str, stream_id: &str, extra_info: String) -> Result<()> {
+    pub fn list_stream(
+        &mut self,
+        room_id: &str,
+        stream_id: &str,
+        extra_info: String,
+    ) -> Result<()> {
         ids::stream_id(stream_id)?;
         let idx = self.joined(room_id).ok_or_else(|| not_in_room(room_id))?;
         let Some(joined) = self.rooms.get(idx) else {
@@ -391,10 +445,16 @@ impl Session {
         };
         let stream: Arc<str> = Arc::from(stream_id);
         if !self.app.claim_stream(&stream, &joined.room.id) {
-            return Err(SignalError::new(code::STREAM_ID_TAKEN, "stream ID already published in this app"));
+            return Err(SignalError::new(
+                code::STREAM_ID_TAKEN,
+                "stream ID already published in this app",
+            ));
         }
         let user_id = self.user_id().unwrap_or_default();
-        if let Err(e) = joined.room.add_stream(user_id, joined.join, stream.clone(), extra_info) {
+        if let Err(e) = joined
+            .room
+            .add_stream(user_id, joined.join, stream.clone(), extra_info)
+        {
             self.app.release_stream(&stream);
             return Err(e);
         }
@@ -424,7 +484,10 @@ impl Drop for Session {
 }
 
 fn not_in_room(room_id: &str) -> SignalError {
-    SignalError::new(code::NOT_IN_ROOM, format!("not logged into room `{room_id}`"))
+    SignalError::new(
+        code::NOT_IN_ROOM,
+        format!("not logged into room `{room_id}`"),
+    )
 }
 
 fn one(key: &str, value: Value) -> Map<String, Value> {

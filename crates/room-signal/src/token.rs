@@ -174,7 +174,9 @@ mod tests {
     fn every_failure_has_its_code() {
         assert_eq!(check(&mint("s3cret", &claims(1, "alice", 3000))), 0);
         assert_eq!(
-            verify(None, 1, "s3cret", "alice", "r1", 2000).unwrap_err().code,
+            verify(None, 1, "s3cret", "alice", "r1", 2000)
+                .unwrap_err()
+                .code,
             code::TOKEN_MISSING
         );
         assert_eq!(check(""), code::TOKEN_MISSING);

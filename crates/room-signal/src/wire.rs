@@ -248,6 +248,9 @@ mod tests {
         assert_eq!(v["id"], Value::Null);
         let e = event("tokenWillExpire", serde_json::json!({"roomID": "r"}));
         let v: Value = serde_json::from_slice(&e).unwrap();
-        assert_eq!(v, serde_json::json!({"event": "tokenWillExpire", "roomID": "r"}));
+        assert_eq!(
+            v,
+            serde_json::json!({"event": "tokenWillExpire", "roomID": "r"})
+        );
     }
 }

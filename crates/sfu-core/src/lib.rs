@@ -55,7 +55,10 @@ impl Server {
     }
 
     /// Serve until `shutdown` resolves.
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let state = self.state.clone();
         let period = Duration::from_millis(state.hub.limits().online_count_interval_ms.max(100));
         let ticker = tokio::spawn(async move {
@@ -68,7 +71,9 @@ impl Server {
             }
         });
         let app = http::router(self.state.clone());
-        let served = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
+        let served = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
         ticker.abort();
         served.context("HTTP server")
     }

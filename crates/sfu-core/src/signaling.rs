@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
+use room_signal::outbox::Overflow;
 use room_signal::{wire, App, CloseReason, Session};
 use tokio::time::{sleep_until, Instant};
 
@@ -53,7 +54,11 @@ pub async fn serve(mut socket: WebSocket, state: Arc<State>, app: Arc<App>) {
     let (mut session, mut inbox) = state.hub.connect(app);
     let heartbeat = Duration::from_millis(limits.heartbeat_timeout_ms);
     let mut silent_until = Instant::now() + heartbeat;
-    tracing::debug!(conn = session.conn_id(), app = session.app().id(), "signaling connected");
+    tracing::debug!(
+        conn = session.conn_id(),
+        app = session.app().id(),
+        "signaling connected"
+    );
     let reason = loop {
         let timer_at = session.next_deadline_ms().map(|at| {
             let now = unix_ms();
@@ -93,16 +98,16 @@ pub async fn serve(mut socket: WebSocket, state: Arc<State>, app: Arc<App>) {
                     Message::Close(_) => break CloseReason::Disconnected,
                 };
                 if let Some(frame) = answer.and_then(text) {
-                    if socket.send(frame).await.is_err() {
-                        break CloseReason::Disconnected;
+                    if let Err(reason) = write(&mut socket, frame, &inbox.overflow, heartbeat).await {
+                        break reason;
                     }
                 }
             }
             item = inbox.rx.recv() => {
                 let Some(item) = item else { break CloseReason::Disconnected };
                 if let Some(frame) = session.on_outbound(item).and_then(text) {
-                    if socket.send(frame).await.is_err() {
-                        break CloseReason::Disconnected;
+                    if let Err(reason) = write(&mut socket, frame, &inbox.overflow, heartbeat).await {
+                        break reason;
                     }
                 }
             }
@@ -116,16 +121,43 @@ pub async fn serve(mut socket: WebSocket, state: Arc<State>, app: Arc<App>) {
                 break CloseReason::HeartbeatTimeout;
             }
             () = sleep_opt(timer_at) => {
+                let mut failed = None;
                 for frame in session.on_timer(unix_ms()).into_iter().filter_map(text) {
-                    if socket.send(frame).await.is_err() {
+                    if let Err(reason) = write(&mut socket, frame, &inbox.overflow, heartbeat).await {
+                        failed = Some(reason);
                         break;
                     }
+                }
+                if let Some(reason) = failed {
+                    break reason;
                 }
             }
         }
     };
     session.close(reason);
     tracing::debug!(conn = session.conn_id(), ?reason, "signaling closed");
+}
+
+/// Write one frame unless the client stops reading: a write that waits
+/// while the connection's queue overflows, or longer than `limit`, ends the
+/// connection (the socket is dropped without a close handshake).
+async fn write(
+    socket: &mut WebSocket,
+    frame: Message,
+    overflow: &Overflow,
+    limit: Duration,
+) -> Result<(), CloseReason> {
+    tokio::select! {
+        sent = socket.send(frame) => sent.map_err(|_| CloseReason::Disconnected),
+        () = overflow.wait() => {
+            tracing::warn!("client stopped reading and its send queue overflowed: dropping the connection");
+            Err(CloseReason::SlowConsumer)
+        }
+        () = tokio::time::sleep(limit) => {
+            tracing::warn!("a write blocked for {limit:?}: dropping the connection");
+            Err(CloseReason::SlowConsumer)
+        }
+    }
 }
 
 async fn sleep_opt(at: Option<Instant>) {

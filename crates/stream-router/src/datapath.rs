@@ -1,0 +1,298 @@
+//! The router's per-packet data path: fan-out of publisher packets
+//! ([`Router::push_rtp`]), draining of rewritten packets
+//! ([`Router::poll_output`], [`Router::poll_downtrack`]), player feedback
+//! ([`Router::handle_player_feedback`]), coalesced keyframe requests
+//! ([`Router::poll_upstream`]) and sender-report translation.
+//!
+//! Nothing here allocates: queues, caches, the ready list and the
+//! pending-PLI list were all sized at setup time, and payloads move as
+//! `Bytes` handles.
+
+use std::time::Instant;
+
+use crate::downtrack::{Forwarded, Resend, Source};
+use crate::feedback::{Feedback, FeedbackSummary, SenderReport, Upstream};
+use crate::out::OutPacket;
+use crate::packet::RtpPacket;
+use crate::router::{Router, RouterError};
+use crate::slab::{DownTrackHandle, TrackHandle};
+use crate::track::{Ingest, MediaKind};
+
+/// What [`Router::push_rtp`] did with one packet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PushSummary {
+    /// Down-tracks the packet was queued on.
+    pub enqueued: u32,
+    /// Down-tracks whose queue was full (packet dropped for them only).
+    pub dropped_queue: u32,
+    /// Video down-tracks still waiting for a keyframe.
+    pub gated: u32,
+    /// Down-tracks that started on a later packet of this source.
+    pub late: u32,
+    /// The packet's SSRC or payload type is not the track's.
+    pub rejected: bool,
+    /// The same sequence number was already received.
+    pub duplicate: bool,
+}
+
+impl Router {
+    /// Fans a publisher packet out to every down-track of its stream and
+    /// kind: each one rewrites it (no payload copy) and queues it. The
+    /// packet is also kept in the track's retransmit cache.
+    pub fn push_rtp(
+        &mut self,
+        track: TrackHandle,
+        packet: RtpPacket,
+        now: Instant,
+    ) -> Result<PushSummary, RouterError> {
+        let Router {
+            streams,
+            tracks,
+            downtracks,
+            ready,
+            pli_list,
+            ..
+        } = self;
+        let t = tracks.get_mut(track.0).ok_or(RouterError::UnknownTrack)?;
+        let mut summary = PushSummary::default();
+        let (ext, keyframe, local) = match t.ingest(packet) {
+            Ingest::Rejected => {
+                summary.rejected = true;
+                return Ok(summary);
+            }
+            Ingest::Duplicate => {
+                summary.duplicate = true;
+                return Ok(summary);
+            }
+            Ingest::Cached { ext, keyframe } => (ext, keyframe, None),
+            Ingest::Uncached { ext, keyframe, pkt } => (ext, keyframe, Some(pkt)),
+        };
+        let pkt = match &local {
+            Some(p) => p,
+            None => match t.cache.get(ext) {
+                Some(p) => p,
+                None => return Ok(summary),
+            },
+        };
+        let Some(stream) = streams.get(t.stream.0) else {
+            return Ok(summary);
+        };
+        let src = Source {
+            handle: track,
+            info: &t.info,
+            ext,
+            keyframe,
+        };
+        let mut want_keyframe = false;
+        for &h in &stream.subs[t.info.kind.index()] {
+            let Some(dt) = downtracks.get_mut(h.0) else {
+                continue;
+            };
+            match dt.forward(&src, pkt, now) {
+                Forwarded::Queued => {
+                    summary.enqueued += 1;
+                    if !dt.in_ready {
+                        dt.in_ready = true;
+                        ready.push_back(h);
+                    }
+                }
+                Forwarded::QueueFull => summary.dropped_queue += 1,
+                Forwarded::Gated { request_keyframe } => {
+                    summary.gated += 1;
+                    want_keyframe |= request_keyframe;
+                }
+                Forwarded::Late => summary.late += 1,
+            }
+        }
+        if want_keyframe && t.request_keyframe() {
+            pli_list.push(track);
+        }
+        Ok(summary)
+    }
+
+    /// Next outgoing packet of any down-track. Down-tracks with pending
+    /// packets sit in a ready list; one down-track's packets come out
+    /// consecutively in queue order, then the next down-track's.
+    pub fn poll_output(&mut self) -> Option<(DownTrackHandle, OutPacket)> {
+        while let Some(h) = self.ready.pop_front() {
+            let Some(dt) = self.downtracks.get_mut(h.0) else {
+                continue;
+            };
+            let Some(p) = dt.pop() else {
+                dt.in_ready = false;
+                continue;
+            };
+            if dt.pending() > 0 {
+                self.ready.push_front(h);
+            } else {
+                dt.in_ready = false;
+            }
+            return Some((h, p));
+        }
+        None
+    }
+
+    /// Next outgoing packet of one down-track (`None` if empty or stale).
+    pub fn poll_downtrack(&mut self, downtrack: DownTrackHandle) -> Option<OutPacket> {
+        self.downtracks.get_mut(downtrack.0)?.pop()
+    }
+
+    /// Handles RTCP feedback from the player of `downtrack`.
+    ///
+    /// PLI/FIR on a video down-track register a keyframe request for the
+    /// stream's current video track (coalesced, see
+    /// [`Router::poll_upstream`]); on audio they are counted and ignored.
+    /// NACKed numbers (player numbering) are mapped back to the publisher's,
+    /// looked up in the retransmit cache and re-queued with the same
+    /// rewritten header, flagged `is_retransmission`; each number is resent
+    /// at most once per [`NACK_RETRANSMIT_INTERVAL`](crate::NACK_RETRANSMIT_INTERVAL).
+    pub fn handle_player_feedback(
+        &mut self,
+        downtrack: DownTrackHandle,
+        feedback: Feedback<'_>,
+        now: Instant,
+    ) -> Result<FeedbackSummary, RouterError> {
+        let Router {
+            streams,
+            tracks,
+            downtracks,
+            ready,
+            pli_list,
+            ..
+        } = self;
+        let dt = downtracks
+            .get_mut(downtrack.0)
+            .ok_or(RouterError::UnknownDownTrack)?;
+        let track = dt
+            .stream
+            .and_then(|s| streams.get(s.0))
+            .and_then(|s| s.tracks[dt.kind.index()]);
+        let mut summary = FeedbackSummary::default();
+        match feedback {
+            Feedback::Pli | Feedback::Fir => {
+                dt.stats.keyframe_requests += 1;
+                if dt.kind == MediaKind::Video {
+                    if let Some((h, t)) = track.and_then(|h| Some((h, tracks.get_mut(h.0)?))) {
+                        if t.request_keyframe() {
+                            pli_list.push(h);
+                        }
+                        summary.keyframe_requested = true;
+                    }
+                }
+            }
+            Feedback::Nack(seqs) => {
+                let source = track.and_then(|h| Some((h, tracks.get(h.0)?)));
+                for &seq in seqs {
+                    let outcome = match source {
+                        Some((h, t)) => dt.resend(seq, h, t, now),
+                        None => {
+                            dt.stats.nacked += 1;
+                            Resend::Ignored
+                        }
+                    };
+                    match outcome {
+                        Resend::Queued => summary.retransmitted += 1,
+                        Resend::RateLimited => summary.rate_limited += 1,
+                        Resend::Ignored => summary.ignored += 1,
+                    }
+                }
+                if summary.retransmitted > 0 && !dt.in_ready {
+                    dt.in_ready = true;
+                    ready.push_back(downtrack);
+                }
+            }
+        }
+        Ok(summary)
+    }
+
+    /// Next message for a publisher, if one is due at `now`.
+    ///
+    /// Keyframe requests are coalesced per track: the first one is due
+    /// immediately; further requests within
+    /// [`PLI_INTERVAL`](crate::PLI_INTERVAL) of the last PLI sent become a
+    /// single PLI due when that interval ends (see [`Router::poll_timeout`]).
+    pub fn poll_upstream(&mut self, now: Instant) -> Option<(TrackHandle, Upstream)> {
+        let mut i = 0;
+        while let Some(&h) = self.pli_list.get(i) {
+            let Some(t) = self.tracks.get_mut(h.0) else {
+                self.pli_list.swap_remove(i);
+                continue;
+            };
+            if t.pli_deadline().is_none() {
+                t.pli_listed = false;
+                self.pli_list.swap_remove(i);
+                continue;
+            }
+            match t.take_pli(now) {
+                Some(media_ssrc) => {
+                    self.pli_list.swap_remove(i);
+                    return Some((h, Upstream::Pli { media_ssrc }));
+                }
+                None => i += 1,
+            }
+        }
+        None
+    }
+
+    /// Earliest instant at which [`Router::poll_upstream`] will have a
+    /// *deferred* (coalesced) PLI to emit. Requests due immediately are not
+    /// reported here: call `poll_upstream` after every input (as usual in a
+    /// sans-IO loop) and again when this deadline passes.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.pli_list
+            .iter()
+            .filter_map(|h| self.tracks.get(h.0)?.pli_deadline()?)
+            .min()
+    }
+
+    /// Translates the publisher's sender report for `track` (NTP time and
+    /// matching RTP time) into the report `downtrack` should send: its SSRC,
+    /// the RTP time shifted by its timestamp offset, and its own packet and
+    /// octet counts. `None` if the handles are stale or the down-track has
+    /// not forwarded anything from this track yet.
+    pub fn sender_report(
+        &self,
+        track: TrackHandle,
+        downtrack: DownTrackHandle,
+        ntp: u64,
+        rtp_time: u32,
+    ) -> Option<SenderReport> {
+        self.downtracks
+            .get(downtrack.0)?
+            .sender_report(track, ntp, rtp_time)
+    }
+
+    /// Calls `f` with the translated sender report of every down-track
+    /// currently forwarding `track`; returns how many there were.
+    pub fn for_each_sender_report(
+        &self,
+        track: TrackHandle,
+        ntp: u64,
+        rtp_time: u32,
+        mut f: impl FnMut(DownTrackHandle, SenderReport),
+    ) -> usize {
+        let Some(t) = self.tracks.get(track.0) else {
+            return 0;
+        };
+        let mut n = 0;
+        for h in self.subscribers(t.stream, t.info.kind) {
+            if let Some(sr) = self.sender_report(track, h, ntp, rtp_time) {
+                f(h, sr);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Drops every packet queued on `downtrack` (e.g. after a long stall,
+    /// to skip ahead). Returns false for a stale handle.
+    pub fn clear_queue(&mut self, downtrack: DownTrackHandle) -> bool {
+        match self.downtracks.get_mut(downtrack.0) {
+            Some(dt) => {
+                dt.clear_queue();
+                true
+            }
+            None => false,
+        }
+    }
+}

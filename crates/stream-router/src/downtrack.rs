@@ -1,0 +1,483 @@
+//! A down-track: one player's view of one kind (audio or video) of a stream.
+//!
+//! It turns publisher packets into packets for the player leg: SSRC, payload
+//! type and extension IDs of the player, continuous sequence numbers and
+//! timestamps (via [`Rewriter`]), a keyframe gate for video, a bounded
+//! outgoing queue, NACK-driven retransmission with a per-sequence rate limit,
+//! and sender-report translation. Everything is allocated at subscribe time.
+
+use std::time::{Duration, Instant};
+
+use crate::cache::NackLimiter;
+use crate::ext::ExtMap;
+use crate::feedback::SenderReport;
+use crate::out::OutPacket;
+use crate::packet::{Extensions, RtpPacket};
+use crate::ring::Ring;
+use crate::router::StreamKey;
+use crate::seq::Rewriter;
+use crate::slab::{StreamHandle, TrackHandle};
+use crate::track::{MediaKind, Track, TrackInfo};
+
+/// While a video down-track waits for a keyframe, it asks for another one if
+/// none started within this long (the first PLI may have been lost).
+pub const KEYFRAME_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Parameters of a player leg for one kind, from the player's SDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownTrackConfig {
+    /// SSRC the player leg sends this kind with.
+    pub ssrc: u32,
+    /// Payload type negotiated with the player.
+    pub payload_type: u8,
+    /// The player leg's header-extension IDs.
+    pub extensions: ExtMap,
+    /// Outgoing queue size in packets (0 is treated as 1).
+    pub queue_capacity: usize,
+}
+
+/// Counters of one down-track.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DownTrackStats {
+    /// Original packets handed out by a poll.
+    pub packets_sent: u64,
+    /// Payload bytes of those packets.
+    pub bytes_sent: u64,
+    /// Retransmissions handed out by a poll.
+    pub retransmitted: u64,
+    /// Packets (original or retransmission) dropped because the queue was full.
+    pub dropped_queue: u64,
+    /// Video packets dropped while waiting for a keyframe.
+    pub dropped_keyframe_gate: u64,
+    /// Packets older than the first packet forwarded from the current source.
+    pub dropped_late: u64,
+    /// Sequence numbers received in NACKs.
+    pub nacked: u64,
+    /// PLI/FIR received from the player.
+    pub keyframe_requests: u64,
+}
+
+/// A packet's source as seen by the fan-out loop.
+pub(crate) struct Source<'a> {
+    pub(crate) handle: TrackHandle,
+    pub(crate) info: &'a TrackInfo,
+    pub(crate) ext: i64,
+    pub(crate) keyframe: bool,
+}
+
+/// What [`DownTrack::forward`] did with a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Forwarded {
+    Queued,
+    QueueFull,
+    Gated { request_keyframe: bool },
+    Late,
+}
+
+/// Outcome of one NACKed sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resend {
+    Queued,
+    RateLimited,
+    Ignored,
+}
+
+pub(crate) struct DownTrack {
+    pub(crate) kind: MediaKind,
+    config: DownTrackConfig,
+    /// Attached stream; `None` while waiting for a publisher under `key`.
+    pub(crate) stream: Option<StreamHandle>,
+    pub(crate) key: StreamKey,
+    rewriter: Rewriter,
+    gate_since: Option<Instant>,
+    queue: Ring<OutPacket>,
+    /// Whether the handle sits in the router's ready list.
+    pub(crate) in_ready: bool,
+    limiter: NackLimiter,
+    pub(crate) stats: DownTrackStats,
+}
+
+impl DownTrack {
+    pub(crate) fn new(kind: MediaKind, config: DownTrackConfig, key: StreamKey) -> Self {
+        let history = match kind {
+            MediaKind::Audio => crate::cache::AUDIO_CACHE_PACKETS,
+            MediaKind::Video => crate::cache::VIDEO_CACHE_PACKETS,
+        };
+        DownTrack {
+            kind,
+            config,
+            stream: None,
+            key,
+            rewriter: Rewriter::new(config.ssrc),
+            gate_since: None,
+            queue: Ring::new(config.queue_capacity),
+            in_ready: false,
+            limiter: NackLimiter::new(history),
+            stats: DownTrackStats::default(),
+        }
+    }
+
+    /// The publisher behind this down-track changed (or went away): the next
+    /// forwarded packet starts a new epoch, behind a keyframe for video.
+    pub(crate) fn source_changed(&mut self) {
+        self.rewriter.reset();
+        self.gate_since = None;
+    }
+
+    pub(crate) fn pending(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Whether packets from `source` must wait for a keyframe before an
+    /// epoch can start.
+    fn gated_for(&self, info: &TrackInfo) -> bool {
+        self.kind == MediaKind::Video && info.codec.has_keyframe_detection()
+    }
+
+    /// Rewrites `pkt` for this player and enqueues it.
+    pub(crate) fn forward(&mut self, src: &Source<'_>, pkt: &RtpPacket, now: Instant) -> Forwarded {
+        let (seq, ts) = match self.rewriter.epoch_track() {
+            Some(t) if t == src.handle => {
+                match self
+                    .rewriter
+                    .rewrite(src.ext, pkt.sequence_number, pkt.timestamp, now)
+                {
+                    Some(r) => r,
+                    None => {
+                        self.stats.dropped_late += 1;
+                        return Forwarded::Late;
+                    }
+                }
+            }
+            other => {
+                if other.is_some() {
+                    self.source_changed();
+                }
+                if self.gated_for(src.info) && !src.keyframe {
+                    self.stats.dropped_keyframe_gate += 1;
+                    let since = *self.gate_since.get_or_insert(now);
+                    let retry = now.saturating_duration_since(since) >= KEYFRAME_RETRY_INTERVAL;
+                    if retry {
+                        self.gate_since = Some(now);
+                    }
+                    return Forwarded::Gated {
+                        request_keyframe: retry,
+                    };
+                }
+                self.gate_since = None;
+                self.rewriter.start(
+                    src.handle,
+                    src.ext,
+                    pkt.sequence_number,
+                    pkt.timestamp,
+                    src.info.clock_rate,
+                    now,
+                )
+            }
+        };
+        let out = self.build(pkt, &src.info.extensions, seq, ts, false);
+        self.enqueue(out)
+    }
+
+    /// Re-enqueues the packet the player numbered `out_seq`, if it belongs
+    /// to the current epoch, is still in `track`'s cache and was not resent
+    /// within the rate-limit interval.
+    pub(crate) fn resend(
+        &mut self,
+        out_seq: u16,
+        handle: TrackHandle,
+        track: &Track,
+        now: Instant,
+    ) -> Resend {
+        self.stats.nacked += 1;
+        if self.rewriter.epoch_track() != Some(handle) {
+            return Resend::Ignored;
+        }
+        let Some(ext) = self.rewriter.to_source(out_seq) else {
+            return Resend::Ignored;
+        };
+        let Some(pkt) = track.cache.get(ext) else {
+            return Resend::Ignored;
+        };
+        let Some((seq, ts)) = self.rewriter.map(pkt.sequence_number, pkt.timestamp) else {
+            return Resend::Ignored;
+        };
+        if self.queue.len() >= self.queue.capacity() {
+            self.stats.dropped_queue += 1;
+            return Resend::Ignored;
+        }
+        if !self.limiter.allow(seq, now) {
+            return Resend::RateLimited;
+        }
+        let out = self.build(pkt, &track.info.extensions, seq, ts, true);
+        match self.enqueue(out) {
+            Forwarded::Queued => Resend::Queued,
+            _ => Resend::Ignored,
+        }
+    }
+
+    fn build(&self, pkt: &RtpPacket, src_map: &ExtMap, seq: u16, ts: u32, rtx: bool) -> OutPacket {
+        let mut extensions = Extensions::new();
+        for e in &pkt.extensions {
+            if let Some(id) = src_map.remap(e.id, &self.config.extensions) {
+                extensions.push(id, e.value.clone());
+            }
+        }
+        OutPacket {
+            ssrc: self.config.ssrc,
+            payload_type: self.config.payload_type,
+            sequence_number: seq,
+            timestamp: ts,
+            marker: pkt.marker,
+            extensions,
+            payload: pkt.payload.clone(),
+            is_retransmission: rtx,
+        }
+    }
+
+    fn enqueue(&mut self, out: OutPacket) -> Forwarded {
+        match self.queue.push(out) {
+            Ok(()) => Forwarded::Queued,
+            Err(_) => {
+                self.stats.dropped_queue += 1;
+                Forwarded::QueueFull
+            }
+        }
+    }
+
+    /// Takes the oldest queued packet, counting it as sent.
+    pub(crate) fn pop(&mut self) -> Option<OutPacket> {
+        let p = self.queue.pop()?;
+        if p.is_retransmission {
+            self.stats.retransmitted += 1;
+        } else {
+            self.stats.packets_sent += 1;
+            self.stats.bytes_sent += p.payload.len() as u64;
+        }
+        Some(p)
+    }
+
+    /// Drops every queued packet.
+    pub(crate) fn clear_queue(&mut self) {
+        self.queue.clear();
+    }
+
+    /// Translates a sender report of `track` for this player leg; `None`
+    /// until this down-track forwards from that track.
+    pub(crate) fn sender_report(
+        &self,
+        track: TrackHandle,
+        ntp: u64,
+        rtp_time: u32,
+    ) -> Option<SenderReport> {
+        if self.rewriter.epoch_track() != Some(track) {
+            return None;
+        }
+        Some(SenderReport {
+            ssrc: self.config.ssrc,
+            ntp,
+            rtp_time: self.rewriter.rtp_time(rtp_time)?,
+            packet_count: self.stats.packets_sent as u32,
+            octet_count: self.stats.bytes_sent as u32,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ext::ExtKind;
+    use crate::keyframe::Codec;
+    use crate::slab::Slab;
+    use crate::track::Ingest;
+    use bytes::Bytes;
+
+    struct Fixture {
+        track: Track,
+        handle: TrackHandle,
+        dt: DownTrack,
+        t0: Instant,
+    }
+
+    fn fixture(kind: MediaKind, codec: Codec, queue: usize) -> Fixture {
+        let mut slab: Slab<()> = Slab::default();
+        let stream = StreamHandle(slab.insert(()));
+        let handle = TrackHandle(slab.insert(()));
+        let info = TrackInfo {
+            kind,
+            codec,
+            clock_rate: 90_000,
+            ssrc: 1111,
+            payload_type: 96,
+            extensions: ExtMap::new()
+                .with(1, ExtKind::AudioLevel)
+                .with(2, ExtKind::TransportCc)
+                .with(3, ExtKind::VideoOrientation),
+        };
+        let config = DownTrackConfig {
+            ssrc: 2222,
+            payload_type: 100,
+            extensions: ExtMap::new()
+                .with(7, ExtKind::AudioLevel)
+                .with(8, ExtKind::TransportCc),
+            queue_capacity: queue,
+        };
+        Fixture {
+            track: Track::new(info, stream),
+            handle,
+            dt: DownTrack::new(kind, config, StreamKey::new(1, "s")),
+            t0: Instant::now(),
+        }
+    }
+
+    impl Fixture {
+        fn push(&mut self, seq: u16, ts: u32, payload: &'static [u8]) -> Forwarded {
+            let mut pkt = RtpPacket {
+                ssrc: 1111,
+                payload_type: 96,
+                sequence_number: seq,
+                timestamp: ts,
+                marker: true,
+                payload: Bytes::from_static(payload),
+                ..RtpPacket::default()
+            };
+            pkt.extensions.push(1, Bytes::from_static(&[0x85]));
+            pkt.extensions.push(2, Bytes::from_static(&[0, 9]));
+            pkt.extensions.push(3, Bytes::from_static(&[1]));
+            let (ext, keyframe) = match self.track.ingest(pkt) {
+                Ingest::Cached { ext, keyframe } => (ext, keyframe),
+                _ => panic!("not cached"),
+            };
+            let pkt = self.track.cache.get(ext).unwrap().clone();
+            let src = Source {
+                handle: self.handle,
+                info: &self.track.info,
+                ext,
+                keyframe,
+            };
+            self.dt.forward(&src, &pkt, self.t0)
+        }
+    }
+
+    #[test]
+    fn rewrites_header_and_extensions() {
+        let mut f = fixture(MediaKind::Audio, Codec::Opus, 8);
+        assert_eq!(f.push(500, 9000, b"a"), Forwarded::Queued);
+        assert_eq!(f.push(501, 9960, b"b"), Forwarded::Queued);
+        let p0 = f.dt.pop().unwrap();
+        let p1 = f.dt.pop().unwrap();
+        assert_eq!(f.dt.pop(), None);
+        let (seq0, ts0) = {
+            let r = Rewriter::new(2222);
+            let mut r = r;
+            r.start(f.handle, 0, 0, 0, 1, f.t0)
+        };
+        assert_eq!((p0.ssrc, p0.payload_type, p0.marker), (2222, 100, true));
+        assert_eq!((p0.sequence_number, p0.timestamp), (seq0, ts0));
+        assert_eq!(p1.sequence_number, seq0.wrapping_add(1));
+        assert_eq!(p1.timestamp, ts0.wrapping_add(960));
+        // Audio level remapped 1 -> 7; transport-cc stripped even though the
+        // player negotiated it; orientation stripped (not negotiated).
+        assert_eq!(p0.extensions.len(), 1);
+        assert_eq!(&p0.extensions.get(7).unwrap()[..], &[0x85]);
+        assert!(!p0.is_retransmission);
+        assert_eq!(&p1.payload[..], b"b");
+        assert_eq!((f.dt.stats.packets_sent, f.dt.stats.bytes_sent), (2, 2));
+    }
+
+    #[test]
+    fn video_gate_waits_for_keyframe_and_retries() {
+        let mut f = fixture(MediaKind::Video, Codec::Vp8, 8);
+        let delta: &[u8] = &[0x10, 0x01];
+        let key: &[u8] = &[0x10, 0x00];
+        assert_eq!(
+            f.push(1, 0, delta),
+            Forwarded::Gated {
+                request_keyframe: false
+            }
+        );
+        f.t0 += KEYFRAME_RETRY_INTERVAL;
+        assert_eq!(
+            f.push(2, 0, delta),
+            Forwarded::Gated {
+                request_keyframe: true
+            }
+        );
+        assert_eq!(
+            f.push(3, 0, delta),
+            Forwarded::Gated {
+                request_keyframe: false
+            }
+        );
+        assert_eq!(f.push(4, 3000, key), Forwarded::Queued);
+        assert_eq!(f.push(5, 3000, &[0x00, 0x01]), Forwarded::Queued); // same frame
+        assert_eq!(f.push(6, 6000, delta), Forwarded::Queued);
+        assert_eq!(f.dt.stats.dropped_keyframe_gate, 3);
+        assert_eq!(f.dt.pending(), 3);
+    }
+
+    #[test]
+    fn full_queue_drops_and_counts() {
+        let mut f = fixture(MediaKind::Audio, Codec::Opus, 2);
+        assert_eq!(f.push(1, 0, b"1"), Forwarded::Queued);
+        assert_eq!(f.push(2, 0, b"2"), Forwarded::Queued);
+        assert_eq!(f.push(3, 0, b"3"), Forwarded::QueueFull);
+        assert_eq!(f.dt.stats.dropped_queue, 1);
+        assert_eq!(&f.dt.pop().unwrap().payload[..], b"1");
+        assert_eq!(f.push(4, 0, b"4"), Forwarded::Queued);
+        let a = f.dt.pop().unwrap();
+        let b = f.dt.pop().unwrap();
+        // The drop left a visible gap: 2 then 4.
+        assert_eq!(b.sequence_number.wrapping_sub(a.sequence_number), 2);
+    }
+
+    #[test]
+    fn resend_and_rate_limit() {
+        let mut f = fixture(MediaKind::Audio, Codec::Opus, 8);
+        for seq in 10..15 {
+            f.push(seq, u32::from(seq) * 960, b"x");
+        }
+        let first = f.dt.pop().unwrap().sequence_number;
+        while f.dt.pop().is_some() {}
+        let lost = first.wrapping_add(2);
+        let h = f.handle;
+        assert_eq!(f.dt.resend(lost, h, &f.track, f.t0), Resend::Queued);
+        assert_eq!(f.dt.resend(lost, h, &f.track, f.t0), Resend::RateLimited);
+        // Not yet sent, before the epoch, and a foreign track: ignored.
+        assert_eq!(
+            f.dt.resend(first.wrapping_add(5), h, &f.track, f.t0),
+            Resend::Ignored
+        );
+        assert_eq!(
+            f.dt.resend(first.wrapping_sub(1), h, &f.track, f.t0),
+            Resend::Ignored
+        );
+        let later = f.t0 + crate::cache::NACK_RETRANSMIT_INTERVAL;
+        assert_eq!(f.dt.resend(lost, h, &f.track, later), Resend::Queued);
+        let r = f.dt.pop().unwrap();
+        assert!(r.is_retransmission);
+        assert_eq!(r.sequence_number, lost);
+        assert_eq!(
+            r.timestamp.wrapping_sub(f.dt.rewriter.rtp_time(0).unwrap()),
+            12 * 960
+        );
+        assert_eq!(f.dt.pop().map(|p| p.sequence_number), Some(lost));
+        assert_eq!(f.dt.stats.retransmitted, 2);
+        assert_eq!(f.dt.stats.nacked, 5);
+    }
+
+    #[test]
+    fn sender_report_translation() {
+        let mut f = fixture(MediaKind::Audio, Codec::Opus, 8);
+        assert_eq!(f.dt.sender_report(f.handle, 1, 2), None);
+        f.push(7, 1000, b"abc");
+        let out = f.dt.pop().unwrap();
+        let sr = f.dt.sender_report(f.handle, 0xabcd, 1500).unwrap();
+        assert_eq!(sr.ssrc, 2222);
+        assert_eq!(sr.ntp, 0xabcd);
+        assert_eq!(sr.rtp_time, out.timestamp.wrapping_add(500));
+        assert_eq!((sr.packet_count, sr.octet_count), (1, 3));
+        f.dt.source_changed();
+        assert_eq!(f.dt.sender_report(f.handle, 1, 2), None);
+    }
+}

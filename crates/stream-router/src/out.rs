@@ -1,0 +1,236 @@
+//! Outgoing packets: what a down-track hands to the I/O layer.
+//!
+//! An [`OutPacket`] carries the rewritten header fields and the *same*
+//! payload buffer the publisher's packet arrived in. The I/O layer serialises
+//! the header with [`OutPacket::write_header`] into its own small buffer and
+//! sends header + payload with vectored I/O (or SRTP-protects them), so the
+//! media bytes are never copied by the router.
+
+use bytes::Bytes;
+
+use crate::packet::{Extensions, MAX_EXTENSIONS};
+
+/// Upper bound of [`OutPacket::header_len`]: fixed header, extension block
+/// header and [`MAX_EXTENSIONS`] two-byte elements of 255 bytes, padded.
+pub const MAX_HEADER_LEN: usize = 12 + 4 + MAX_EXTENSIONS * (2 + 255) + 3;
+
+/// A packet rewritten for one player leg.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutPacket {
+    /// The player leg's SSRC.
+    pub ssrc: u32,
+    /// The player leg's payload type.
+    pub payload_type: u8,
+    /// Rewritten, continuous sequence number.
+    pub sequence_number: u16,
+    /// Rewritten timestamp.
+    pub timestamp: u32,
+    /// Marker bit, as received.
+    pub marker: bool,
+    /// Forwardable extensions, remapped to the player leg's IDs.
+    pub extensions: Extensions,
+    /// The publisher's payload buffer (not a copy).
+    pub payload: Bytes,
+    /// True when this is a NACK-triggered resend of an earlier packet.
+    pub is_retransmission: bool,
+}
+
+impl OutPacket {
+    /// Extensions that can be encoded at all (ID 1..=255, at most 255 bytes).
+    fn writable_exts(&self) -> impl Iterator<Item = (u8, &[u8])> + '_ {
+        self.extensions
+            .iter()
+            .filter(|e| e.id != 0 && e.value.len() <= 255)
+            .map(|e| (e.id, &e.value[..]))
+    }
+
+    /// Whether the RFC 8285 one-byte form fits every extension.
+    fn one_byte_form(&self) -> bool {
+        self.writable_exts()
+            .all(|(id, v)| id <= 14 && (1..=16).contains(&v.len()))
+    }
+
+    /// Length of the extension elements (before padding to 4 bytes).
+    fn ext_body_len(&self, one_byte: bool) -> usize {
+        let per = if one_byte { 1 } else { 2 };
+        self.writable_exts().map(|(_, v)| per + v.len()).sum()
+    }
+
+    /// Number of bytes [`OutPacket::write_header`] writes.
+    pub fn header_len(&self) -> usize {
+        if self.writable_exts().next().is_none() {
+            return 12;
+        }
+        let body = self.ext_body_len(self.one_byte_form());
+        12 + 4 + body.div_ceil(4) * 4
+    }
+
+    /// Serialises the RTP header (version 2, no padding, no CSRCs, with an
+    /// RFC 8285 extension block when there are extensions: one-byte form when
+    /// every ID is 1..=14 and every value 1..=16 bytes, two-byte form
+    /// otherwise; ID 0 and values over 255 bytes are skipped).
+    ///
+    /// Returns the number of bytes written, or 0 (writing nothing) if `buf`
+    /// is shorter than [`OutPacket::header_len`]. A buffer of
+    /// [`MAX_HEADER_LEN`] bytes always suffices.
+    pub fn write_header(&self, buf: &mut [u8]) -> usize {
+        let len = self.header_len();
+        let Some(out) = buf.get_mut(..len) else {
+            return 0;
+        };
+        let has_ext = len > 12;
+        out[0] = 0x80 | if has_ext { 0x10 } else { 0 };
+        out[1] = (u8::from(self.marker) << 7) | (self.payload_type & 0x7f);
+        out[2..4].copy_from_slice(&self.sequence_number.to_be_bytes());
+        out[4..8].copy_from_slice(&self.timestamp.to_be_bytes());
+        out[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
+        if !has_ext {
+            return len;
+        }
+        let one_byte = self.one_byte_form();
+        let profile: u16 = if one_byte { 0xBEDE } else { 0x1000 };
+        // len - 16 is a multiple of 4 bounded by MAX_HEADER_LEN: fits u16.
+        let words = ((len - 16) / 4) as u16;
+        out[12..14].copy_from_slice(&profile.to_be_bytes());
+        out[14..16].copy_from_slice(&words.to_be_bytes());
+        let mut i = 16;
+        for (id, value) in self.writable_exts() {
+            // Lengths were validated by writable_exts / one_byte_form.
+            if one_byte {
+                out[i] = (id << 4) | (value.len() as u8 - 1);
+                i += 1;
+            } else {
+                out[i] = id;
+                out[i + 1] = value.len() as u8;
+                i += 2;
+            }
+            out[i..i + value.len()].copy_from_slice(value);
+            i += value.len();
+        }
+        out[i..].fill(0);
+        len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::RtpPacket;
+
+    fn out(exts: &[(u8, &'static [u8])]) -> OutPacket {
+        let mut p = OutPacket {
+            ssrc: 0x0102_0304,
+            payload_type: 96,
+            sequence_number: 0xfffe,
+            timestamp: 0xa0b0_c0d0,
+            marker: true,
+            payload: Bytes::from_static(b"payload"),
+            ..OutPacket::default()
+        };
+        for (id, v) in exts {
+            p.extensions.push(*id, Bytes::from_static(v));
+        }
+        p
+    }
+
+    fn round_trip(p: &OutPacket) -> RtpPacket {
+        let mut buf = [0u8; MAX_HEADER_LEN];
+        let n = p.write_header(&mut buf);
+        assert_eq!(n, p.header_len());
+        let mut v = buf[..n].to_vec();
+        v.extend_from_slice(&p.payload);
+        RtpPacket::parse(Bytes::from(v)).unwrap()
+    }
+
+    #[test]
+    fn plain_header_bytes() {
+        let p = out(&[]);
+        let mut buf = [0xffu8; 20];
+        assert_eq!(p.write_header(&mut buf), 12);
+        assert_eq!(
+            buf[..12],
+            [
+                0x80,
+                0x80 | 96,
+                0xff,
+                0xfe,
+                0xa0,
+                0xb0,
+                0xc0,
+                0xd0,
+                1,
+                2,
+                3,
+                4
+            ]
+        );
+        assert_eq!(buf[12], 0xff); // untouched
+    }
+
+    #[test]
+    fn one_byte_form_bytes() {
+        let p = out(&[(1, &[0x7f]), (14, &[1, 2])]);
+        let mut buf = [0xffu8; 32];
+        assert_eq!(p.write_header(&mut buf), 24);
+        assert_eq!(buf[0], 0x90);
+        assert_eq!(
+            buf[12..24],
+            [0xbe, 0xde, 0, 2, 0x10, 0x7f, 0xe1, 1, 2, 0, 0, 0]
+        );
+        let back = round_trip(&p);
+        assert_eq!(&back.extensions.get(14).unwrap()[..], &[1, 2]);
+        assert_eq!(back.sequence_number, 0xfffe);
+        assert!(back.marker);
+        assert_eq!(&back.payload[..], b"payload");
+    }
+
+    #[test]
+    fn two_byte_form_when_needed() {
+        // ID > 14 forces the two-byte form; so does an empty value.
+        for exts in [
+            &[(1u8, &[9u8][..]), (20, &[1, 2, 3])][..],
+            &[(2, &[][..])][..],
+        ] {
+            let p = out(exts);
+            let mut buf = [0u8; 64];
+            let n = p.write_header(&mut buf);
+            assert_eq!(buf[12..14], [0x10, 0x00]);
+            assert_eq!(n % 4, 0);
+            let back = round_trip(&p);
+            assert_eq!(back.extensions.len(), exts.len());
+            for (id, v) in exts {
+                assert_eq!(&back.extensions.get(*id).unwrap()[..], *v);
+            }
+        }
+    }
+
+    #[test]
+    fn unencodable_extensions_are_skipped() {
+        static BIG: [u8; 300] = [0; 300];
+        let p = out(&[(0, &[1]), (3, &BIG)]);
+        assert_eq!(p.header_len(), 12);
+        let p = out(&[(0, &[1]), (3, &BIG), (4, &[5])]);
+        assert_eq!(p.header_len(), 20);
+        assert_eq!(round_trip(&p).extensions.len(), 1);
+    }
+
+    #[test]
+    fn short_buffer_writes_nothing() {
+        let p = out(&[(1, &[1])]);
+        let mut buf = [0xaau8; 19];
+        assert_eq!(p.write_header(&mut buf), 0);
+        assert!(buf.iter().all(|&b| b == 0xaa));
+    }
+
+    #[test]
+    fn max_header_len_is_enough() {
+        static V: [u8; 255] = [7; 255];
+        let exts: Vec<(u8, &'static [u8])> = (1..=8).map(|i| (i, &V[..])).collect();
+        let p = out(&exts);
+        assert_eq!(p.header_len(), 12 + 4 + 8 * 257);
+        assert!(p.header_len() <= MAX_HEADER_LEN);
+        let mut buf = [0u8; MAX_HEADER_LEN];
+        assert!(p.write_header(&mut buf) > 0);
+        assert_eq!(round_trip(&p).extensions.len(), 8);
+    }
+}

@@ -1,0 +1,100 @@
+//! A fixed-capacity FIFO ring buffer.
+//!
+//! Each down-track's outgoing queue is one of these, allocated once at
+//! subscribe time. Pushing into a full ring hands the value back instead of
+//! growing, which is how a slow player loses packets without ever blocking
+//! the publisher or the other players.
+
+/// Bounded FIFO queue; never reallocates after construction.
+pub(crate) struct Ring<T> {
+    buf: Box<[Option<T>]>,
+    head: usize,
+    len: usize,
+}
+
+impl<T> Ring<T> {
+    /// A ring holding up to `capacity` items (at least 1).
+    pub(crate) fn new(capacity: usize) -> Self {
+        let buf = (0..capacity.max(1)).map(|_| None).collect();
+        Ring {
+            buf,
+            head: 0,
+            len: 0,
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Appends `value`, or returns it back when the ring is full.
+    pub(crate) fn push(&mut self, value: T) -> Result<(), T> {
+        if self.len == self.buf.len() {
+            return Err(value);
+        }
+        let at = (self.head + self.len) % self.buf.len();
+        match self.buf.get_mut(at) {
+            Some(slot) => {
+                *slot = Some(value);
+                self.len += 1;
+                Ok(())
+            }
+            None => Err(value),
+        }
+    }
+
+    /// Removes the oldest item.
+    pub(crate) fn pop(&mut self) -> Option<T> {
+        if self.len == 0 {
+            return None;
+        }
+        let value = self.buf.get_mut(self.head)?.take();
+        self.head = (self.head + 1) % self.buf.len();
+        self.len -= 1;
+        value
+    }
+
+    /// Drops every queued item.
+    pub(crate) fn clear(&mut self) {
+        while self.pop().is_some() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifo_with_wrap_and_overflow() {
+        let mut r = Ring::new(3);
+        assert_eq!(r.capacity(), 3);
+        assert_eq!(r.len(), 0);
+        for round in 0..5 {
+            assert_eq!(r.push(round * 10), Ok(()));
+            assert_eq!(r.push(round * 10 + 1), Ok(()));
+            assert_eq!(r.push(round * 10 + 2), Ok(()));
+            assert_eq!(r.push(99), Err(99));
+            assert_eq!(r.len(), 3);
+            assert_eq!(r.pop(), Some(round * 10));
+            assert_eq!(r.push(round * 10 + 3), Ok(()));
+            assert_eq!(r.pop(), Some(round * 10 + 1));
+            assert_eq!(r.pop(), Some(round * 10 + 2));
+            assert_eq!(r.pop(), Some(round * 10 + 3));
+            assert_eq!(r.pop(), None);
+        }
+        r.push(1).unwrap();
+        r.clear();
+        assert_eq!(r.len(), 0);
+    }
+
+    #[test]
+    fn zero_capacity_means_one() {
+        let mut r = Ring::new(0);
+        assert_eq!(r.push('a'), Ok(()));
+        assert_eq!(r.push('b'), Err('b'));
+    }
+}

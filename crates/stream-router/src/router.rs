@@ -1,0 +1,399 @@
+//! The [`Router`] and its control plane: the stream registry keyed by
+//! [`StreamKey`], publisher tracks, and player subscriptions (down-tracks).
+//!
+//! Everything here runs at setup time and may allocate (slab growth, ready
+//! list reservation). The per-packet data path lives in `datapath.rs`, in a
+//! second `impl Router` block.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use crate::downtrack::{DownTrack, DownTrackConfig, DownTrackStats};
+use crate::slab::{DownTrackHandle, Slab, StreamHandle, TrackHandle};
+use crate::track::{MediaKind, Track, TrackInfo, TrackStats};
+
+/// Registry key of a stream: application ID plus stream ID. Rooms do not
+/// appear here: a stream published from one room is played from any room.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamKey {
+    /// Application (tenant) ID.
+    pub app: u32,
+    /// Stream ID, unique within the application.
+    pub stream_id: Arc<str>,
+}
+
+impl StreamKey {
+    /// Builds a key.
+    pub fn new(app: u32, stream_id: impl Into<Arc<str>>) -> Self {
+        StreamKey {
+            app,
+            stream_id: stream_id.into(),
+        }
+    }
+}
+
+/// Errors of router calls; all of them leave the router unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouterError {
+    /// `add_stream` with a key that is already published.
+    StreamExists,
+    /// Stale or foreign stream handle.
+    UnknownStream,
+    /// Stale or foreign track handle.
+    UnknownTrack,
+    /// Stale or foreign down-track handle.
+    UnknownDownTrack,
+}
+
+impl std::fmt::Display for RouterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RouterError::StreamExists => "a stream with this key already exists",
+            RouterError::UnknownStream => "unknown or removed stream",
+            RouterError::UnknownTrack => "unknown or removed track",
+            RouterError::UnknownDownTrack => "unknown or removed down-track",
+        })
+    }
+}
+
+impl std::error::Error for RouterError {}
+
+pub(crate) struct Stream {
+    pub(crate) key: StreamKey,
+    /// Current publisher track per kind (indexed by `MediaKind::index`).
+    pub(crate) tracks: [Option<TrackHandle>; 2],
+    /// Down-tracks per kind, in subscription order (the fan-out order).
+    pub(crate) subs: [Vec<DownTrackHandle>; 2],
+}
+
+/// The data plane of one event loop: streams, tracks, down-tracks, and the
+/// queues between them. See the crate docs for the calling protocol.
+#[derive(Default)]
+pub struct Router {
+    pub(crate) streams: Slab<Stream>,
+    pub(crate) tracks: Slab<Track>,
+    pub(crate) downtracks: Slab<DownTrack>,
+    registry: HashMap<StreamKey, StreamHandle>,
+    /// Down-tracks whose key has no stream: re-attached by `add_stream`.
+    waiting: HashMap<StreamKey, Vec<DownTrackHandle>>,
+    /// Down-tracks with queued packets, each at most once (`in_ready`);
+    /// capacity kept >= number of down-tracks so pushes never allocate.
+    pub(crate) ready: VecDeque<DownTrackHandle>,
+    /// Tracks with a pending keyframe request, each at most once
+    /// (`pli_listed`); capacity kept >= number of tracks.
+    pub(crate) pli_list: Vec<TrackHandle>,
+}
+
+impl Router {
+    /// An empty router.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Publishes a stream under `key`. Down-tracks waiting for that key
+    /// (subscribed by key, or left by a removed stream) are attached to it.
+    pub fn add_stream(&mut self, key: StreamKey) -> Result<StreamHandle, RouterError> {
+        if self.registry.contains_key(&key) {
+            return Err(RouterError::StreamExists);
+        }
+        let handle = StreamHandle(self.streams.insert(Stream {
+            key: key.clone(),
+            tracks: [None, None],
+            subs: [Vec::new(), Vec::new()],
+        }));
+        let mut subs: [Vec<DownTrackHandle>; 2] = [Vec::new(), Vec::new()];
+        for h in self.waiting.remove(&key).unwrap_or_default() {
+            if let Some(dt) = self.downtracks.get_mut(h.0) {
+                dt.stream = Some(handle);
+                dt.source_changed();
+                subs[dt.kind.index()].push(h);
+            }
+        }
+        if let Some(s) = self.streams.get_mut(handle.0) {
+            s.subs = subs;
+        }
+        self.registry.insert(key, handle);
+        Ok(handle)
+    }
+
+    /// The stream currently published under `key`.
+    pub fn find_stream(&self, key: &StreamKey) -> Option<StreamHandle> {
+        self.registry.get(key).copied()
+    }
+
+    /// The key of a stream.
+    pub fn stream_key(&self, stream: StreamHandle) -> Option<&StreamKey> {
+        self.streams.get(stream.0).map(|s| &s.key)
+    }
+
+    /// Unpublishes a stream: its tracks are removed (their handles go stale)
+    /// and its down-tracks are detached but stay valid, keeping their
+    /// sequence/timestamp state and queued packets. They wait under the same
+    /// key and are re-attached automatically if a stream with that key is
+    /// added again, continuing seamlessly.
+    pub fn remove_stream(&mut self, stream: StreamHandle) -> Result<(), RouterError> {
+        let s = self
+            .streams
+            .remove(stream.0)
+            .ok_or(RouterError::UnknownStream)?;
+        if self.registry.get(&s.key) == Some(&stream) {
+            self.registry.remove(&s.key);
+        }
+        for t in s.tracks.into_iter().flatten() {
+            self.tracks.remove(t.0);
+            self.pli_list.retain(|&h| h != t);
+        }
+        let waiting = self.waiting.entry(s.key).or_default();
+        for h in s.subs.into_iter().flatten() {
+            if let Some(dt) = self.downtracks.get_mut(h.0) {
+                dt.stream = None;
+                dt.source_changed();
+                waiting.push(h);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a publisher track to a stream, replacing (and invalidating) the
+    /// stream's previous track of the same kind. Down-tracks of that kind
+    /// switch to it on its first packet (video: first keyframe), continuing
+    /// their numbering; for video a keyframe request is queued upstream.
+    pub fn add_track(
+        &mut self,
+        stream: StreamHandle,
+        info: TrackInfo,
+    ) -> Result<TrackHandle, RouterError> {
+        if self.streams.get(stream.0).is_none() {
+            return Err(RouterError::UnknownStream);
+        }
+        let handle = TrackHandle(self.tracks.insert(Track::new(info, stream)));
+        let k = info.kind.index();
+        let (old, has_subs) = match self.streams.get_mut(stream.0) {
+            Some(s) => (s.tracks[k].replace(handle), !s.subs[k].is_empty()),
+            None => (None, false),
+        };
+        if let Some(old) = old {
+            self.tracks.remove(old.0);
+            self.pli_list.retain(|&h| h != old);
+        }
+        self.reset_subscribers(stream, info.kind);
+        let needed = self.tracks.len().saturating_sub(self.pli_list.len());
+        self.pli_list.reserve(needed);
+        if info.kind == MediaKind::Video && has_subs {
+            self.request_keyframe(handle);
+        }
+        Ok(handle)
+    }
+
+    /// Removes a publisher track (e.g. the publisher stopped its video).
+    /// Down-tracks stay subscribed and resume with the next track added.
+    pub fn remove_track(&mut self, track: TrackHandle) -> Result<(), RouterError> {
+        let t = self
+            .tracks
+            .remove(track.0)
+            .ok_or(RouterError::UnknownTrack)?;
+        self.pli_list.retain(|&h| h != track);
+        let k = t.info.kind.index();
+        if let Some(s) = self.streams.get_mut(t.stream.0) {
+            if s.tracks[k] == Some(track) {
+                s.tracks[k] = None;
+            }
+        }
+        self.reset_subscribers(t.stream, t.info.kind);
+        Ok(())
+    }
+
+    fn reset_subscribers(&mut self, stream: StreamHandle, kind: MediaKind) {
+        if let Some(s) = self.streams.get(stream.0) {
+            for h in &s.subs[kind.index()] {
+                if let Some(dt) = self.downtracks.get_mut(h.0) {
+                    dt.source_changed();
+                }
+            }
+        }
+    }
+
+    /// The stream's current track of `kind`.
+    pub fn stream_track(&self, stream: StreamHandle, kind: MediaKind) -> Option<TrackHandle> {
+        self.streams.get(stream.0)?.tracks[kind.index()]
+    }
+
+    /// A track's description.
+    pub fn track_info(&self, track: TrackHandle) -> Option<&TrackInfo> {
+        self.tracks.get(track.0).map(|t| &t.info)
+    }
+
+    /// A track's counters.
+    pub fn track_stats(&self, track: TrackHandle) -> Option<TrackStats> {
+        self.tracks.get(track.0).map(|t| t.stats)
+    }
+
+    /// Subscribes a player to one kind of a stream. The down-track's queue
+    /// and NACK history are allocated here. For video, forwarding starts at
+    /// the next keyframe and a keyframe request is queued upstream.
+    pub fn subscribe(
+        &mut self,
+        stream: StreamHandle,
+        kind: MediaKind,
+        config: DownTrackConfig,
+    ) -> Result<DownTrackHandle, RouterError> {
+        let key = self
+            .streams
+            .get(stream.0)
+            .ok_or(RouterError::UnknownStream)?
+            .key
+            .clone();
+        let h = self.new_downtrack(kind, config, key);
+        self.link(h, stream);
+        Ok(h)
+    }
+
+    /// Subscribes by key: attached now if the stream exists, otherwise the
+    /// down-track waits and is attached when a stream with `key` is added.
+    pub fn subscribe_key(
+        &mut self,
+        key: &StreamKey,
+        kind: MediaKind,
+        config: DownTrackConfig,
+    ) -> DownTrackHandle {
+        let h = self.new_downtrack(kind, config, key.clone());
+        match self.find_stream(key) {
+            Some(stream) => self.link(h, stream),
+            None => self.waiting.entry(key.clone()).or_default().push(h),
+        }
+        h
+    }
+
+    /// Moves a down-track to another stream (e.g. switching what a player
+    /// watches). Its numbering continues as for a publisher switch.
+    pub fn attach(
+        &mut self,
+        downtrack: DownTrackHandle,
+        stream: StreamHandle,
+    ) -> Result<(), RouterError> {
+        if self.downtracks.get(downtrack.0).is_none() {
+            return Err(RouterError::UnknownDownTrack);
+        }
+        let key = self
+            .streams
+            .get(stream.0)
+            .ok_or(RouterError::UnknownStream)?
+            .key
+            .clone();
+        self.unlink(downtrack);
+        if let Some(dt) = self.downtracks.get_mut(downtrack.0) {
+            dt.key = key;
+            dt.source_changed();
+        }
+        self.link(downtrack, stream);
+        Ok(())
+    }
+
+    /// Removes a down-track; its queued packets are discarded.
+    pub fn unsubscribe(&mut self, downtrack: DownTrackHandle) -> Result<(), RouterError> {
+        if self.downtracks.get(downtrack.0).is_none() {
+            return Err(RouterError::UnknownDownTrack);
+        }
+        self.unlink(downtrack);
+        self.ready.retain(|&h| h != downtrack);
+        self.downtracks.remove(downtrack.0);
+        Ok(())
+    }
+
+    fn new_downtrack(
+        &mut self,
+        kind: MediaKind,
+        config: DownTrackConfig,
+        key: StreamKey,
+    ) -> DownTrackHandle {
+        let h = DownTrackHandle(self.downtracks.insert(DownTrack::new(kind, config, key)));
+        let needed = self.downtracks.len().saturating_sub(self.ready.len());
+        self.ready.reserve(needed);
+        h
+    }
+
+    /// Adds a (detached) down-track to `stream`'s subscribers.
+    fn link(&mut self, h: DownTrackHandle, stream: StreamHandle) {
+        let Some(dt) = self.downtracks.get_mut(h.0) else {
+            return;
+        };
+        let Some(s) = self.streams.get_mut(stream.0) else {
+            return;
+        };
+        let k = dt.kind.index();
+        dt.stream = Some(stream);
+        s.subs[k].push(h);
+        if dt.kind == MediaKind::Video {
+            if let Some(track) = s.tracks[k] {
+                self.request_keyframe(track);
+            }
+        }
+    }
+
+    /// Removes a down-track from its stream's subscribers or the waiting map.
+    fn unlink(&mut self, h: DownTrackHandle) {
+        let Some(dt) = self.downtracks.get_mut(h.0) else {
+            return;
+        };
+        let k = dt.kind.index();
+        match dt.stream.take() {
+            Some(stream) => {
+                if let Some(s) = self.streams.get_mut(stream.0) {
+                    s.subs[k].retain(|&x| x != h);
+                }
+            }
+            None => {
+                if let Some(list) = self.waiting.get_mut(&dt.key) {
+                    list.retain(|&x| x != h);
+                    if list.is_empty() {
+                        self.waiting.remove(&dt.key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Registers a keyframe request for `track` (coalesced, see
+    /// [`Router::poll_upstream`]).
+    pub(crate) fn request_keyframe(&mut self, track: TrackHandle) {
+        if let Some(t) = self.tracks.get_mut(track.0) {
+            if t.request_keyframe() {
+                self.pli_list.push(track);
+            }
+        }
+    }
+
+    /// The stream a down-track is attached to (`None` while waiting).
+    pub fn downtrack_stream(&self, downtrack: DownTrackHandle) -> Option<StreamHandle> {
+        self.downtracks.get(downtrack.0)?.stream
+    }
+
+    /// A down-track's counters.
+    pub fn downtrack_stats(&self, downtrack: DownTrackHandle) -> Option<DownTrackStats> {
+        self.downtracks.get(downtrack.0).map(|d| d.stats)
+    }
+
+    /// Number of packets queued on a down-track (0 for a stale handle).
+    pub fn pending(&self, downtrack: DownTrackHandle) -> usize {
+        self.downtracks.get(downtrack.0).map_or(0, |d| d.pending())
+    }
+
+    /// Down-tracks of `kind` attached to `stream`, in fan-out order.
+    pub fn subscribers(
+        &self,
+        stream: StreamHandle,
+        kind: MediaKind,
+    ) -> impl Iterator<Item = DownTrackHandle> + '_ {
+        self.streams
+            .get(stream.0)
+            .map(|s| s.subs[kind.index()].as_slice())
+            .unwrap_or(&[])
+            .iter()
+            .copied()
+    }
+
+    /// Number of live streams, tracks and down-tracks.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (self.streams.len(), self.tracks.len(), self.downtracks.len())
+    }
+}

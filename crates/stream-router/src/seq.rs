@@ -1,0 +1,291 @@
+//! Sequence-number and timestamp rewriting for one down-track.
+//!
+//! A player must see one continuous RTP stream even though the publisher
+//! behind it may change (a new track under the same stream key, a stream
+//! re-added after removal). The [`Rewriter`] keeps an *epoch* per source:
+//! fixed offsets `out = in + offset` (wrapping), chosen when the epoch's
+//! first packet is forwarded so that the output continues at `last seq + 1`
+//! and `last ts + elapsed wall time x clock rate` (at least +1).
+//!
+//! Input sequence numbers are first *extended* to 64 bits per track
+//! ([`SeqExtender`]), which makes "older than the epoch start" and "inside
+//! the retransmit window" plain integer comparisons across 16-bit wraps.
+
+use std::time::{Duration, Instant};
+
+use crate::slab::TrackHandle;
+
+/// Extends 16-bit RTP sequence numbers to a monotonic 64-bit space using
+/// serial-number arithmetic around the highest number seen.
+#[derive(Debug, Default)]
+pub(crate) struct SeqExtender {
+    highest: Option<i64>,
+}
+
+impl SeqExtender {
+    /// The extended value of `seq` (the closest one to the highest seen),
+    /// updating the highest.
+    pub(crate) fn extend(&mut self, seq: u16) -> i64 {
+        let ext = self.peek(seq);
+        if self.highest.is_none_or(|h| ext > h) {
+            self.highest = Some(ext);
+        }
+        ext
+    }
+
+    /// Like [`SeqExtender::extend`] without updating state.
+    pub(crate) fn peek(&self, seq: u16) -> i64 {
+        match self.highest {
+            None => i64::from(seq),
+            Some(h) => {
+                let delta = seq.wrapping_sub(h as u16) as i16;
+                h + i64::from(delta)
+            }
+        }
+    }
+
+    pub(crate) fn highest(&self) -> Option<i64> {
+        self.highest
+    }
+}
+
+/// SplitMix64: a tiny deterministic mixer used to derive a down-track's
+/// initial sequence number and timestamp from its SSRC.
+pub(crate) fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// RTP clock ticks in `elapsed` at `clock_rate`, clamped to 1..=2^31-1 so the
+/// new timestamp is always strictly "after" the previous one in RTP serial
+/// arithmetic.
+pub(crate) fn elapsed_ticks(elapsed: Duration, clock_rate: u32) -> u32 {
+    let ticks = elapsed.as_nanos().saturating_mul(u128::from(clock_rate)) / 1_000_000_000;
+    ticks.clamp(1, i32::MAX as u128) as u32
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Epoch {
+    track: TrackHandle,
+    seq_offset: u16,
+    ts_offset: u32,
+    first_ext: i64,
+    highest_ext: i64,
+}
+
+/// The output position: the highest sequence number sent so far, its
+/// timestamp, and when it was produced.
+#[derive(Debug, Clone, Copy)]
+struct LastOut {
+    seq: u16,
+    ts: u32,
+    at: Instant,
+}
+
+/// Offsets of the current epoch plus output continuity across epochs.
+#[derive(Debug)]
+pub(crate) struct Rewriter {
+    epoch: Option<Epoch>,
+    last: Option<LastOut>,
+    initial_seq: u16,
+    initial_ts: u32,
+}
+
+impl Rewriter {
+    /// A rewriter whose very first output seq/ts derive from `seed`.
+    pub(crate) fn new(seed: u32) -> Self {
+        let r = splitmix64(u64::from(seed));
+        Rewriter {
+            epoch: None,
+            last: None,
+            initial_seq: r as u16,
+            initial_ts: (r >> 32) as u32,
+        }
+    }
+
+    /// Track of the running epoch, if forwarding has started.
+    pub(crate) fn epoch_track(&self) -> Option<TrackHandle> {
+        self.epoch.map(|e| e.track)
+    }
+
+    /// Ends the epoch (the source changed); output continuity is kept.
+    pub(crate) fn reset(&mut self) {
+        self.epoch = None;
+    }
+
+    /// Starts an epoch whose first forwarded packet is `(ext, seq, ts)` of
+    /// `track`, and returns its rewritten `(seq, ts)`.
+    pub(crate) fn start(
+        &mut self,
+        track: TrackHandle,
+        ext: i64,
+        seq: u16,
+        ts: u32,
+        clock_rate: u32,
+        now: Instant,
+    ) -> (u16, u32) {
+        let (out_seq, out_ts) = match self.last {
+            None => (self.initial_seq, self.initial_ts),
+            Some(l) => {
+                let ticks = elapsed_ticks(now.saturating_duration_since(l.at), clock_rate);
+                (l.seq.wrapping_add(1), l.ts.wrapping_add(ticks))
+            }
+        };
+        self.epoch = Some(Epoch {
+            track,
+            seq_offset: out_seq.wrapping_sub(seq),
+            ts_offset: out_ts.wrapping_sub(ts),
+            first_ext: ext,
+            highest_ext: ext,
+        });
+        self.last = Some(LastOut {
+            seq: out_seq,
+            ts: out_ts,
+            at: now,
+        });
+        (out_seq, out_ts)
+    }
+
+    /// Rewrites a packet of the running epoch. `None` when there is no
+    /// epoch or the packet predates the epoch's first packet (its output
+    /// number would collide with the previous source's).
+    pub(crate) fn rewrite(
+        &mut self,
+        ext: i64,
+        seq: u16,
+        ts: u32,
+        now: Instant,
+    ) -> Option<(u16, u32)> {
+        let e = self.epoch.as_mut()?;
+        if ext < e.first_ext {
+            return None;
+        }
+        let out = (seq.wrapping_add(e.seq_offset), ts.wrapping_add(e.ts_offset));
+        if ext > e.highest_ext {
+            e.highest_ext = ext;
+            self.last = Some(LastOut {
+                seq: out.0,
+                ts: out.1,
+                at: now,
+            });
+        }
+        Some(out)
+    }
+
+    /// Maps an output (player) sequence number back to the source's
+    /// extended sequence number, if it belongs to the running epoch and was
+    /// already forwarded (or skipped as lost) in it.
+    pub(crate) fn to_source(&self, out_seq: u16) -> Option<i64> {
+        let e = self.epoch?;
+        let last = self.last?;
+        let delta = out_seq.wrapping_sub(last.seq) as i16;
+        let ext = e.highest_ext + i64::from(delta);
+        (e.first_ext..=e.highest_ext).contains(&ext).then_some(ext)
+    }
+
+    /// Rewritten `(seq, ts)` of an already-forwarded source packet.
+    pub(crate) fn map(&self, seq: u16, ts: u32) -> Option<(u16, u32)> {
+        let e = self.epoch?;
+        Some((seq.wrapping_add(e.seq_offset), ts.wrapping_add(e.ts_offset)))
+    }
+
+    /// Translates a source RTP time (e.g. from a sender report).
+    pub(crate) fn rtp_time(&self, ts: u32) -> Option<u32> {
+        self.epoch.map(|e| ts.wrapping_add(e.ts_offset))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::slab::{RawHandle, Slab};
+
+    fn track() -> TrackHandle {
+        let mut s: Slab<()> = Slab::default();
+        let h: RawHandle = s.insert(());
+        TrackHandle(h)
+    }
+
+    #[test]
+    fn extender_wraps_and_reorders() {
+        let mut x = SeqExtender::default();
+        assert_eq!(x.extend(65534), 65534);
+        assert_eq!(x.extend(65535), 65535);
+        assert_eq!(x.extend(0), 65536);
+        assert_eq!(x.extend(65533), 65533); // late, before the wrap
+        assert_eq!(x.highest(), Some(65536));
+        assert_eq!(x.extend(5), 65541);
+        assert_eq!(x.peek(65535), 65535);
+        let mut y = SeqExtender::default();
+        assert_eq!(y.extend(3), 3);
+        assert_eq!(y.extend(65535), -1); // reordered across the wrap, backwards
+        assert_eq!(y.highest(), Some(3));
+    }
+
+    #[test]
+    fn ticks_clamped() {
+        assert_eq!(elapsed_ticks(Duration::ZERO, 90_000), 1);
+        assert_eq!(elapsed_ticks(Duration::from_millis(20), 48_000), 960);
+        assert_eq!(elapsed_ticks(Duration::from_secs(1), 90_000), 90_000);
+        assert_eq!(elapsed_ticks(Duration::from_secs(1), 0), 1);
+        assert_eq!(elapsed_ticks(Duration::MAX, u32::MAX), i32::MAX as u32);
+    }
+
+    #[test]
+    fn seed_is_deterministic() {
+        let a = Rewriter::new(1234);
+        let b = Rewriter::new(1234);
+        let c = Rewriter::new(1235);
+        assert_eq!((a.initial_seq, a.initial_ts), (b.initial_seq, b.initial_ts));
+        assert_ne!((a.initial_seq, a.initial_ts), (c.initial_seq, c.initial_ts));
+    }
+
+    #[test]
+    fn epochs_continue_output() {
+        let t = track();
+        let t0 = Instant::now();
+        let mut r = Rewriter::new(7);
+        assert_eq!(r.rewrite(0, 0, 0, t0), None);
+        let (s0, ts0) = r.start(t, 100, 100, 5000, 90_000, t0);
+        assert_eq!((s0, ts0), (r.initial_seq, r.initial_ts));
+        assert_eq!(r.epoch_track(), Some(t));
+        assert_eq!(
+            r.rewrite(101, 101, 8000, t0),
+            Some((s0.wrapping_add(1), ts0.wrapping_add(3000)))
+        );
+        // Reordered but inside the epoch: same offsets.
+        assert_eq!(
+            r.rewrite(103, 103, 8000, t0),
+            Some((s0.wrapping_add(3), ts0.wrapping_add(3000)))
+        );
+        assert_eq!(
+            r.rewrite(102, 102, 8000, t0),
+            Some((s0.wrapping_add(2), ts0.wrapping_add(3000)))
+        );
+        // Before the epoch start: refused.
+        assert_eq!(r.rewrite(99, 99, 2000, t0), None);
+        assert_eq!(r.to_source(s0.wrapping_add(2)), Some(102));
+        assert_eq!(r.to_source(s0.wrapping_sub(1)), None);
+        assert_eq!(r.to_source(s0.wrapping_add(4)), None);
+        assert_eq!(
+            r.map(102, 8000),
+            Some((s0.wrapping_add(2), ts0.wrapping_add(3000)))
+        );
+        assert_eq!(r.rtp_time(5000), Some(ts0));
+
+        // New source 100 ms later: seq +1 after the highest, ts +9000.
+        r.reset();
+        assert_eq!(r.to_source(s0), None);
+        assert_eq!(r.rtp_time(1), None);
+        let t1 = t0 + Duration::from_millis(100);
+        let (s1, ts1) = r.start(t, 7, 40_000, 1, 90_000, t1);
+        assert_eq!(s1, s0.wrapping_add(4));
+        assert_eq!(ts1, ts0.wrapping_add(3000).wrapping_add(9000));
+        // And same instant: ts moves by at least one tick.
+        r.reset();
+        let (s2, ts2) = r.start(t, 0, 0, 0, 90_000, t1);
+        assert_eq!((s2, ts2), (s1.wrapping_add(1), ts1.wrapping_add(1)));
+    }
+}

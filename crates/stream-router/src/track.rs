@@ -1,0 +1,290 @@
+//! A publisher's track: what it carries ([`TrackInfo`]), what it received
+//! ([`TrackStats`]), its retransmit cache, and the coalescing state of
+//! keyframe requests sent to its publisher.
+//!
+//! The track is where each incoming packet is validated, numbered (extended
+//! sequence), deduplicated and cached exactly once, before the router fans it
+//! out to the down-tracks.
+
+use std::time::Instant;
+
+use crate::cache::{RetransmitCache, AUDIO_CACHE_PACKETS, VIDEO_CACHE_PACKETS};
+use crate::ext::ExtMap;
+use crate::feedback::PLI_INTERVAL;
+use crate::keyframe::Codec;
+use crate::packet::RtpPacket;
+use crate::seq::SeqExtender;
+use crate::slab::StreamHandle;
+
+/// Audio or video. A stream has at most one track of each kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    /// Audio: never keyframe-gated.
+    Audio,
+    /// Video: keyframe-gated, larger retransmit cache.
+    Video,
+}
+
+impl MediaKind {
+    pub(crate) fn index(self) -> usize {
+        match self {
+            MediaKind::Audio => 0,
+            MediaKind::Video => 1,
+        }
+    }
+}
+
+/// Description of a publisher's track, from its SDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackInfo {
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// Codec (drives keyframe detection).
+    pub codec: Codec,
+    /// RTP clock rate in Hz (48000 for Opus, 90000 for video).
+    pub clock_rate: u32,
+    /// The publisher's SSRC; packets with another SSRC are rejected.
+    pub ssrc: u32,
+    /// The publisher's payload type; packets with another PT (RTX, RED,
+    /// FEC...) are rejected.
+    pub payload_type: u8,
+    /// The publisher leg's header-extension IDs.
+    pub extensions: ExtMap,
+}
+
+/// Counters of one publisher track.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrackStats {
+    /// Packets accepted (not rejected, not duplicates).
+    pub packets_received: u64,
+    /// Payload bytes of accepted packets.
+    pub bytes_received: u64,
+    /// Packets refused for a foreign SSRC or payload type.
+    pub rejected: u64,
+    /// Packets dropped because the same sequence number is already cached.
+    pub duplicates: u64,
+    /// Accepted packets that start a keyframe (video only).
+    pub keyframes: u64,
+    /// Keyframe requests registered (subscribe, player PLI/FIR, gate retry).
+    pub keyframe_requests: u64,
+    /// PLIs actually emitted upstream after coalescing.
+    pub plis_sent: u64,
+}
+
+/// Outcome of [`Track::ingest`]. The packet travels inline in `Uncached`:
+/// boxing it would allocate on the packet path.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Ingest {
+    /// Foreign SSRC/PT.
+    Rejected,
+    /// Already cached.
+    Duplicate,
+    /// Stored in the cache under `ext`.
+    Cached { ext: i64, keyframe: bool },
+    /// Too old for the cache; forwarded from here.
+    Uncached {
+        ext: i64,
+        keyframe: bool,
+        pkt: RtpPacket,
+    },
+}
+
+pub(crate) struct Track {
+    pub(crate) info: TrackInfo,
+    pub(crate) stream: StreamHandle,
+    seq: SeqExtender,
+    pub(crate) cache: RetransmitCache,
+    pub(crate) stats: TrackStats,
+    pli_pending: bool,
+    /// Whether this track sits in the router's pending-PLI list.
+    pub(crate) pli_listed: bool,
+    pli_last_sent: Option<Instant>,
+}
+
+impl Track {
+    pub(crate) fn new(info: TrackInfo, stream: StreamHandle) -> Self {
+        let size = match info.kind {
+            MediaKind::Audio => AUDIO_CACHE_PACKETS,
+            MediaKind::Video => VIDEO_CACHE_PACKETS,
+        };
+        Track {
+            info,
+            stream,
+            seq: SeqExtender::default(),
+            cache: RetransmitCache::new(size),
+            stats: TrackStats::default(),
+            pli_pending: false,
+            pli_listed: false,
+            pli_last_sent: None,
+        }
+    }
+
+    /// Validates, numbers, deduplicates and caches one incoming packet.
+    pub(crate) fn ingest(&mut self, pkt: RtpPacket) -> Ingest {
+        if pkt.ssrc != self.info.ssrc || pkt.payload_type != self.info.payload_type {
+            self.stats.rejected += 1;
+            return Ingest::Rejected;
+        }
+        let ext = self.seq.peek(pkt.sequence_number);
+        if self.cache.get(ext).is_some() {
+            self.stats.duplicates += 1;
+            return Ingest::Duplicate;
+        }
+        self.seq.extend(pkt.sequence_number);
+        self.stats.packets_received += 1;
+        self.stats.bytes_received += pkt.payload.len() as u64;
+        let keyframe =
+            self.info.kind == MediaKind::Video && self.info.codec.is_keyframe_start(&pkt.payload);
+        if keyframe {
+            self.stats.keyframes += 1;
+        }
+        let highest = self.seq.highest().unwrap_or(ext);
+        let cap = self.cache.capacity() as i64;
+        if highest - ext >= cap {
+            return Ingest::Uncached { ext, keyframe, pkt };
+        }
+        match self.cache.insert(ext, pkt) {
+            Ok(_) => Ingest::Cached { ext, keyframe },
+            Err(pkt) => Ingest::Uncached { ext, keyframe, pkt },
+        }
+    }
+
+    /// Registers a keyframe request. Returns true when the track must be
+    /// added to the router's pending list.
+    pub(crate) fn request_keyframe(&mut self) -> bool {
+        self.stats.keyframe_requests += 1;
+        self.pli_pending = true;
+        !std::mem::replace(&mut self.pli_listed, true)
+    }
+
+    /// When the pending request may be sent: `None` if nothing is pending,
+    /// `Some(None)` if right away, `Some(Some(t))` if at `t`.
+    pub(crate) fn pli_deadline(&self) -> Option<Option<Instant>> {
+        if !self.pli_pending {
+            return None;
+        }
+        Some(self.pli_last_sent.and_then(|t| t.checked_add(PLI_INTERVAL)))
+    }
+
+    /// Emits the pending PLI if the coalescing window allows it at `now`.
+    pub(crate) fn take_pli(&mut self, now: Instant) -> Option<u32> {
+        match self.pli_deadline()? {
+            Some(t) if now < t => None,
+            _ => {
+                self.pli_pending = false;
+                self.pli_listed = false;
+                self.pli_last_sent = Some(now);
+                self.stats.plis_sent += 1;
+                Some(self.info.ssrc)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::slab::Slab;
+    use bytes::Bytes;
+    use std::time::Duration;
+
+    fn track(kind: MediaKind, codec: Codec) -> Track {
+        let mut s: Slab<()> = Slab::default();
+        let info = TrackInfo {
+            kind,
+            codec,
+            clock_rate: 90_000,
+            ssrc: 42,
+            payload_type: 96,
+            extensions: ExtMap::new(),
+        };
+        Track::new(info, StreamHandle(s.insert(())))
+    }
+
+    fn pkt(seq: u16, payload: &'static [u8]) -> RtpPacket {
+        RtpPacket {
+            ssrc: 42,
+            payload_type: 96,
+            sequence_number: seq,
+            payload: Bytes::from_static(payload),
+            ..RtpPacket::default()
+        }
+    }
+
+    #[test]
+    fn ingest_validates_dedups_and_caches() {
+        let mut t = track(MediaKind::Video, Codec::Av1);
+        assert_eq!(t.cache.capacity(), VIDEO_CACHE_PACKETS);
+        let mut bad = pkt(1, b"x");
+        bad.ssrc = 7;
+        assert!(matches!(t.ingest(bad), Ingest::Rejected));
+        let mut bad = pkt(1, b"x");
+        bad.payload_type = 97;
+        assert!(matches!(t.ingest(bad), Ingest::Rejected));
+        assert!(matches!(
+            t.ingest(pkt(65535, &[0x08])),
+            Ingest::Cached {
+                ext: 65535,
+                keyframe: true
+            }
+        ));
+        assert!(matches!(
+            t.ingest(pkt(0, &[0x00])),
+            Ingest::Cached {
+                ext: 65536,
+                keyframe: false
+            }
+        ));
+        assert!(matches!(t.ingest(pkt(0, b"dup")), Ingest::Duplicate));
+        // Jump ahead by more than the cache: the old number is uncacheable.
+        assert!(matches!(t.ingest(pkt(2000, b"")), Ingest::Cached { .. }));
+        match t.ingest(pkt(1, &[0, 1, 2, 3])) {
+            Ingest::Uncached { ext, pkt, .. } => {
+                assert_eq!(ext, 65537);
+                assert_eq!(&pkt.payload[..], &[0, 1, 2, 3]);
+            }
+            _ => panic!("expected uncached"),
+        }
+        let s = t.stats;
+        assert_eq!(
+            (
+                s.packets_received,
+                s.bytes_received,
+                s.rejected,
+                s.duplicates,
+                s.keyframes
+            ),
+            (4, 6, 2, 1, 1)
+        );
+    }
+
+    #[test]
+    fn audio_is_never_a_keyframe() {
+        let mut t = track(MediaKind::Audio, Codec::Opus);
+        assert_eq!(t.cache.capacity(), AUDIO_CACHE_PACKETS);
+        assert!(matches!(
+            t.ingest(pkt(5, &[0x08])),
+            Ingest::Cached {
+                keyframe: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn pli_coalescing_state() {
+        let mut t = track(MediaKind::Video, Codec::Vp8);
+        let t0 = Instant::now();
+        assert_eq!(t.take_pli(t0), None);
+        assert!(t.request_keyframe());
+        assert!(!t.request_keyframe());
+        assert_eq!(t.pli_deadline(), Some(None));
+        assert_eq!(t.take_pli(t0), Some(42));
+        assert_eq!(t.take_pli(t0), None);
+        assert!(t.request_keyframe());
+        assert_eq!(t.pli_deadline(), Some(Some(t0 + PLI_INTERVAL)));
+        assert_eq!(t.take_pli(t0 + Duration::from_millis(499)), None);
+        assert_eq!(t.take_pli(t0 + PLI_INTERVAL), Some(42));
+        assert_eq!((t.stats.keyframe_requests, t.stats.plis_sent), (3, 2));
+    }
+}

@@ -1,0 +1,372 @@
+//! Test harness: starts the real `sfu` binary on 127.0.0.1 with an ephemeral
+//! port and a config written for the test, and speaks the wire protocol over
+//! real WebSocket connections.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+/// How long a test waits for something that should happen.
+pub const WAIT: Duration = Duration::from_secs(3);
+/// How long a test watches for something that must not happen.
+pub const QUIET: Duration = Duration::from_millis(300);
+
+/// The apps every test server has: 1 multi-room (5 rooms), 2 single-room
+/// only, 3 multi-room with at most 2 rooms.
+pub const APPS: &str = r#"
+[[apps]]
+appID = 1
+secret = "secret-one"
+multiRoom = true
+maxRooms = 5
+
+[[apps]]
+appID = 2
+secret = "secret-two"
+multiRoom = false
+
+[[apps]]
+appID = 3
+secret = "secret-three"
+multiRoom = true
+maxRooms = 2
+"#;
+
+pub fn secret(app: u32) -> &'static str {
+    match app {
+        1 => "secret-one",
+        2 => "secret-two",
+        3 => "secret-three",
+        _ => "unknown",
+    }
+}
+
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Claims as a JSON object, so tests can craft any token.
+pub fn claims(app: u32, user: &str) -> Value {
+    json!({"app_id": app, "user_id": user, "iat": now_secs(), "exp": now_secs() + 3600})
+}
+
+pub fn sign(secret: &str, claims: &Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// A valid token for `user` in `app`.
+pub fn token(app: u32, user: &str) -> String {
+    sign(secret(app), &claims(app, user))
+}
+
+pub struct TestServer {
+    child: Child,
+    pub addr: String,
+}
+
+impl TestServer {
+    /// The standard apps and `limits` (TOML lines of the `[limits]` table).
+    pub fn start(limits: &str) -> TestServer {
+        Self::start_with(&format!("[limits]\n{limits}\n{APPS}"))
+    }
+
+    pub fn start_with(config: &str) -> TestServer {
+        let dir =
+            std::env::temp_dir().join(format!("sfu-test-{}-{}", std::process::id(), rand_suffix()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sfu.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sfu"))
+            .arg("--config")
+            .arg(&path)
+            .args(["--bind", "127.0.0.1:0"])
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn sfu");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("sfu listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line from sfu: {line:?}"))
+            .to_string();
+        TestServer { child, addr }
+    }
+
+    pub async fn client(&self, app: u32) -> Client {
+        Client::connect(&format!("ws://{}/ws?appID={app}", self.addr)).await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed) * 1_000_000
+        + SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos() as u64
+}
+
+/// What the reader task saw.
+#[derive(Debug)]
+pub enum Incoming {
+    Json(Value),
+    Closed(Option<u16>),
+}
+
+/// A signaling client: requests with ids, events buffered until asked for.
+pub struct Client {
+    tx: mpsc::UnboundedSender<Message>,
+    rx: mpsc::UnboundedReceiver<Incoming>,
+    next_id: u64,
+    events: VecDeque<Value>,
+    responses: VecDeque<Value>,
+    pub closed: Option<Option<u16>>,
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("connect");
+        let (mut sink, mut stream) = ws.split();
+        let (tx, mut out_rx) = mpsc::unbounded_channel::<Message>();
+        let (in_tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(m) = out_rx.recv().await {
+                if sink.send(m).await.is_err() {
+                    break;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while let Some(msg) = stream.next().await {
+                match msg {
+                    Ok(Message::Text(t)) => {
+                        let v: Value = serde_json::from_str(&t).expect("server sent invalid JSON");
+                        let _ = in_tx.send(Incoming::Json(v));
+                    }
+                    Ok(Message::Close(frame)) => {
+                        let _ = in_tx.send(Incoming::Closed(frame.map(|f| f.code.into())));
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+            let _ = in_tx.send(Incoming::Closed(None));
+        });
+        Client {
+            tx,
+            rx,
+            next_id: 1,
+            events: VecDeque::new(),
+            responses: VecDeque::new(),
+            closed: None,
+        }
+    }
+
+    pub fn send_raw(&self, msg: Message) {
+        let _ = self.tx.send(msg);
+    }
+
+    pub fn send_text(&self, text: &str) {
+        self.send_raw(Message::Text(text.into()));
+    }
+
+    async fn pump(&mut self, deadline: tokio::time::Instant) -> bool {
+        match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            Ok(Some(Incoming::Json(v))) => {
+                if v.get("event").is_some() {
+                    self.events.push_back(v);
+                } else {
+                    self.responses.push_back(v);
+                }
+                true
+            }
+            Ok(Some(Incoming::Closed(code))) => {
+                self.closed = Some(code);
+                false
+            }
+            Ok(None) => {
+                if self.closed.is_none() {
+                    self.closed = Some(None);
+                }
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Next response (a frame without `event`), whatever its id.
+    pub async fn response(&mut self) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(v) = self.responses.pop_front() {
+                return v;
+            }
+            if !self.pump(deadline).await {
+                panic!("no response (closed: {:?})", self.closed);
+            }
+        }
+    }
+
+    /// Send `op` with `fields` and return its response.
+    pub async fn request(&mut self, op: &str, fields: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut req = fields;
+        req["id"] = json!(id);
+        req["op"] = json!(op);
+        self.send_text(&req.to_string());
+        let v = self.response().await;
+        assert_eq!(v["id"], json!(id), "response out of order: {v}");
+        v
+    }
+
+    /// `request` that must succeed; returns the response.
+    pub async fn ok(&mut self, op: &str, fields: Value) -> Value {
+        let v = self.request(op, fields).await;
+        assert_eq!(v["code"], json!(0), "{op} failed: {v}");
+        v
+    }
+
+    /// `request` that must fail with `code`.
+    pub async fn fails(&mut self, op: &str, fields: Value, code: u64) -> Value {
+        let v = self.request(op, fields).await;
+        assert_eq!(v["code"], json!(code), "{op}: expected {code}, got {v}");
+        assert!(
+            v["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "no message: {v}"
+        );
+        v
+    }
+
+    pub async fn enable_multi_room(&mut self) {
+        self.ok("enableMultiRoom", json!({"enable": true})).await;
+    }
+
+    /// Log `user` into `room` of `app` with `userUpdate: true`.
+    pub async fn login(&mut self, app: u32, user: &str, room: &str) -> Value {
+        self.ok(
+            "loginRoom",
+            json!({"roomID": room, "token": token(app, user),
+                   "user": {"userID": user, "userName": format!("{user} name")},
+                   "config": {"userUpdate": true}}),
+        )
+        .await
+    }
+
+    /// Wait for the next event called `name` (other events stay buffered).
+    pub async fn event(&mut self, name: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(i) = self.events.iter().position(|e| e["event"] == name) {
+                return self.events.remove(i).unwrap();
+            }
+            if !self.pump(deadline).await {
+                panic!(
+                    "no {name} event (closed: {:?}); buffered: {:?}",
+                    self.closed, self.events
+                );
+            }
+        }
+    }
+
+    /// Wait for the next `name` event whose `roomID` is `room` (events of
+    /// other rooms stay buffered).
+    pub async fn room_event(&mut self, name: &str, room: &str) -> Value {
+        self.event_where(name, |e| e["roomID"] == room).await
+    }
+
+    /// Wait for the next `name` event for which `pred` holds.
+    pub async fn event_where(&mut self, name: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(i) = self
+                .events
+                .iter()
+                .position(|e| e["event"] == name && pred(e))
+            {
+                return self.events.remove(i).unwrap();
+            }
+            if !self.pump(deadline).await {
+                panic!(
+                    "no matching {name} event (closed: {:?}); buffered: {:?}",
+                    self.closed, self.events
+                );
+            }
+        }
+    }
+
+    /// Wait for `roomUserUpdate` of `kind` (ADD/DELETE) about `user` in `room`.
+    pub async fn user_update(&mut self, room: &str, kind: &str, user: &str) -> Value {
+        self.event_where("roomUserUpdate", |e| {
+            e["roomID"] == room && e["updateType"] == kind && e["userList"][0]["userID"] == user
+        })
+        .await
+    }
+
+    /// Assert that no `name` event arrives within `QUIET`.
+    pub async fn no_event(&mut self, name: &str) {
+        let deadline = tokio::time::Instant::now() + QUIET;
+        while self.pump(deadline).await {}
+        if let Some(e) = self.events.iter().find(|e| e["event"] == name) {
+            panic!("unexpected {name} event: {e}");
+        }
+    }
+
+    /// Wait for the server to close the socket; returns the close code.
+    pub async fn closed_code(&mut self, within: Duration) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.closed.is_none() {
+            if !self.pump(deadline).await && self.closed.is_none() {
+                panic!("socket not closed within {within:?}");
+            }
+        }
+        self.closed.unwrap()
+    }
+
+    /// Buffered events called `name` (after letting pending frames arrive).
+    pub fn events_named(&self, name: &str) -> Vec<serde_json::Value> {
+        self.events
+            .iter()
+            .filter(|e| e["event"] == name)
+            .cloned()
+            .collect()
+    }
+
+    /// Drop every buffered event.
+    pub fn clear_events(&mut self) {
+        self.events.clear();
+    }
+}
