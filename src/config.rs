@@ -18,13 +18,52 @@ use serde::{Deserialize, Serialize};
 pub struct ServerSection {
     /// Signaling/HTTP listener.
     pub bind: SocketAddr,
+    /// The one UDP port of every peer connection.
+    pub udp_port: u16,
+    /// Address the UDP socket binds (default: all interfaces).
+    pub udp_bind_ip: std::net::IpAddr,
+    /// Public address announced in SDP answers (NAT 1:1); empty: none.
+    pub public_ip: String,
+    /// Media event-loop threads; 0 means one per CPU core.
+    pub media_workers: usize,
+    /// Packets queued per player and kind before that player drops.
+    pub player_queue: usize,
 }
 
 impl Default for ServerSection {
     fn default() -> Self {
         ServerSection {
             bind: SocketAddr::from(([0, 0, 0, 0], 7880)),
+            udp_port: 7882,
+            udp_bind_ip: std::net::IpAddr::from([0, 0, 0, 0]),
+            public_ip: String::new(),
+            media_workers: 0,
+            player_queue: 512,
         }
+    }
+}
+
+impl ServerSection {
+    /// The media plane settings these keys describe.
+    pub fn media(&self) -> anyhow::Result<sfu_core::media::MediaConfig> {
+        let public_ip = match self.public_ip.trim() {
+            "" => None,
+            ip => Some(
+                ip.parse()
+                    .with_context(|| format!("server.publicIp `{ip}`"))?,
+            ),
+        };
+        let workers = match self.media_workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        Ok(sfu_core::media::MediaConfig {
+            udp_bind: SocketAddr::new(self.udp_bind_ip, self.udp_port),
+            public_ip,
+            workers,
+            player_queue: self.player_queue.max(16),
+            ..Default::default()
+        })
     }
 }
 
@@ -56,6 +95,13 @@ impl FileConfig {
             let file: toml::Value =
                 toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
             merge(&mut tree, file);
+            // Round-trip so that every key has its default value in the tree
+            // (an app table that omits `maxRooms` can still be overridden).
+            let parsed: FileConfig = tree
+                .clone()
+                .try_into()
+                .with_context(|| format!("invalid {}", path.display()))?;
+            tree = toml::Value::try_from(parsed).context("re-encoding config")?;
         }
         for (key, value) in vars {
             if let Some(path) = key.strip_prefix("SFU_") {
@@ -158,7 +204,10 @@ mod tests {
             ("OTHER".to_string(), "x".to_string()),
         ];
         let c = FileConfig::load(Some(&path), vars.into_iter()).unwrap();
-        assert_eq!(c.server.bind, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(
+            c.server.bind,
+            "127.0.0.1:9000".parse::<SocketAddr>().unwrap()
+        );
         assert_eq!(c.limits.heartbeat_timeout_ms, 5000);
         assert_eq!(c.limits.online_count_interval_ms, 250);
         assert_eq!(c.limits.broadcast_per_room_per_sec, 10);

@@ -31,6 +31,9 @@ struct Cli {
     /// Signaling/HTTP listen address (overrides the config file).
     #[arg(long, value_name = "ADDR")]
     bind: Option<SocketAddr>,
+    /// The UDP port of all media (overrides the config file; 0: any free port).
+    #[arg(long, value_name = "PORT")]
+    udp_port: Option<u16>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -85,10 +88,18 @@ fn load_config(cli: &Cli) -> anyhow::Result<FileConfig> {
         }
         if cli.config.is_none() {
             cfg.server.bind = SocketAddr::from(([127, 0, 0, 1], 7880));
+            cfg.server.udp_bind_ip = std::net::IpAddr::from([127, 0, 0, 1]);
         }
     }
     if let Some(bind) = cli.bind {
         cfg.server.bind = bind;
+        // A loopback signaling address keeps media on loopback too.
+        if bind.ip().is_loopback() {
+            cfg.server.udp_bind_ip = bind.ip();
+        }
+    }
+    if let Some(port) = cli.udp_port {
+        cfg.server.udp_port = port;
     }
     Ok(cfg)
 }
@@ -139,6 +150,7 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
         let server = Server::bind(ServerConfig {
             bind: cfg.server.bind,
             signal: cfg.signal(),
+            media: Some(cfg.server.media()?),
         })
         .await?;
         let addr = server.local_addr()?;

@@ -370,3 +370,4 @@ impl Client {
         self.events.clear();
     }
 }
+pub mod media;

@@ -8,23 +8,40 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::config::{AppConfig, Limits, SignalConfig};
-use crate::outbox::{self, Inbox};
+use crate::media::{MediaControl, MediaId, NoMedia};
+use crate::outbox::{self, Inbox, Outbound, Outbox};
 use crate::room::Room;
 use crate::session::Session;
+
+/// A player of a published stream, told when the stream ends.
+struct PlayerRef {
+    outbox: Outbox,
+    play: MediaId,
+}
+
+/// A stream published in this app: where it is listed, its publish, its players.
+struct Published {
+    room_id: Arc<str>,
+    publisher_conn: u64,
+    publish: Option<MediaId>,
+    players: Vec<PlayerRef>,
+}
 
 pub struct App {
     pub config: AppConfig,
     pub limits: Arc<Limits>,
+    pub media: Arc<dyn MediaControl>,
     rooms: Mutex<HashMap<Arc<str>, Arc<Room>>>,
-    /// Stream IDs published in this app → the room they are listed in.
-    streams: Mutex<HashMap<Arc<str>, Arc<str>>>,
+    /// Stream IDs published in this app (unique per app, whatever the room).
+    streams: Mutex<HashMap<Arc<str>, Published>>,
 }
 
 impl App {
-    fn new(config: AppConfig, limits: Arc<Limits>) -> Self {
+    fn new(config: AppConfig, limits: Arc<Limits>, media: Arc<dyn MediaControl>) -> Self {
         App {
             config,
             limits,
+            media,
             rooms: Mutex::new(HashMap::new()),
             streams: Mutex::new(HashMap::new()),
         }
@@ -63,24 +80,85 @@ impl App {
         self.rooms.lock().values().cloned().collect()
     }
 
-    /// Claim `stream_id` for a publish listed in `room_id`; false if taken.
-    pub fn claim_stream(&self, stream_id: &Arc<str>, room_id: &Arc<str>) -> bool {
+    /// Claim `stream_id` for a publish by `conn_id` listed in `room_id`;
+    /// false if the ID is taken in this app.
+    pub fn claim_stream(&self, stream_id: &Arc<str>, room_id: &Arc<str>, conn_id: u64) -> bool {
         let mut streams = self.streams.lock();
         if streams.contains_key(stream_id) {
             return false;
         }
-        streams.insert(stream_id.clone(), room_id.clone());
+        streams.insert(
+            stream_id.clone(),
+            Published {
+                room_id: room_id.clone(),
+                publisher_conn: conn_id,
+                publish: None,
+                players: Vec::new(),
+            },
+        );
         true
     }
 
-    /// Release a claimed stream ID.
-    pub fn release_stream(&self, stream_id: &str) {
-        self.streams.lock().remove(stream_id);
+    /// Record the media publish behind a claimed stream ID.
+    pub fn set_publish_media(&self, stream_id: &str, media: MediaId) {
+        if let Some(p) = self.streams.lock().get_mut(stream_id) {
+            p.publish = Some(media);
+        }
     }
 
-    /// The room a published stream is listed in.
-    pub fn stream_room(&self, stream_id: &str) -> Option<Arc<str>> {
-        self.streams.lock().get(stream_id).cloned()
+    /// The stream stopped being published (any reason): forget the ID, stop
+    /// its media and tell every player, whatever room it plays from.
+    pub fn end_stream(&self, stream_id: &str) {
+        let Some(published) = self.streams.lock().remove(stream_id) else {
+            return;
+        };
+        if let Some(media) = published.publish {
+            self.media.stop(media);
+        }
+        let stream: Arc<str> = Arc::from(stream_id);
+        for p in published.players {
+            p.outbox.send(Outbound::StreamEnded {
+                stream_id: stream.clone(),
+                play: p.play,
+            });
+        }
+    }
+
+    /// The room a published stream is listed in, and its publisher's connection.
+    pub fn stream_room(&self, stream_id: &str) -> Option<(Arc<str>, u64)> {
+        self.streams
+            .lock()
+            .get(stream_id)
+            .map(|p| (p.room_id.clone(), p.publisher_conn))
+    }
+
+    /// Register a play of `stream_id`; false if the stream is not published.
+    pub fn add_player(&self, stream_id: &str, outbox: &Outbox, play: MediaId) -> bool {
+        match self.streams.lock().get_mut(stream_id) {
+            Some(p) => {
+                p.players.push(PlayerRef {
+                    outbox: outbox.clone(),
+                    play,
+                });
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forget a play (stopped by its player).
+    pub fn remove_player(&self, stream_id: &str, play: MediaId) {
+        if let Some(p) = self.streams.lock().get_mut(stream_id) {
+            p.players.retain(|r| r.play != play);
+        }
+    }
+
+    /// How many plays a stream has (for tests and stats).
+    pub fn player_count(&self, stream_id: &str) -> usize {
+        self.streams
+            .lock()
+            .get(stream_id)
+            .map_or(0, |p| p.players.len())
     }
 }
 
@@ -94,6 +172,11 @@ pub struct Hub {
 impl Hub {
     /// Build the hub; fails on duplicate app IDs or an app with `maxRooms` 0.
     pub fn new(config: SignalConfig) -> Result<Self, String> {
+        Self::with_media(config, Arc::new(NoMedia))
+    }
+
+    /// Build the hub with a media plane.
+    pub fn with_media(config: SignalConfig, media: Arc<dyn MediaControl>) -> Result<Self, String> {
         let limits = Arc::new(config.limits);
         let mut apps = HashMap::new();
         for app in config.apps {
@@ -105,7 +188,7 @@ impl Hub {
             }
             let id = app.app_id;
             if apps
-                .insert(id, Arc::new(App::new(app, limits.clone())))
+                .insert(id, Arc::new(App::new(app, limits.clone(), media.clone())))
                 .is_some()
             {
                 return Err(format!("app {id} is configured twice"));

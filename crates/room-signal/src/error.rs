@@ -47,6 +47,8 @@ pub mod code {
     pub const PUBLISH_FORBIDDEN: u32 = 1_003_072;
     pub const STREAM_NOT_FOUND: u32 = 1_004_002;
     pub const BAD_SDP: u32 = 1_005_001;
+    /// Not in the contract: the media connection (ICE/DTLS) failed or timed out.
+    pub const MEDIA_DISCONNECTED: u32 = 1_005_003;
     pub const MESSAGE_EMPTY: u32 = 1_009_001;
     pub const MESSAGE_TOO_LONG: u32 = 1_009_002;
     pub const SENDER_NOT_IN_ROOM: u32 = 1_009_005;

@@ -12,6 +12,8 @@
 //! - [`session`]: one connection's ops, in the contract's check order.
 //! - [`wire`]: request parsing, response and event encoding.
 //! - [`token`]: JWT verification and minting.
+//! - [`media`]: the seam to the media plane (`MediaControl`).
+//! - `session_media`: publish/play ops and the play-binding rules.
 //! - [`ids`], [`error`], [`limiter`], [`outbox`]: the small pieces.
 
 pub mod app;
@@ -19,9 +21,11 @@ pub mod config;
 pub mod error;
 pub mod ids;
 pub mod limiter;
+pub mod media;
 pub mod outbox;
 pub mod room;
 pub mod session;
+mod session_media;
 pub mod token;
 pub mod wire;
 

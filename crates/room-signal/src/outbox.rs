@@ -23,6 +23,16 @@ pub enum Outbound {
         join: u64,
         code: u32,
     },
+    /// A transport event of one of this connection's publishes or plays.
+    Media {
+        id: crate::media::MediaId,
+        event: crate::media::MediaEvent,
+    },
+    /// The stream this connection plays (with `play`) stopped being published.
+    StreamEnded {
+        stream_id: Arc<str>,
+        play: crate::media::MediaId,
+    },
 }
 
 /// Sending half of a connection's queue; cloned into every room it joins.

@@ -13,6 +13,7 @@ use crate::app::App;
 use crate::error::{code, Result, SignalError};
 use crate::ids;
 use crate::limiter::Limiter;
+use crate::media::MediaId;
 use crate::outbox::{Outbound, Outbox};
 use crate::room::{self, DeleteReason, Room};
 use crate::token;
@@ -26,28 +27,45 @@ pub enum CloseReason {
     SlowConsumer,
 }
 
-struct JoinedRoom {
-    room: Arc<Room>,
-    join: u64,
-    token_exp: u64,
-    warned: bool,
+pub(crate) struct JoinedRoom {
+    pub(crate) room: Arc<Room>,
+    pub(crate) join: u64,
+    /// The room token's claims (expiry, publish rights).
+    pub(crate) claims: token::Claims,
+    pub(crate) warned: bool,
+}
+
+/// A stream this connection publishes.
+pub(crate) struct Publish {
+    pub(crate) stream_id: Arc<str>,
+    pub(crate) room_id: Arc<str>,
+    pub(crate) media: MediaId,
+}
+
+/// A stream this connection plays, bound to one of its rooms.
+pub(crate) struct Play {
+    pub(crate) stream_id: Arc<str>,
+    pub(crate) room_id: Arc<str>,
+    pub(crate) media: MediaId,
 }
 
 pub struct Session {
-    conn_id: u64,
-    app: Arc<App>,
-    outbox: Outbox,
-    multi_room: bool,
+    pub(crate) conn_id: u64,
+    pub(crate) app: Arc<App>,
+    pub(crate) outbox: Outbox,
+    pub(crate) multi_room: bool,
     enable_called: bool,
     /// The room mode is fixed by the first successful login.
     mode_locked: bool,
-    user: Option<User>,
+    pub(crate) user: Option<User>,
     /// Joined rooms, earliest first.
-    rooms: Vec<JoinedRoom>,
+    pub(crate) rooms: Vec<JoinedRoom>,
+    pub(crate) publishes: Vec<Publish>,
+    pub(crate) plays: Vec<Play>,
     requests: Limiter,
 }
 
-type OpResult = Result<Option<Map<String, Value>>>;
+pub(crate) type OpResult = Result<Option<Map<String, Value>>>;
 
 impl Session {
     pub(crate) fn new(conn_id: u64, app: Arc<App>, outbox: Outbox) -> Self {
@@ -61,6 +79,8 @@ impl Session {
             mode_locked: false,
             user: None,
             rooms: Vec::new(),
+            publishes: Vec::new(),
+            plays: Vec::new(),
             requests,
         }
     }
@@ -151,6 +171,12 @@ impl Session {
                 room.set_extra_info(user_id, join, &req.key, &req.value, now_ms)?;
                 Ok(None)
             }
+            "startPublishingStream" => self.start_publishing(wire::fields(body)?, now_ms),
+            "stopPublishingStream" => self.stop_publishing(wire::fields(body)?),
+            "startPlayingStream" => self.start_playing(wire::fields(body)?),
+            "stopPlayingStream" => self.stop_playing(wire::fields(body)?),
+            "iceCandidate" => self.ice_candidate(wire::fields(body)?),
+            "setStreamExtraInfo" => self.set_stream_extra_info(wire::fields(body)?),
             _ => Err(SignalError::malformed(format!("unknown op `{op}`"))),
         }
     }
@@ -173,7 +199,7 @@ impl Session {
         user_id: &str,
         room_id: &str,
         now_ms: u64,
-    ) -> Result<u64> {
+    ) -> Result<token::Claims> {
         let cfg = &self.app.config;
         token::verify(
             token,
@@ -183,10 +209,9 @@ impl Session {
             room_id,
             now_ms / 1000,
         )
-        .map(|c| c.exp)
     }
 
-    fn joined(&self, room_id: &str) -> Option<usize> {
+    pub(crate) fn joined(&self, room_id: &str) -> Option<usize> {
         self.rooms.iter().position(|r| &*r.room.id == room_id)
     }
 
@@ -196,21 +221,21 @@ impl Session {
         room_id: &str,
         user: &User,
         config: wire::RoomConfig,
-        token_exp: u64,
+        claims: token::Claims,
     ) -> Result<Map<String, Value>> {
         loop {
             let room = self.app.room_for_join(room_id);
             match room.join(user, &self.outbox, config) {
                 Ok(joined) => {
                     for s in &joined.kicked_streams {
-                        self.app.release_stream(s);
+                        self.app.end_stream(s);
                     }
                     tracing::info!(app = self.app.id(), room = room_id, user = %user.user_id,
                         conn = self.conn_id, "login");
                     self.rooms.push(JoinedRoom {
                         room,
                         join: joined.join,
-                        token_exp,
+                        claims,
                         warned: false,
                     });
                     self.user = Some(user.clone());
@@ -231,7 +256,7 @@ impl Session {
             .user_name
             .unwrap_or_else(|| req.user.user_id.clone());
         ids::user_name(&user_name)?;
-        let exp = self.verify_token(
+        let claims = self.verify_token(
             req.token.as_deref(),
             &req.user.user_id,
             &req.room_id,
@@ -275,7 +300,7 @@ impl Session {
             user_id: Arc::from(req.user.user_id),
             user_name: Arc::from(user_name),
         };
-        let result = self.join(&req.room_id, &user, req.config.unwrap_or_default(), exp)?;
+        let result = self.join(&req.room_id, &user, req.config.unwrap_or_default(), claims)?;
         Ok(Some(result))
     }
 
@@ -285,7 +310,7 @@ impl Session {
         let Some(user) = self.user.clone() else {
             return Err(not_in_room(&req.from_room_id));
         };
-        let exp =
+        let claims =
             self.verify_token(req.token.as_deref(), &user.user_id, &req.to_room_id, now_ms)?;
         let Some(from) = self.joined(&req.from_room_id) else {
             return Err(not_in_room(&req.from_room_id));
@@ -297,7 +322,12 @@ impl Session {
             ));
         }
         // Join the target first so that a failed switch leaves the user where it was.
-        let result = self.join(&req.to_room_id, &user, req.config.unwrap_or_default(), exp)?;
+        let result = self.join(
+            &req.to_room_id,
+            &user,
+            req.config.unwrap_or_default(),
+            claims,
+        )?;
         self.leave_at(from, DeleteReason::Stopped);
         Ok(Some(result))
     }
@@ -319,12 +349,12 @@ impl Session {
         let Some(user_id) = self.user.as_ref().map(|u| u.user_id.clone()) else {
             return Err(not_in_room(&req.room_id));
         };
-        let exp = self.verify_token(req.token.as_deref(), &user_id, &req.room_id, now_ms)?;
+        let claims = self.verify_token(req.token.as_deref(), &user_id, &req.room_id, now_ms)?;
         let idx = self
             .joined(&req.room_id)
             .ok_or_else(|| not_in_room(&req.room_id))?;
         if let Some(r) = self.rooms.get_mut(idx) {
-            r.token_exp = exp;
+            r.claims = claims;
             r.warned = false;
         }
         Ok(None)
@@ -349,10 +379,14 @@ impl Session {
             .as_ref()
             .map(|u| u.user_id.clone())
             .unwrap_or_else(|| Arc::from(""));
+        // Decide about plays bound here while the room still lists its streams.
+        let ending = self.plays_to_end(&joined.room);
         let (streams, empty) = joined.room.leave(&user_id, joined.join, reason);
         for s in &streams {
-            self.app.release_stream(s);
+            self.app.end_stream(s);
         }
+        self.publishes.retain(|p| p.room_id != joined.room.id);
+        self.rebind_or_end_plays(&joined.room, ending);
         if empty {
             self.app.drop_room(&joined.room);
         }
@@ -370,28 +404,48 @@ impl Session {
     }
 
     /// Handle an item queued by another part of the control plane; returns
-    /// the frame to write, if any.
-    pub fn on_outbound(&mut self, item: Outbound) -> Option<Bytes> {
+    /// the frames to write.
+    pub fn on_outbound(&mut self, item: Outbound) -> Vec<Bytes> {
         match item {
-            Outbound::Frame(frame) => Some(frame),
+            Outbound::Frame(frame) => vec![frame],
             Outbound::Kicked {
                 room_id,
                 join,
                 code,
-            } => {
-                let idx = self.rooms.iter().position(|r| r.join == join)?;
-                self.rooms.remove(idx);
-                tracing::info!(app = self.app.id(), room = %room_id, user = ?self.user_id(),
-                    conn = self.conn_id, code, "kicked out of room");
-                if self.rooms.is_empty() {
-                    self.user = None;
-                }
-                Some(wire::event(
-                    "roomStateChanged",
-                    json!({"roomID": &*room_id, "reason": "KICKOUT", "errorCode": code, "extendedData": "{}"}),
-                ))
-            }
+            } => self.on_kicked(&room_id, join, code),
+            Outbound::Media { id, event } => self.on_media_event(id, event),
+            Outbound::StreamEnded { stream_id, play } => self.on_stream_ended(&stream_id, play),
         }
+    }
+
+    fn on_kicked(&mut self, room_id: &str, join: u64, code: u32) -> Vec<Bytes> {
+        let Some(idx) = self.rooms.iter().position(|r| r.join == join) else {
+            return Vec::new();
+        };
+        let joined = self.rooms.remove(idx);
+        tracing::info!(app = self.app.id(), room = %room_id, user = ?self.user_id(),
+            conn = self.conn_id, code, "kicked out of room");
+        let mut frames = vec![wire::event(
+            "roomStateChanged",
+            json!({"roomID": room_id, "reason": "KICKOUT", "errorCode": code, "extendedData": "{}"}),
+        )];
+        // The room already delisted our streams there and ended them.
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.publishes)
+            .into_iter()
+            .partition(|p| *p.room_id == *room_id);
+        self.publishes = kept;
+        for p in gone {
+            frames.push(wire::event(
+                "publisherStateUpdate",
+                json!({"streamID": &*p.stream_id, "state": "NO_PUBLISH", "errorCode": code}),
+            ));
+        }
+        let ending = self.plays_to_end(&joined.room);
+        self.rebind_or_end_plays(&joined.room, ending);
+        if self.rooms.is_empty() {
+            self.user = None;
+        }
+        frames
     }
 
     /// When `on_timer` next has something to do (unix ms).
@@ -400,7 +454,7 @@ impl Session {
         self.rooms
             .iter()
             .filter(|r| !r.warned)
-            .map(|r| r.token_exp.saturating_mul(1000).saturating_sub(before))
+            .map(|r| r.claims.exp.saturating_mul(1000).saturating_sub(before))
             .min()
     }
 
@@ -409,7 +463,7 @@ impl Session {
         let before = self.app.limits.token_will_expire_ms;
         let mut out = Vec::new();
         for r in self.rooms.iter_mut().filter(|r| !r.warned) {
-            if r.token_exp.saturating_mul(1000).saturating_sub(before) <= now_ms {
+            if r.claims.exp.saturating_mul(1000).saturating_sub(before) <= now_ms {
                 r.warned = true;
                 out.push(wire::event(
                     "tokenWillExpire",
@@ -428,53 +482,6 @@ impl Session {
         };
         self.leave_all(reason);
     }
-
-    /// List a stream this session publishes into one of its rooms (the media
-    /// plane calls this once the publish is accepted). `1003028` if the ID is
-    /// taken in the app, `1002002` if the room is not joined.
-    pub fn list_stream(
-        &mut self,
-        room_id: &str,
-        stream_id: &str,
-        extra_info: String,
-    ) -> Result<()> {
-        ids::stream_id(stream_id)?;
-        let idx = self.joined(room_id).ok_or_else(|| not_in_room(room_id))?;
-        let Some(joined) = self.rooms.get(idx) else {
-            return Err(not_in_room(room_id));
-        };
-        let stream: Arc<str> = Arc::from(stream_id);
-        if !self.app.claim_stream(&stream, &joined.room.id) {
-            return Err(SignalError::new(
-                code::STREAM_ID_TAKEN,
-                "stream ID already published in this app",
-            ));
-        }
-        let user_id = self.user_id().unwrap_or_default();
-        if let Err(e) = joined
-            .room
-            .add_stream(user_id, joined.join, stream.clone(), extra_info)
-        {
-            self.app.release_stream(&stream);
-            return Err(e);
-        }
-        Ok(())
-    }
-
-    /// Delist a stream this session published (`reason` 1 when stopped).
-    pub fn delist_stream(&mut self, stream_id: &str, reason: DeleteReason) -> bool {
-        let Some(room_id) = self.app.stream_room(stream_id) else {
-            return false;
-        };
-        let Some(joined) = self.joined(&room_id).and_then(|i| self.rooms.get(i)) else {
-            return false;
-        };
-        let removed = joined.room.remove_stream(stream_id, reason);
-        if removed {
-            self.app.release_stream(stream_id);
-        }
-        removed
-    }
 }
 
 impl Drop for Session {
@@ -483,14 +490,14 @@ impl Drop for Session {
     }
 }
 
-fn not_in_room(room_id: &str) -> SignalError {
+pub(crate) fn not_in_room(room_id: &str) -> SignalError {
     SignalError::new(
         code::NOT_IN_ROOM,
         format!("not logged into room `{room_id}`"),
     )
 }
 
-fn one(key: &str, value: Value) -> Map<String, Value> {
+pub(crate) fn one(key: &str, value: Value) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert(key.into(), value);
     m

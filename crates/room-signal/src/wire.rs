@@ -165,6 +165,49 @@ pub struct SetRoomExtraInfo {
     pub value: String,
 }
 
+#[derive(Debug, Deserialize)]
+pub struct StartPublishing {
+    #[serde(rename = "streamID")]
+    pub stream_id: String,
+    #[serde(rename = "roomID")]
+    pub room_id: Option<String>,
+    pub sdp: String,
+    #[serde(rename = "extraInfo")]
+    pub extra_info: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StartPlaying {
+    #[serde(rename = "streamID")]
+    pub stream_id: String,
+    pub sdp: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StreamOnly {
+    #[serde(rename = "streamID")]
+    pub stream_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct IceCandidate {
+    #[serde(rename = "streamID")]
+    pub stream_id: String,
+    pub candidate: String,
+    #[serde(rename = "sdpMid")]
+    pub sdp_mid: Option<String>,
+    #[serde(rename = "sdpMLineIndex")]
+    pub sdp_mline_index: Option<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SetStreamExtraInfo {
+    #[serde(rename = "streamID")]
+    pub stream_id: String,
+    #[serde(rename = "extraInfo")]
+    pub extra_info: Option<String>,
+}
+
 fn to_bytes(value: &Value) -> Bytes {
     // Serializing a `Value` cannot fail (all keys are strings).
     Bytes::from(serde_json::to_vec(value).unwrap_or_default())

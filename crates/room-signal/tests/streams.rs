@@ -52,6 +52,7 @@ fn events(inbox: &mut Inbox) -> Vec<Value> {
         match item {
             Outbound::Frame(f) => out.push(serde_json::from_slice(&f).unwrap()),
             Outbound::Kicked { room_id, .. } => out.push(json!({"kicked": &*room_id})),
+            other => out.push(json!({"other": format!("{other:?}")})),
         }
     }
     out

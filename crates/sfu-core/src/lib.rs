@@ -6,8 +6,10 @@
 //!
 //! - [`http`]: the axum router (`/ws`, `/health`).
 //! - [`signaling`]: one task per WebSocket connection, owning its `Session`.
+//! - [`media`]: the UDP port, media workers and `rtc` peer connections.
 
 pub mod http;
+pub mod media;
 pub mod signaling;
 
 use std::net::SocketAddr;
@@ -24,6 +26,8 @@ pub struct ServerConfig {
     /// Signaling and HTTP listener address.
     pub bind: SocketAddr,
     pub signal: SignalConfig,
+    /// The media plane (UDP port, workers); `None` runs signaling only.
+    pub media: Option<media::MediaConfig>,
 }
 
 /// Shared state of the HTTP handlers.
@@ -40,7 +44,13 @@ pub struct Server {
 impl Server {
     /// Bind the listener and build the control plane.
     pub async fn bind(config: ServerConfig) -> anyhow::Result<Server> {
-        let hub = Hub::new(config.signal).map_err(anyhow::Error::msg)?;
+        let hub = match config.media {
+            Some(media) => {
+                let plane = media::MediaPlane::start(media)?;
+                Hub::with_media(config.signal, plane).map_err(anyhow::Error::msg)?
+            }
+            None => Hub::new(config.signal).map_err(anyhow::Error::msg)?,
+        };
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding {}", config.bind))?;

@@ -105,10 +105,15 @@ pub async fn serve(mut socket: WebSocket, state: Arc<State>, app: Arc<App>) {
             }
             item = inbox.rx.recv() => {
                 let Some(item) = item else { break CloseReason::Disconnected };
-                if let Some(frame) = session.on_outbound(item).and_then(text) {
+                let mut failed = None;
+                for frame in session.on_outbound(item).into_iter().filter_map(text) {
                     if let Err(reason) = write(&mut socket, frame, &inbox.overflow, heartbeat).await {
-                        break reason;
+                        failed = Some(reason);
+                        break;
                     }
+                }
+                if let Some(reason) = failed {
+                    break reason;
                 }
             }
             () = inbox.overflow.wait() => {

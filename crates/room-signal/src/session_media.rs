@@ -1,0 +1,372 @@
+//! The media ops of a session: publish, play, stop, trickle, stream extra
+//! info, and what happens to them when rooms are left, the publisher goes
+//! away or a media connection fails. The media itself is behind
+//! [`MediaControl`](crate::media::MediaControl); this file keeps the
+//! contract's rules (play binding, delete reasons, state events).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::json;
+
+use crate::error::{code, Result, SignalError};
+use crate::ids;
+use crate::media::{MediaEvent, MediaId, PlayRequest, PublishRequest};
+use crate::room::{DeleteReason, Room};
+use crate::session::{not_in_room, one, OpResult, Play, Publish, Session};
+use crate::token::EXP_LEEWAY_SECS;
+use crate::wire;
+
+/// Longest stream extra info, in bytes.
+pub const MAX_STREAM_EXTRA_INFO: usize = 1024;
+
+fn unknown_stream(stream_id: &str) -> SignalError {
+    SignalError::new(
+        code::STREAM_NOT_FOUND,
+        format!("stream `{stream_id}` does not exist"),
+    )
+}
+
+fn extra_info_len(extra: &str) -> Result<()> {
+    if extra.len() > MAX_STREAM_EXTRA_INFO {
+        return Err(SignalError::new(
+            code::STREAM_EXTRA_TOO_LONG,
+            format!("stream extra info longer than {MAX_STREAM_EXTRA_INFO} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+impl Session {
+    pub(crate) fn start_publishing(&mut self, req: wire::StartPublishing, now_ms: u64) -> OpResult {
+        if req.room_id.is_none() && self.multi_room {
+            return Err(SignalError::malformed(
+                "missing field `roomID` (required in multi-room mode)",
+            ));
+        }
+        ids::stream_id(&req.stream_id)?;
+        let room_id = match req.room_id {
+            Some(r) => {
+                ids::room_id(&r)?;
+                r
+            }
+            None => match self.rooms.first() {
+                Some(r) => r.room.id.to_string(),
+                None => {
+                    return Err(SignalError::new(
+                        code::NOT_IN_ROOM,
+                        "not logged into a room",
+                    ))
+                }
+            },
+        };
+        let extra = req.extra_info.unwrap_or_default();
+        extra_info_len(&extra)?;
+        let idx = self.joined(&room_id).ok_or_else(|| not_in_room(&room_id))?;
+        let Some(joined) = self.rooms.get(idx) else {
+            return Err(not_in_room(&room_id));
+        };
+        if joined.claims.exp.saturating_add(EXP_LEEWAY_SECS) < now_ms / 1000 {
+            return Err(SignalError::new(
+                code::TOKEN_EXPIRED,
+                "room token expired: renew it first",
+            ));
+        }
+        if !joined.claims.may_publish(&req.stream_id) {
+            return Err(SignalError::new(
+                code::PUBLISH_FORBIDDEN,
+                "the room token does not permit publishing this stream",
+            ));
+        }
+        let stream: Arc<str> = Arc::from(req.stream_id);
+        let room = joined.room.clone();
+        let join = joined.join;
+        if !self.app.claim_stream(&stream, &room.id, self.conn_id) {
+            return Err(SignalError::new(
+                code::STREAM_ID_TAKEN,
+                "stream ID already published in this app",
+            ));
+        }
+        let accepted = match self.app.media.publish(PublishRequest {
+            app_id: self.app.id(),
+            stream_id: &stream,
+            offer_sdp: &req.sdp,
+            notify: self.outbox.clone(),
+        }) {
+            Ok(a) => a,
+            Err(e) => {
+                self.app.end_stream(&stream);
+                return Err(e);
+            }
+        };
+        self.app.set_publish_media(&stream, accepted.id);
+        let user_id = self.user_id().unwrap_or_default().to_string();
+        if let Err(e) = room.add_stream(&user_id, join, stream.clone(), extra) {
+            self.app.end_stream(&stream);
+            return Err(e);
+        }
+        tracing::info!(app = self.app.id(), room = %room.id, user = %user_id, stream = %stream,
+            conn = self.conn_id, "publish");
+        self.publishes.push(Publish {
+            stream_id: stream,
+            room_id: room.id.clone(),
+            media: accepted.id,
+        });
+        Ok(Some(one("sdp", json!(accepted.answer_sdp))))
+    }
+
+    /// Remove the publish of `stream_id` from this session, delist it with
+    /// `reason` and end it for its players. False if we don't publish it.
+    fn end_publish(&mut self, stream_id: &str, reason: DeleteReason) -> bool {
+        let Some(pos) = self
+            .publishes
+            .iter()
+            .position(|p| &*p.stream_id == stream_id)
+        else {
+            return false;
+        };
+        let p = self.publishes.remove(pos);
+        if let Some(room) = self.joined(&p.room_id).and_then(|i| self.rooms.get(i)) {
+            room.room.remove_stream(&p.stream_id, reason);
+        }
+        self.app.end_stream(&p.stream_id);
+        tracing::info!(app = self.app.id(), stream = %p.stream_id, conn = self.conn_id, ?reason,
+            "publish ended");
+        true
+    }
+
+    pub(crate) fn stop_publishing(&mut self, req: wire::StreamOnly) -> OpResult {
+        ids::stream_id(&req.stream_id)?;
+        if !self.end_publish(&req.stream_id, DeleteReason::Stopped) {
+            return Err(unknown_stream(&req.stream_id));
+        }
+        Ok(None)
+    }
+
+    pub(crate) fn start_playing(&mut self, req: wire::StartPlaying) -> OpResult {
+        ids::stream_id(&req.stream_id)?;
+        if self.rooms.is_empty() {
+            return Err(SignalError::new(
+                code::NOT_LOGGED_IN,
+                "log into a room before playing",
+            ));
+        }
+        let Some((listed_in, _)) = self.app.stream_room(&req.stream_id) else {
+            return Err(unknown_stream(&req.stream_id));
+        };
+        // Playing the same stream again replaces the earlier play.
+        if let Some(pos) = self
+            .plays
+            .iter()
+            .position(|p| *p.stream_id == *req.stream_id)
+        {
+            let old = self.plays.remove(pos);
+            self.end_play_media(&old);
+        }
+        let bound = match self.rooms.iter().find(|r| r.room.id == listed_in) {
+            Some(r) => r.room.id.clone(),
+            None => self
+                .rooms
+                .first()
+                .map(|r| r.room.id.clone())
+                .unwrap_or(listed_in),
+        };
+        let accepted = self.app.media.play(PlayRequest {
+            app_id: self.app.id(),
+            stream_id: &req.stream_id,
+            offer_sdp: &req.sdp,
+            notify: self.outbox.clone(),
+        })?;
+        if !self
+            .app
+            .add_player(&req.stream_id, &self.outbox, accepted.id)
+        {
+            self.app.media.stop(accepted.id);
+            return Err(unknown_stream(&req.stream_id));
+        }
+        tracing::info!(app = self.app.id(), room = %bound, user = ?self.user_id(),
+            stream = %req.stream_id, conn = self.conn_id, "play");
+        self.plays.push(Play {
+            stream_id: Arc::from(req.stream_id),
+            room_id: bound,
+            media: accepted.id,
+        });
+        Ok(Some(one("sdp", json!(accepted.answer_sdp))))
+    }
+
+    fn end_play_media(&self, play: &Play) {
+        self.app.media.stop(play.media);
+        self.app.remove_player(&play.stream_id, play.media);
+    }
+
+    pub(crate) fn stop_playing(&mut self, req: wire::StreamOnly) -> OpResult {
+        ids::stream_id(&req.stream_id)?;
+        let Some(pos) = self
+            .plays
+            .iter()
+            .position(|p| *p.stream_id == *req.stream_id)
+        else {
+            return Err(unknown_stream(&req.stream_id));
+        };
+        let play = self.plays.remove(pos);
+        self.end_play_media(&play);
+        Ok(None)
+    }
+
+    pub(crate) fn ice_candidate(&mut self, req: wire::IceCandidate) -> OpResult {
+        ids::stream_id(&req.stream_id)?;
+        let media = self
+            .publishes
+            .iter()
+            .find(|p| *p.stream_id == *req.stream_id)
+            .map(|p| p.media)
+            .or_else(|| {
+                self.plays
+                    .iter()
+                    .find(|p| *p.stream_id == *req.stream_id)
+                    .map(|p| p.media)
+            })
+            .ok_or_else(|| unknown_stream(&req.stream_id))?;
+        self.app.media.add_candidate(media, &req.candidate)?;
+        Ok(None)
+    }
+
+    pub(crate) fn set_stream_extra_info(&mut self, req: wire::SetStreamExtraInfo) -> OpResult {
+        ids::stream_id(&req.stream_id)?;
+        let Some(extra) = req.extra_info else {
+            return Err(SignalError::new(
+                code::STREAM_EXTRA_MISSING,
+                "extraInfo is missing",
+            ));
+        };
+        extra_info_len(&extra)?;
+        let publish = self
+            .publishes
+            .iter()
+            .find(|p| *p.stream_id == *req.stream_id)
+            .ok_or_else(|| unknown_stream(&req.stream_id))?;
+        let room = self
+            .joined(&publish.room_id)
+            .and_then(|i| self.rooms.get(i))
+            .ok_or_else(|| unknown_stream(&req.stream_id))?;
+        room.room.set_stream_extra_info(&req.stream_id, extra);
+        Ok(None)
+    }
+
+    /// Plays bound to `room` that end when it is left: those whose stream
+    /// the room lists, or all of them when it is the last room.
+    pub(crate) fn plays_to_end(&self, room: &Room) -> Vec<MediaId> {
+        let last = self.rooms.iter().all(|r| r.room.id == room.id);
+        self.plays
+            .iter()
+            .filter(|p| p.room_id == room.id && (last || room.lists_stream(&p.stream_id)))
+            .map(|p| p.media)
+            .collect()
+    }
+
+    /// After leaving `room`: end the plays in `ending`, re-bind its other
+    /// plays to the room listing their stream, else the earliest room.
+    pub(crate) fn rebind_or_end_plays(&mut self, room: &Room, ending: Vec<MediaId>) {
+        let (ended, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.plays)
+            .into_iter()
+            .partition(|p| ending.contains(&p.media));
+        self.plays = kept;
+        for p in &ended {
+            self.end_play_media(p);
+        }
+        let listed: Vec<(usize, Option<Arc<str>>)> = self
+            .plays
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.room_id == room.id)
+            .map(|(i, p)| (i, self.app.stream_room(&p.stream_id).map(|(r, _)| r)))
+            .collect();
+        for (i, listed_in) in listed {
+            let target = listed_in
+                .filter(|r| self.joined(r).is_some())
+                .or_else(|| self.rooms.first().map(|r| r.room.id.clone()));
+            if let (Some(target), Some(play)) = (target, self.plays.get_mut(i)) {
+                play.room_id = target;
+            }
+        }
+    }
+
+    pub(crate) fn on_media_event(&mut self, id: MediaId, event: MediaEvent) -> Vec<Bytes> {
+        if event != MediaEvent::Failed {
+            return Vec::new();
+        }
+        if let Some(stream) = self
+            .publishes
+            .iter()
+            .find(|p| p.media == id)
+            .map(|p| p.stream_id.clone())
+        {
+            self.end_publish(&stream, DeleteReason::Disconnected);
+            return vec![wire::event(
+                "publisherStateUpdate",
+                json!({"streamID": &*stream, "state": "NO_PUBLISH", "errorCode": code::MEDIA_DISCONNECTED}),
+            )];
+        }
+        if let Some(pos) = self.plays.iter().position(|p| p.media == id) {
+            let play = self.plays.remove(pos);
+            self.end_play_media(&play);
+            return vec![wire::event(
+                "playerStateUpdate",
+                json!({"streamID": &*play.stream_id, "state": "NO_PLAY", "errorCode": code::MEDIA_DISCONNECTED}),
+            )];
+        }
+        Vec::new()
+    }
+
+    pub(crate) fn on_stream_ended(&mut self, stream_id: &str, play: MediaId) -> Vec<Bytes> {
+        let Some(pos) = self.plays.iter().position(|p| p.media == play) else {
+            return Vec::new();
+        };
+        let play = self.plays.remove(pos);
+        self.app.media.stop(play.media);
+        vec![wire::event(
+            "playerStateUpdate",
+            json!({"streamID": stream_id, "state": "NO_PLAY", "errorCode": code::STREAM_NOT_FOUND}),
+        )]
+    }
+
+    /// List a stream in one of this session's rooms without media (for
+    /// control-plane tests and fakes): what `startPublishingStream` does
+    /// once the media plane accepted the offer.
+    pub fn list_stream(
+        &mut self,
+        room_id: &str,
+        stream_id: &str,
+        extra_info: String,
+    ) -> Result<()> {
+        ids::stream_id(stream_id)?;
+        let idx = self.joined(room_id).ok_or_else(|| not_in_room(room_id))?;
+        let Some(joined) = self.rooms.get(idx) else {
+            return Err(not_in_room(room_id));
+        };
+        let stream: Arc<str> = Arc::from(stream_id);
+        let (room, join) = (joined.room.clone(), joined.join);
+        if !self.app.claim_stream(&stream, &room.id, self.conn_id) {
+            return Err(SignalError::new(
+                code::STREAM_ID_TAKEN,
+                "stream ID already published in this app",
+            ));
+        }
+        let user_id = self.user_id().unwrap_or_default().to_string();
+        if let Err(e) = room.add_stream(&user_id, join, stream.clone(), extra_info) {
+            self.app.end_stream(&stream);
+            return Err(e);
+        }
+        self.publishes.push(Publish {
+            stream_id: stream,
+            room_id: room.id.clone(),
+            media: 0,
+        });
+        Ok(())
+    }
+
+    /// Stop a stream listed by [`Session::list_stream`] with `reason`.
+    pub fn delist_stream(&mut self, stream_id: &str, reason: DeleteReason) -> bool {
+        self.end_publish(stream_id, reason)
+    }
+}

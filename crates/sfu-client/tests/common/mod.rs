@@ -1,0 +1,3 @@
+//! Helpers shared by the media tests.
+
+pub mod fake_sfu;

@@ -1,0 +1,381 @@
+//! The media plane: WebRTC publish and play on one UDP port.
+//!
+//! - [`MediaPlane`] implements the control plane's `MediaControl`: it builds
+//!   `rtc` peer connections for offers ([`peer`]) and hands them to the
+//!   workers; it is the only place with locks, and none is taken per packet.
+//! - [`worker`]: event loops, one per thread, each with its own socket on the
+//!   shared port (`SO_REUSEPORT`), its own peers and its own stream router.
+//! - [`stun`]: first-datagram demux by ICE ufrag; [`convert`]: packets
+//!   between the stack and the router.
+
+pub mod convert;
+pub mod peer;
+pub mod stun;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use parking_lot::Mutex;
+use room_signal::media::{
+    Accepted, MediaControl, MediaEvent, MediaId, PlayRequest, PublishRequest,
+};
+use room_signal::outbox::{Outbound, Outbox};
+use room_signal::{code, SignalError};
+use rtc::peer_connection::RTCPeerConnection;
+use stream_router::StreamKey;
+use tokio::sync::mpsc;
+
+use self::peer::{CandidateAddrs, Leg, Negotiated};
+
+/// How the media plane is set up.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// Where the shared UDP socket binds (port 0: any free port).
+    pub udp_bind: SocketAddr,
+    /// Address announced in answers for NAT 1:1 deployments.
+    pub public_ip: Option<IpAddr>,
+    /// Event-loop threads (each with a socket on the shared port).
+    pub workers: usize,
+    /// Packets queued per player down-track before drops.
+    pub player_queue: usize,
+    /// A connection that never sees its first STUN check within this fails.
+    pub connect_timeout: Duration,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            udp_bind: SocketAddr::from(([0, 0, 0, 0], 7882)),
+            public_ip: None,
+            workers: 1,
+            player_queue: 512,
+            connect_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Relayed packets queued between two workers before drops.
+const RELAY_QUEUE: usize = 4096;
+
+/// A connection built from an offer, waiting for its first STUN check.
+pub(crate) struct Pending {
+    pub id: MediaId,
+    pub pc: RTCPeerConnection,
+    pub notify: Outbox,
+    pub key: StreamKey,
+    pub role: PendingRole,
+    pub created: Instant,
+}
+
+pub(crate) enum PendingRole {
+    Publish,
+    Play(Vec<Leg>),
+}
+
+/// Where a connection lives.
+enum Owner {
+    Pending(String),
+    Worker(usize),
+}
+
+struct Published {
+    id: MediaId,
+    codecs: Vec<Negotiated>,
+    /// The worker that owns the publisher once its first check arrived.
+    worker: Option<usize>,
+}
+
+/// State shared by the control-plane calls and the workers (never per packet).
+pub(crate) struct Shared {
+    pub config: MediaConfig,
+    pub candidates: CandidateAddrs,
+    pub pending: Mutex<HashMap<String, Pending>>,
+    owners: Mutex<HashMap<MediaId, Owner>>,
+    directory: Mutex<HashMap<StreamKey, Published>>,
+    /// Workers that have players of a stream (they need its packets).
+    interest: Mutex<HashMap<StreamKey, Vec<usize>>>,
+    workers: Vec<mpsc::UnboundedSender<worker::Command>>,
+    /// Bounded, lossy packet channels between workers (one per worker).
+    relays: Vec<mpsc::Sender<worker::Relay>>,
+    next_id: AtomicU64,
+}
+
+impl Shared {
+    /// A worker took connection `id` out of the pending table; false if it
+    /// was stopped meanwhile (then the worker drops it).
+    pub fn adopted(&self, id: MediaId, worker: usize) -> bool {
+        match self.owners.lock().get_mut(&id) {
+            Some(owner) => {
+                *owner = Owner::Worker(worker);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A connection ended on its own (failure, timeout): forget it.
+    pub fn forget(&self, id: MediaId) {
+        self.owners.lock().remove(&id);
+        self.directory.lock().retain(|_, p| p.id != id);
+    }
+
+    /// Publisher `id` of `key` now lives on `worker`: returns the other
+    /// workers that already have players of it.
+    pub fn publisher_adopted(&self, key: &StreamKey, id: MediaId, worker: usize) -> Vec<usize> {
+        if let Some(p) = self.directory.lock().get_mut(key) {
+            if p.id == id {
+                p.worker = Some(worker);
+            }
+        }
+        self.interest
+            .lock()
+            .get(key)
+            .map(|w| w.iter().copied().filter(|w| *w != worker).collect())
+            .unwrap_or_default()
+    }
+
+    /// A player of `key` now lives on `worker`: returns the publisher's
+    /// worker if it is another one (which must start relaying).
+    pub fn player_adopted(&self, key: &StreamKey, worker: usize) -> Option<usize> {
+        let mut interest = self.interest.lock();
+        let list = interest.entry(key.clone()).or_default();
+        if !list.contains(&worker) {
+            list.push(worker);
+        }
+        drop(interest);
+        self.directory
+            .lock()
+            .get(key)
+            .and_then(|p| p.worker)
+            .filter(|w| *w != worker)
+    }
+
+    pub fn command(&self, worker: usize, cmd: worker::Command) {
+        if let Some(tx) = self.workers.get(worker) {
+            let _ = tx.send(cmd);
+        }
+    }
+
+    /// Queue a relayed packet for `worker`; dropped if that worker is behind.
+    pub fn relay(&self, worker: usize, relay: worker::Relay) -> bool {
+        self.relays
+            .get(worker)
+            .is_some_and(|tx| tx.try_send(relay).is_ok())
+    }
+}
+
+/// The media plane handle the control plane talks to.
+pub struct MediaPlane {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+}
+
+fn random_token(len: usize) -> String {
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    (0..len)
+        .map(|_| CHARS[rand::random_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+fn bind_socket(addr: SocketAddr) -> anyhow::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    let _ = socket.set_recv_buffer_size(4 << 20);
+    let _ = socket.set_send_buffer_size(4 << 20);
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+impl MediaPlane {
+    /// Bind the media port and start the workers.
+    pub fn start(config: MediaConfig) -> anyhow::Result<Arc<MediaPlane>> {
+        let workers = config.workers.max(1);
+        let first = bind_socket(config.udp_bind)
+            .with_context(|| format!("binding UDP {}", config.udp_bind))?;
+        let local_addr = first.local_addr()?;
+        let mut sockets = vec![first];
+        for _ in 1..workers {
+            sockets.push(
+                bind_socket(local_addr).with_context(|| format!("binding UDP {local_addr}"))?,
+            );
+        }
+        let announced = match (config.public_ip, local_addr.ip()) {
+            (Some(ip), _) => ip,
+            (None, ip) if !ip.is_unspecified() => ip,
+            (None, _) => primary_ip().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        };
+        let mut senders = Vec::new();
+        let mut receivers = Vec::new();
+        let mut relay_senders = Vec::new();
+        for _ in 0..workers {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let (relay_tx, relay_rx) = mpsc::channel(RELAY_QUEUE);
+            senders.push(tx);
+            relay_senders.push(relay_tx);
+            receivers.push((rx, relay_rx));
+        }
+        let shared = Arc::new(Shared {
+            candidates: CandidateAddrs(vec![SocketAddr::new(announced, local_addr.port())]),
+            config,
+            pending: Mutex::new(HashMap::new()),
+            owners: Mutex::new(HashMap::new()),
+            directory: Mutex::new(HashMap::new()),
+            interest: Mutex::new(HashMap::new()),
+            workers: senders,
+            relays: relay_senders,
+            next_id: AtomicU64::new(1),
+        });
+        for (idx, (socket, (commands, relays))) in sockets.into_iter().zip(receivers).enumerate() {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name(format!("media-{idx}"))
+                .spawn(move || worker::run(idx, socket, shared, commands, relays))
+                .context("spawning a media worker")?;
+        }
+        tracing::info!(%local_addr, %announced, workers, "media plane listening");
+        Ok(Arc::new(MediaPlane { shared, local_addr }))
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    fn next_id(&self) -> MediaId {
+        self.shared.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn park(&self, pending: Pending, ufrag: String) {
+        self.shared
+            .owners
+            .lock()
+            .insert(pending.id, Owner::Pending(ufrag.clone()));
+        self.shared.pending.lock().insert(ufrag, pending);
+    }
+}
+
+/// The address of the interface that routes to the outside, for answers
+/// when binding the unspecified address. `connect` on UDP sends nothing.
+fn primary_ip() -> Option<IpAddr> {
+    let s = UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    s.local_addr()
+        .ok()
+        .map(|a| a.ip())
+        .filter(|ip| !ip.is_unspecified())
+}
+
+impl MediaControl for MediaPlane {
+    fn publish(&self, req: PublishRequest<'_>) -> Result<Accepted, SignalError> {
+        let (ufrag, pwd) = (random_token(16), random_token(32));
+        let now = Instant::now();
+        let (pc, answer_sdp, codecs) =
+            peer::publisher(req.offer_sdp, &ufrag, &pwd, &self.shared.candidates, now)?;
+        let id = self.next_id();
+        let key = StreamKey::new(req.app_id, req.stream_id);
+        self.shared.directory.lock().insert(
+            key.clone(),
+            Published {
+                id,
+                codecs,
+                worker: None,
+            },
+        );
+        self.park(
+            Pending {
+                id,
+                pc,
+                notify: req.notify,
+                key,
+                role: PendingRole::Publish,
+                created: now,
+            },
+            ufrag,
+        );
+        Ok(Accepted { id, answer_sdp })
+    }
+
+    fn play(&self, req: PlayRequest<'_>) -> Result<Accepted, SignalError> {
+        let key = StreamKey::new(req.app_id, req.stream_id);
+        let codecs = match self.shared.directory.lock().get(&key) {
+            Some(p) => p.codecs.clone(),
+            None => {
+                return Err(SignalError::new(
+                    code::STREAM_NOT_FOUND,
+                    format!("stream `{}` is not being published", req.stream_id),
+                ))
+            }
+        };
+        let (ufrag, pwd) = (random_token(16), random_token(32));
+        let now = Instant::now();
+        let (pc, answer_sdp, legs) = peer::player(
+            req.offer_sdp,
+            req.stream_id,
+            &codecs,
+            &ufrag,
+            &pwd,
+            &self.shared.candidates,
+            now,
+        )?;
+        let id = self.next_id();
+        self.park(
+            Pending {
+                id,
+                pc,
+                notify: req.notify,
+                key,
+                role: PendingRole::Play(legs),
+                created: now,
+            },
+            ufrag,
+        );
+        Ok(Accepted { id, answer_sdp })
+    }
+
+    fn add_candidate(&self, _id: MediaId, candidate: &str) -> Result<(), SignalError> {
+        // The server is ICE-lite: it answers the client's checks and needs no
+        // remote candidates. Accept well-formed ones, refuse garbage.
+        let c = candidate.trim().trim_start_matches("a=");
+        if c.is_empty() || c.starts_with("candidate:") {
+            Ok(())
+        } else {
+            Err(SignalError::malformed(
+                "candidate must start with `candidate:`",
+            ))
+        }
+    }
+
+    fn stop(&self, id: MediaId) {
+        let mut ended = Vec::new();
+        self.shared.directory.lock().retain(|k, p| {
+            if p.id == id {
+                ended.push(k.clone());
+            }
+            p.id != id
+        });
+        let mut interest = self.shared.interest.lock();
+        for k in ended {
+            interest.remove(&k);
+        }
+        drop(interest);
+        let owner = self.shared.owners.lock().remove(&id);
+        match owner {
+            Some(Owner::Pending(ufrag)) => {
+                self.shared.pending.lock().remove(&ufrag);
+            }
+            Some(Owner::Worker(w)) => self.shared.command(w, worker::Command::Stop(id)),
+            None => {}
+        }
+    }
+}
+
+/// Tell a session about one of its connections.
+pub(crate) fn notify(outbox: &Outbox, id: MediaId, event: MediaEvent) {
+    outbox.send(Outbound::Media { id, event });
+}

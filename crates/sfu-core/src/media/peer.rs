@@ -1,0 +1,478 @@
+//! Building `rtc` peer connections for publishers and players: the codecs,
+//! header extensions, interceptors and ICE settings of each role, the SDP
+//! answer, and what was negotiated (codec per kind, player legs with their
+//! SSRC, payload type and extension IDs). Pure construction: no sockets.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_rtcp_reports, register_default_interceptors,
+};
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::header::PacketType;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
+
+use room_signal::{code, SignalError};
+use rtc::sansio::Protocol;
+use rtc::shared::error::Error as RtcError;
+use stream_router::{Codec, ExtKind, ExtMap, MediaKind};
+
+/// ICE timeouts: consent checks come every 4–6 s, so the 5 s default
+/// disconnected timeout of a lite agent would flap.
+const ICE_DISCONNECTED: Duration = Duration::from_secs(15);
+const ICE_FAILED: Duration = Duration::from_secs(30);
+const ICE_KEEPALIVE: Duration = Duration::from_secs(2);
+
+/// Header extensions we negotiate (and forward where they are end-to-end).
+const AUDIO_EXTS: &[&str] = &["urn:ietf:params:rtp-hdrext:ssrc-audio-level"];
+const VIDEO_EXTS: &[&str] = &["urn:3gpp:video-orientation"];
+
+/// The codec a publisher sends for one kind, as negotiated.
+#[derive(Debug, Clone)]
+pub struct Negotiated {
+    pub kind: MediaKind,
+    pub codec: RTCRtpCodec,
+    pub payload_type: u8,
+}
+
+/// One sending leg of a player connection.
+#[derive(Debug, Clone)]
+pub struct Leg {
+    pub kind: MediaKind,
+    pub sender_id: rtc::rtp_transceiver::RTCRtpSenderId,
+    pub track_id: String,
+    pub ssrc: u32,
+    pub payload_type: u8,
+    pub extensions: ExtMap,
+}
+
+/// Addresses written into answers as host candidates.
+#[derive(Debug, Clone)]
+pub struct CandidateAddrs(pub Vec<SocketAddr>);
+
+pub fn bad_sdp(why: impl std::fmt::Display) -> SignalError {
+    SignalError::new(code::BAD_SDP, format!("bad SDP offer: {why}"))
+}
+
+pub fn media_kind(kind: RtpCodecKind) -> Option<MediaKind> {
+    match kind {
+        RtpCodecKind::Audio => Some(MediaKind::Audio),
+        RtpCodecKind::Video => Some(MediaKind::Video),
+        _ => None,
+    }
+}
+
+pub fn codec_of(mime: &str) -> Codec {
+    match mime.to_ascii_lowercase().as_str() {
+        "audio/opus" => Codec::Opus,
+        "video/vp8" => Codec::Vp8,
+        "video/vp9" => Codec::Vp9,
+        "video/h264" => Codec::H264,
+        "video/av1" => Codec::Av1,
+        _ => Codec::Other,
+    }
+}
+
+fn is_media_codec(mime: &str) -> bool {
+    matches!(
+        codec_of(mime),
+        Codec::Opus | Codec::Vp8 | Codec::Vp9 | Codec::H264 | Codec::Av1
+    )
+}
+
+fn video_feedback() -> Vec<RTCPFeedback> {
+    [("nack", ""), ("nack", "pli"), ("ccm", "fir")]
+        .iter()
+        .map(|(t, p)| RTCPFeedback {
+            typ: t.to_string(),
+            parameter: p.to_string(),
+        })
+        .collect()
+}
+
+fn register_exts(engine: &mut MediaEngine) -> Result<(), RtcError> {
+    for uri in AUDIO_EXTS {
+        engine.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: uri.to_string(),
+            },
+            RtpCodecKind::Audio,
+            None,
+        )?;
+    }
+    for uri in VIDEO_EXTS {
+        engine.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: uri.to_string(),
+            },
+            RtpCodecKind::Video,
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+/// Marks inbound keyframe requests and NACKs for the application, so that a
+/// player's PLI/FIR/NACK reach the router (see `rtc-notes.md`, pitfall 1).
+#[derive(Default)]
+struct DeliverFeedback {
+    reads: VecDeque<TaggedPacket>,
+    writes: VecDeque<TaggedPacket>,
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for DeliverFeedback {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = RtcError;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            let wanted = packets.iter().any(|p| {
+                matches!(
+                    p.header().packet_type,
+                    PacketType::PayloadSpecificFeedback | PacketType::TransportSpecificFeedback
+                )
+            });
+            if wanted {
+                msg.message.add(Attribute::DeliverToApplication);
+            }
+        }
+        self.reads.push_back(msg);
+        Ok(())
+    }
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.reads.pop_front()
+    }
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.writes.push_back(msg);
+        Ok(())
+    }
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.writes.pop_front()
+    }
+    fn handle_timeout(&mut self, _now: Instant) -> Result<(), Self::Error> {
+        Ok(())
+    }
+    fn poll_timeout(&mut self) -> Option<Self::Time> {
+        None
+    }
+}
+
+impl Interceptor for DeliverFeedback {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+fn build(
+    engine: MediaEngine,
+    registry: Registry,
+    ufrag: &str,
+    pwd: &str,
+    now: Instant,
+) -> Result<RTCPeerConnection, RtcError> {
+    let settings = SettingEngineBuilder::new()
+        .with_lite(true)
+        .with_ice_credentials(ufrag.to_string(), pwd.to_string())
+        .with_answering_dtls_role(RTCDtlsRole::Server)
+        .with_ice_timeouts(
+            Some(ICE_DISCONNECTED),
+            Some(ICE_FAILED),
+            Some(ICE_KEEPALIVE),
+        )
+        .build();
+    RTCPeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_setting_engine(settings)
+        .with_media_engine(engine)
+        .with_interceptor_registry(registry)
+        .build(now)
+}
+
+fn add_candidates(pc: &mut RTCPeerConnection, addrs: &CandidateAddrs) -> Result<(), RtcError> {
+    for addr in &addrs.0 {
+        let candidate = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: addr.ip().to_string(),
+                port: addr.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()?;
+        pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
+    }
+    Ok(())
+}
+
+fn answer(pc: &mut RTCPeerConnection, now: Instant) -> Result<String, SignalError> {
+    let answer = pc.create_answer(None).map_err(bad_sdp)?;
+    pc.set_local_description(now, answer).map_err(bad_sdp)?;
+    pc.local_description()
+        .map(|d| d.sdp)
+        .ok_or_else(|| bad_sdp("no local description"))
+}
+
+/// Which kinds (`m=audio` / `m=video`) an offer has, in order.
+fn offered_kinds(offer: &RTCSessionDescription) -> Result<Vec<MediaKind>, SignalError> {
+    let parsed = offer.unmarshal().map_err(bad_sdp)?;
+    Ok(parsed
+        .media_descriptions
+        .iter()
+        .filter_map(|m| match m.media_name.media.as_str() {
+            "audio" => Some(MediaKind::Audio),
+            "video" => Some(MediaKind::Video),
+            _ => None,
+        })
+        .collect())
+}
+
+fn parse_offer(sdp: &str) -> Result<RTCSessionDescription, SignalError> {
+    if sdp.trim().is_empty() {
+        return Err(bad_sdp("empty"));
+    }
+    RTCSessionDescription::offer(sdp.to_string()).map_err(bad_sdp)
+}
+
+/// The first codec per kind that the offer lists and we forward, in the
+/// offer's preference order, with the offer's payload type and fmtp.
+fn choose_codecs(offer: &RTCSessionDescription) -> Result<Vec<Negotiated>, SignalError> {
+    let parsed = offer.unmarshal().map_err(bad_sdp)?;
+    let mut chosen: Vec<Negotiated> = Vec::new();
+    for m in &parsed.media_descriptions {
+        let kind = match m.media_name.media.as_str() {
+            "audio" => MediaKind::Audio,
+            "video" => MediaKind::Video,
+            _ => continue,
+        };
+        if chosen.iter().any(|n| n.kind == kind) {
+            continue;
+        }
+        let attr = |key: &str, pt: &str| {
+            m.attributes
+                .iter()
+                .filter(|a| a.key == key)
+                .filter_map(|a| a.value.as_deref())
+                .find_map(|v| v.strip_prefix(pt).and_then(|rest| rest.strip_prefix(' ')))
+                .map(str::to_string)
+        };
+        for fmt in &m.media_name.formats {
+            let Ok(pt) = fmt.parse::<u8>() else { continue };
+            let Some(rtpmap) = attr("rtpmap", fmt) else {
+                continue;
+            };
+            let mut parts = rtpmap.split('/');
+            let name = parts.next().unwrap_or_default();
+            let clock_rate = parts.next().and_then(|c| c.parse().ok()).unwrap_or(90_000);
+            let channels = parts.next().and_then(|c| c.parse().ok()).unwrap_or(0);
+            let mime = match kind {
+                MediaKind::Audio => format!("audio/{name}"),
+                MediaKind::Video => format!("video/{name}"),
+            };
+            if !is_media_codec(&mime) || codec_of(&mime) == Codec::Opus && kind != MediaKind::Audio
+            {
+                continue;
+            }
+            let fmtp = attr("fmtp", fmt).unwrap_or_default();
+            // H.264 must be packetization-mode 1 (FU-A), which is what we parse.
+            if codec_of(&mime) == Codec::H264 && !fmtp.contains("packetization-mode=1") {
+                continue;
+            }
+            chosen.push(Negotiated {
+                kind,
+                codec: RTCRtpCodec {
+                    mime_type: mime,
+                    clock_rate,
+                    channels,
+                    sdp_fmtp_line: fmtp,
+                    rtcp_feedback: Vec::new(),
+                },
+                payload_type: pt,
+            });
+            break;
+        }
+    }
+    Ok(chosen)
+}
+
+fn register(engine: &mut MediaEngine, n: &Negotiated) -> Result<(), SignalError> {
+    let (kind, feedback) = match n.kind {
+        MediaKind::Audio => (RtpCodecKind::Audio, vec![]),
+        MediaKind::Video => (RtpCodecKind::Video, video_feedback()),
+    };
+    let mut codec = n.codec.clone();
+    codec.rtcp_feedback = feedback;
+    engine
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: codec,
+                payload_type: n.payload_type,
+            },
+            kind,
+        )
+        .map_err(bad_sdp)
+}
+
+/// A publisher connection: answer its offer with one codec per kind, the
+/// first one the offer prefers among those we forward.
+pub fn publisher(
+    offer_sdp: &str,
+    ufrag: &str,
+    pwd: &str,
+    candidates: &CandidateAddrs,
+    now: Instant,
+) -> Result<(RTCPeerConnection, String, Vec<Negotiated>), SignalError> {
+    let offer = parse_offer(offer_sdp)?;
+    if offered_kinds(&offer)?.is_empty() {
+        return Err(bad_sdp("no audio or video section"));
+    }
+    let negotiated = choose_codecs(&offer)?;
+    if negotiated.is_empty() {
+        return Err(bad_sdp(
+            "no supported codec (Opus, VP8, VP9, H.264 packetization-mode 1, AV1) in the offer",
+        ));
+    }
+    let mut engine = MediaEngine::default();
+    for n in &negotiated {
+        register(&mut engine, n)?;
+    }
+    register_exts(&mut engine).map_err(bad_sdp)?;
+    let registry = register_default_interceptors(Registry::new(), &mut engine).map_err(bad_sdp)?;
+    let mut pc = build(engine, registry, ufrag, pwd, now).map_err(bad_sdp)?;
+    pc.set_remote_description(now, offer).map_err(bad_sdp)?;
+    add_candidates(&mut pc, candidates).map_err(bad_sdp)?;
+    let sdp = answer(&mut pc, now)?;
+    Ok((pc, sdp, negotiated))
+}
+
+/// A player connection for a stream whose publisher negotiated `codecs`:
+/// one sending leg per kind that both the stream and the offer have.
+pub fn player(
+    offer_sdp: &str,
+    stream_id: &str,
+    codecs: &[Negotiated],
+    ufrag: &str,
+    pwd: &str,
+    candidates: &CandidateAddrs,
+    now: Instant,
+) -> Result<(RTCPeerConnection, String, Vec<Leg>), SignalError> {
+    let offer = parse_offer(offer_sdp)?;
+    let kinds = offered_kinds(&offer)?;
+    let mut engine = MediaEngine::default();
+    let mut wanted = Vec::new();
+    for n in codecs.iter().filter(|n| kinds.contains(&n.kind)) {
+        register(&mut engine, n)?;
+        let rtc_kind = match n.kind {
+            MediaKind::Audio => RtpCodecKind::Audio,
+            MediaKind::Video => RtpCodecKind::Video,
+        };
+        wanted.push((n.kind, rtc_kind, n.codec.clone()));
+    }
+    if wanted.is_empty() {
+        return Err(bad_sdp(
+            "the offer receives none of the stream's media kinds",
+        ));
+    }
+    register_exts(&mut engine).map_err(bad_sdp)?;
+    let registry = configure_rtcp_reports(
+        Registry::new().with(Slot::from(14_000), DeliverFeedback::default()),
+    );
+    let mut pc = build(engine, registry, ufrag, pwd, now).map_err(bad_sdp)?;
+    let mut senders = Vec::new();
+    for (kind, rtc_kind, codec) in wanted {
+        let ssrc = loop {
+            let s: u32 = rand::random();
+            if s != 0 && !senders.iter().any(|(_, _, _, x)| *x == s) {
+                break s;
+            }
+        };
+        let track_id = format!("{stream_id}-{kind:?}").to_lowercase();
+        let track = MediaStreamTrack::new(
+            stream_id.to_string(),
+            track_id.clone(),
+            format!("{stream_id} {kind:?}"),
+            rtc_kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec,
+                ..Default::default()
+            }],
+        );
+        let sender_id = pc.add_track(track).map_err(bad_sdp)?;
+        senders.push((kind, sender_id, track_id, ssrc));
+    }
+    pc.set_remote_description(now, offer).map_err(bad_sdp)?;
+    add_candidates(&mut pc, candidates).map_err(bad_sdp)?;
+    let sdp = answer(&mut pc, now)?;
+    let mut legs = Vec::new();
+    for (kind, sender_id, track_id, ssrc) in senders {
+        let Some(mut sender) = pc.rtp_sender(sender_id) else {
+            continue;
+        };
+        let params = sender.get_parameters();
+        let Some(pt) = params.rtp_parameters.codecs.first().map(|c| c.payload_type) else {
+            continue;
+        };
+        let extensions = ExtMap::from_uris(
+            params
+                .rtp_parameters
+                .header_extensions
+                .iter()
+                .filter_map(|h| u8::try_from(h.id).ok().map(|id| (id, h.uri.as_str()))),
+        );
+        legs.push(Leg {
+            kind,
+            sender_id,
+            track_id,
+            ssrc,
+            payload_type: pt,
+            extensions,
+        });
+    }
+    if legs.is_empty() {
+        return Err(bad_sdp("no codec in common with the stream's publisher"));
+    }
+    Ok((pc, sdp, legs))
+}
+
+/// The publisher leg's extension IDs for `kind` (to map incoming extensions).
+pub fn receiver_extensions(
+    pc: &mut RTCPeerConnection,
+    receiver_id: rtc::rtp_transceiver::RTCRtpReceiverId,
+) -> ExtMap {
+    match pc.rtp_receiver(receiver_id) {
+        Some(mut r) => ExtMap::from_uris(
+            r.get_parameters()
+                .rtp_parameters
+                .header_extensions
+                .iter()
+                .filter_map(|h| u8::try_from(h.id).ok().map(|id| (id, h.uri.as_str()))),
+        ),
+        None => ExtMap::new(),
+    }
+}
+
+/// `ExtKind` is re-exported for the worker's convenience.
+pub type Ext = ExtKind;

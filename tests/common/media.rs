@@ -1,0 +1,123 @@
+//! Media helpers for end-to-end tests: log in with the Rust client, send the
+//! test clips in real time while recording exactly what was sent, and check
+//! what a player received against it.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use sfu_client::{Client, ClipSource, MediaKind, Player, PublishTracks, Publisher, Received};
+
+use super::{token, TestServer};
+
+/// A client of app 1 logged into `rooms` (multi-room when more than one).
+pub async fn member(server: &TestServer, user: &str, rooms: &[&str]) -> Client {
+    let client = Client::connect(&server.addr, 1).await.expect("connect");
+    if rooms.len() > 1 {
+        client
+            .enable_multi_room(true)
+            .await
+            .expect("enableMultiRoom");
+    }
+    for room in rooms {
+        client
+            .login_room(room, &token(1, user), user, user, true)
+            .await
+            .expect("login");
+    }
+    client
+}
+
+/// What a publisher sent, per kind, in order.
+#[derive(Default, Debug)]
+pub struct Sent {
+    pub video: Vec<Bytes>,
+    pub audio: Vec<Bytes>,
+    /// Index into `video` of each keyframe's first packet.
+    pub video_keyframes: Vec<usize>,
+}
+
+/// Send VP8 video and Opus audio from the clips in real time for `duration`.
+pub async fn send_clips(publisher: &Publisher, duration: Duration) -> Sent {
+    let mut video = ClipSource::vp8().expect("vp8 clip").looped();
+    let mut audio = ClipSource::opus().expect("opus clip").looped();
+    let mut sent = Sent::default();
+    let start = tokio::time::Instant::now();
+    let (mut video_at, mut audio_at) = (Duration::ZERO, Duration::ZERO);
+    while video_at.min(audio_at) < duration {
+        if video_at <= audio_at {
+            let Some(frame) = video.next() else { break };
+            tokio::time::sleep_until(start + video_at).await;
+            if frame.keyframe {
+                sent.video_keyframes.push(sent.video.len());
+            }
+            for p in frame.packets {
+                sent.video.push(p.payload.clone());
+                publisher
+                    .write_rtp(MediaKind::Video, p)
+                    .await
+                    .expect("write video");
+            }
+            video_at += frame.duration;
+        } else {
+            let Some(frame) = audio.next() else { break };
+            tokio::time::sleep_until(start + audio_at).await;
+            for p in frame.packets {
+                sent.audio.push(p.payload.clone());
+                publisher
+                    .write_rtp(MediaKind::Audio, p)
+                    .await
+                    .expect("write audio");
+            }
+            audio_at += frame.duration;
+        }
+    }
+    sent
+}
+
+/// Everything a player has received so far, waiting `settle` for stragglers.
+pub async fn drain(player: &mut Player, settle: Duration) -> Vec<Received> {
+    let mut got = Vec::new();
+    while let Some(r) = player.recv_timeout(settle).await {
+        got.push(r);
+    }
+    got
+}
+
+/// Check one kind of received packets against what was sent: one SSRC,
+/// sequence numbers consecutive, and payloads a contiguous run of the sent
+/// ones (so identical bytes, in order, nothing lost or duplicated).
+/// Returns the index in `sent` where the run starts.
+pub fn check_run(kind: MediaKind, received: &[Received], sent: &[Bytes]) -> usize {
+    let got: Vec<&Received> = received.iter().filter(|r| r.kind == kind).collect();
+    assert!(!got.is_empty(), "no {kind:?} packets received");
+    let ssrc = got[0].packet.header.ssrc;
+    assert!(
+        got.iter().all(|r| r.packet.header.ssrc == ssrc),
+        "{kind:?} SSRC changed"
+    );
+    for w in got.windows(2) {
+        assert_eq!(
+            w[1].packet.header.sequence_number,
+            w[0].packet.header.sequence_number.wrapping_add(1),
+            "{kind:?} sequence numbers not consecutive"
+        );
+    }
+    let first = &got[0].packet.payload;
+    let start = sent
+        .iter()
+        .position(|s| s == first)
+        .unwrap_or_else(|| panic!("first {kind:?} payload was never sent"));
+    for (i, r) in got.iter().enumerate() {
+        assert_eq!(
+            Some(&r.packet.payload),
+            sent.get(start + i),
+            "{kind:?} packet {i} differs from what was sent"
+        );
+    }
+    start
+}
+
+pub fn vp8_opus() -> PublishTracks {
+    PublishTracks::vp8_opus()
+}
