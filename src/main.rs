@@ -156,7 +156,10 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
         let addr = server.local_addr()?;
         tracing::info!(%addr, apps = cfg.apps.len(), dev = cli.dev, "sfu listening");
         // A machine-readable line for scripts and tests that bind port 0.
-        println!("sfu listening on http://{addr}");
+        match server.media_addr() {
+            Some(media) => println!("sfu listening on http://{addr} media udp://{media}"),
+            None => println!("sfu listening on http://{addr}"),
+        }
         server.run(shutdown_signal()).await
     })
 }

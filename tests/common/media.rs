@@ -121,3 +121,34 @@ pub fn check_run(kind: MediaKind, received: &[Received], sent: &[Bytes]) -> usiz
 pub fn vp8_opus() -> PublishTracks {
     PublishTracks::vp8_opus()
 }
+
+/// Send the clips from `publisher` in the background for `duration`.
+pub fn spawn_sending(
+    publisher: Publisher,
+    duration: Duration,
+) -> tokio::task::JoinHandle<(Publisher, Sent)> {
+    tokio::spawn(async move {
+        let sent = send_clips(&publisher, duration).await;
+        (publisher, sent)
+    })
+}
+
+/// Packets a player receives within `window`.
+pub async fn count_for(player: &mut Player, window: Duration) -> usize {
+    let deadline = tokio::time::Instant::now() + window;
+    let mut n = 0;
+    while let Ok(Some(_)) = tokio::time::timeout_at(deadline, player.recv()).await {
+        n += 1;
+    }
+    n
+}
+
+/// The `code` of a failed client call.
+pub fn code_of<T: std::fmt::Debug>(r: sfu_client::Result<T>) -> u64 {
+    match r {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => e
+            .code()
+            .unwrap_or_else(|| panic!("not a server error: {e}")),
+    }
+}

@@ -77,6 +77,8 @@ pub fn token(app: u32, user: &str) -> String {
 pub struct TestServer {
     child: Child,
     pub addr: String,
+    /// The media plane's UDP address.
+    pub media: Option<std::net::SocketAddr>,
 }
 
 impl TestServer {
@@ -94,7 +96,7 @@ impl TestServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sfu"))
             .arg("--config")
             .arg(&path)
-            .args(["--bind", "127.0.0.1:0"])
+            .args(["--bind", "127.0.0.1:0", "--udp-port", "0"])
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -106,12 +108,18 @@ impl TestServer {
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).unwrap();
-        let addr = line
+        let rest = line
             .trim()
             .strip_prefix("sfu listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line from sfu: {line:?}"))
-            .to_string();
-        TestServer { child, addr }
+            .unwrap_or_else(|| panic!("unexpected first line from sfu: {line:?}"));
+        let mut words = rest.split_whitespace();
+        let addr = words.next().unwrap_or_default().to_string();
+        let media = words
+            .skip_while(|w| *w != "media")
+            .nth(1)
+            .and_then(|w| w.strip_prefix("udp://"))
+            .and_then(|a| a.parse().ok());
+        TestServer { child, addr, media }
     }
 
     pub async fn client(&self, app: u32) -> Client {

@@ -30,8 +30,8 @@ const GATHER_LIMIT: Duration = Duration::from_secs(2);
 /// ~180 ms of a ~205 ms loopback connect; at 5 ms a connect takes ~10 ms.
 /// Only while checking: keepalives keep their own interval.
 const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(5);
-/// Checks per candidate pair: 280 x 5 ms keeps `rtc`'s 1.4 s budget.
-const ICE_MAX_CHECKS: u16 = 280;
+/// Checks per candidate pair: 2000 x 5 ms, a 10 s budget for busy machines.
+const ICE_MAX_CHECKS: u16 = 2000;
 
 /// What the driver reports back about one peer connection.
 pub(crate) struct PeerEvents {
@@ -156,6 +156,25 @@ pub(crate) fn answer_sdp(res: &Value) -> Result<String> {
     };
     sdp.filter(|s| !s.is_empty())
         .ok_or_else(|| ClientError::Protocol(format!("response carries no answer sdp: {res}")))
+}
+
+/// Point every host candidate of `sdp` at `addr`.
+pub(crate) fn redirect_candidates(sdp: &str, addr: std::net::SocketAddr) -> String {
+    sdp.split("\r\n")
+        .map(|line| {
+            let Some(rest) = line.strip_prefix("a=candidate:") else {
+                return line.to_string();
+            };
+            // foundation component transport priority address port typ ...
+            let mut fields: Vec<String> = rest.split(' ').map(str::to_string).collect();
+            if fields.len() > 5 {
+                fields[4] = addr.ip().to_string();
+                fields[5] = addr.port().to_string();
+            }
+            format!("a=candidate:{}", fields.join(" "))
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n")
 }
 
 /// Apply the server's answer.

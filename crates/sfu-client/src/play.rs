@@ -40,6 +40,9 @@ pub struct PlayOptions {
     /// off when a test sends every NACK with [`Player::send_nack`].
     /// Default: true.
     pub auto_nack: bool,
+    /// Send media to this address instead of the server's candidate (a
+    /// test proxy in front of the server, for instance). Default: none.
+    pub server_addr: Option<std::net::SocketAddr>,
 }
 
 impl Default for PlayOptions {
@@ -48,6 +51,7 @@ impl Default for PlayOptions {
             video_codecs: vec![VideoCodec::Vp8, VideoCodec::Vp9, VideoCodec::H264],
             audio: true,
             auto_nack: true,
+            server_addr: None,
         }
     }
 }
@@ -166,7 +170,11 @@ impl Client {
             }
         };
         let negotiated = async {
-            peer::apply_answer(&pc, peer::answer_sdp(&res)?).await?;
+            let mut answer = peer::answer_sdp(&res)?;
+            if let Some(addr) = options.server_addr {
+                answer = peer::redirect_candidates(&answer, addr);
+            }
+            peer::apply_answer(&pc, answer).await?;
             peer::wait_connected(&mut events, self.options().media_timeout).await
         };
         if let Err(e) = negotiated.await {

@@ -39,17 +39,20 @@ pub struct State {
 pub struct Server {
     listener: TcpListener,
     state: Arc<State>,
+    media_addr: Option<SocketAddr>,
 }
 
 impl Server {
     /// Bind the listener and build the control plane.
     pub async fn bind(config: ServerConfig) -> anyhow::Result<Server> {
-        let hub = match config.media {
+        let (hub, media_addr) = match config.media {
             Some(media) => {
                 let plane = media::MediaPlane::start(media)?;
-                Hub::with_media(config.signal, plane).map_err(anyhow::Error::msg)?
+                let addr = plane.local_addr();
+                let hub = Hub::with_media(config.signal, plane).map_err(anyhow::Error::msg)?;
+                (hub, Some(addr))
             }
-            None => Hub::new(config.signal).map_err(anyhow::Error::msg)?,
+            None => (Hub::new(config.signal).map_err(anyhow::Error::msg)?, None),
         };
         let listener = TcpListener::bind(config.bind)
             .await
@@ -57,11 +60,17 @@ impl Server {
         Ok(Server {
             listener,
             state: Arc::new(State { hub }),
+            media_addr,
         })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The media plane's UDP address, if it runs.
+    pub fn media_addr(&self) -> Option<SocketAddr> {
+        self.media_addr
     }
 
     /// Serve until `shutdown` resolves.

@@ -197,6 +197,12 @@ impl MediaPlane {
     /// Bind the media port and start the workers.
     pub fn start(config: MediaConfig) -> anyhow::Result<Arc<MediaPlane>> {
         let workers = config.workers.max(1);
+        // SO_REUSEPORT would let a second server share the port and steal
+        // its datagrams: make sure nobody holds it first.
+        if config.udp_bind.port() != 0 {
+            UdpSocket::bind(config.udp_bind)
+                .with_context(|| format!("UDP {} is already in use", config.udp_bind))?;
+        }
         let first = bind_socket(config.udp_bind)
             .with_context(|| format!("binding UDP {}", config.udp_bind))?;
         let local_addr = first.local_addr()?;
