@@ -128,6 +128,7 @@ async fn pli_reaches_the_publisher_and_nack_reaches_the_server() -> anyhow::Resu
         video_codecs: vec![VideoCodec::Vp8],
         audio: false,
         auto_nack: false,
+        server_addr: None,
     };
     let mut player = bob.play_with("s2", options).await?;
     wait_player_leg(&fake).await?;
