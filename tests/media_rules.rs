@@ -419,7 +419,7 @@ async fn garbage_on_the_media_port_hurts_nobody() {
         }
         let _ = junk.send_to(&buf, media).await;
     }
-    let (_, sent) = sender.await.unwrap();
+    let (_publisher, sent) = sender.await.unwrap();
     let got = drain(&mut player, Duration::from_millis(400)).await;
     check_run(MediaKind::Video, &got, &sent.video);
     check_run(MediaKind::Audio, &got, &sent.audio);

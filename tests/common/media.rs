@@ -152,3 +152,34 @@ pub fn code_of<T: std::fmt::Debug>(r: sfu_client::Result<T>) -> u64 {
             .unwrap_or_else(|| panic!("not a server error: {e}")),
     }
 }
+
+/// Like [`check_run`] but for a player that may get packets twice or out
+/// of order (retransmissions): deduplicated and sorted by sequence number,
+/// the payloads must be a contiguous run of what was sent. Returns how
+/// many distinct packets arrived.
+pub fn check_complete(kind: MediaKind, received: &[Received], sent: &[Bytes]) -> usize {
+    let mut got: Vec<&Received> = received.iter().filter(|r| r.kind == kind).collect();
+    assert!(!got.is_empty(), "no {kind:?} packets received");
+    let first = got[0].packet.header.sequence_number;
+    got.sort_by_key(|r| r.packet.header.sequence_number.wrapping_sub(first));
+    got.dedup_by_key(|r| r.packet.header.sequence_number);
+    for w in got.windows(2) {
+        assert_eq!(
+            w[1].packet.header.sequence_number,
+            w[0].packet.header.sequence_number.wrapping_add(1),
+            "{kind:?}: a gap was never filled"
+        );
+    }
+    let start = sent
+        .iter()
+        .position(|s| *s == got[0].packet.payload)
+        .unwrap_or_else(|| panic!("first {kind:?} payload was never sent"));
+    for (i, r) in got.iter().enumerate() {
+        assert_eq!(
+            Some(&r.packet.payload),
+            sent.get(start + i),
+            "{kind:?} packet {i} differs"
+        );
+    }
+    got.len()
+}

@@ -379,3 +379,4 @@ impl Client {
     }
 }
 pub mod media;
+pub mod proxy;
