@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::media::*;
 use common::*;
-use sfu_client::MediaKind;
+use sfu_client::{ClipSource, MediaKind, PublishTracks, VideoCodec};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_room_co_hosting() {
@@ -48,4 +48,39 @@ async fn cross_room_co_hosting() {
         assert!(video > 100, "{name}: only {video} video packets");
         assert!(audio > 100, "{name}: only {audio} audio packets");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_is_forwarded_with_the_publishers_codec() {
+    let server = TestServer::start("");
+    let anchor = member(&server, "anchor", &["r1"]).await;
+    let viewer = member(&server, "viewer", &["r2"]).await;
+    let tracks = PublishTracks {
+        video: Some(VideoCodec::H264),
+        audio: true,
+    };
+    let publisher = anchor
+        .publish("h264-cam", Some("r1"), tracks)
+        .await
+        .expect("publish");
+    // The player offers VP8, VP9 and H.264; the answer must pick H.264.
+    let mut player = viewer.play("h264-cam").await.expect("play");
+    let sent = send_clips_with(
+        &publisher,
+        ClipSource::h264().expect("h264 clip"),
+        Duration::from_secs(2),
+    )
+    .await;
+    let got = drain(&mut player, Duration::from_millis(400)).await;
+    let start = check_run(MediaKind::Video, &got, &sent.video);
+    assert!(
+        sent.video_keyframes.contains(&start),
+        "H.264 did not start at a keyframe"
+    );
+    check_run(MediaKind::Audio, &got, &sent.audio);
+    let codec = player
+        .codec(MediaKind::Video)
+        .unwrap_or_default()
+        .to_lowercase();
+    assert!(codec.contains("h264"), "player negotiated {codec}");
 }

@@ -39,7 +39,12 @@ pub struct Sent {
 
 /// Send VP8 video and Opus audio from the clips in real time for `duration`.
 pub async fn send_clips(publisher: &Publisher, duration: Duration) -> Sent {
-    let mut video = ClipSource::vp8().expect("vp8 clip").looped();
+    send_clips_with(publisher, ClipSource::vp8().expect("vp8 clip"), duration).await
+}
+
+/// Send `video` (looped) and Opus audio in real time for `duration`.
+pub async fn send_clips_with(publisher: &Publisher, video: ClipSource, duration: Duration) -> Sent {
+    let mut video = video.looped();
     let mut audio = ClipSource::opus().expect("opus clip").looped();
     let mut sent = Sent::default();
     let start = tokio::time::Instant::now();
