@@ -378,5 +378,6 @@ impl Client {
         self.events.clear();
     }
 }
+pub mod http;
 pub mod media;
 pub mod proxy;

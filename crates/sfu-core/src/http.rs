@@ -1,19 +1,36 @@
-//! HTTP routes: the signaling WebSocket and a health check.
+//! HTTP routes: the signaling WebSocket, WHIP/WHEP and a health check.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Query, State as AxumState, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
-use crate::{signaling, State};
+use crate::{signaling, whip, State};
 
 pub fn router(state: Arc<State>) -> Router {
     Router::new()
         .route("/ws", get(ws))
         .route("/health", get(|| async { "ok" }))
+        .route(
+            "/whip/{room}/{stream}",
+            post(whip::publish).options(whip::options),
+        )
+        .route("/whep/{stream}", post(whip::play).options(whip::options))
+        .route(
+            "/whip/resource/{id}",
+            axum::routing::delete(|s, p| whip::delete(s, p, "whip"))
+                .patch(|s, p, h| whip::patch(s, p, h, "whip"))
+                .options(whip::options),
+        )
+        .route(
+            "/whep/resource/{id}",
+            axum::routing::delete(|s, p| whip::delete(s, p, "whep"))
+                .patch(|s, p, h| whip::patch(s, p, h, "whep"))
+                .options(whip::options),
+        )
         .with_state(state)
 }
 

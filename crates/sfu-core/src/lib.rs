@@ -7,10 +7,12 @@
 //! - [`http`]: the axum router (`/ws`, `/health`).
 //! - [`signaling`]: one task per WebSocket connection, owning its `Session`.
 //! - [`media`]: the UDP port, media workers and `rtc` peer connections.
+//! - [`whip`]: WHIP/WHEP resources, each a control-plane session of its own.
 
 pub mod http;
 pub mod media;
 pub mod signaling;
+pub mod whip;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +35,13 @@ pub struct ServerConfig {
 /// Shared state of the HTTP handlers.
 pub struct State {
     pub hub: Hub,
+    pub resources: Arc<whip::Resources>,
+}
+
+impl State {
+    pub(crate) fn clone_resources(&self) -> Arc<whip::Resources> {
+        self.resources.clone()
+    }
 }
 
 /// A bound, not yet running server.
@@ -59,7 +68,10 @@ impl Server {
             .with_context(|| format!("binding {}", config.bind))?;
         Ok(Server {
             listener,
-            state: Arc::new(State { hub }),
+            state: Arc::new(State {
+                hub,
+                resources: Arc::default(),
+            }),
             media_addr,
         })
     }

@@ -1,0 +1,380 @@
+//! WHIP (RFC 9725) and WHEP: publish and play with a bearer token and one
+//! HTTP round trip. Each resource is a control-plane session of its own,
+//! driven with the same ops as a signaling client, so every rule and error
+//! code is the same: a WHIP publisher logs into its room and publishes (the
+//! room's members see the stream), a WHEP player logs into the room that
+//! lists the stream (or its token's room) and plays. The resource lives until
+//! `DELETE`, its media connection fails, or its user is kicked.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State as AxumState};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use parking_lot::Mutex;
+use room_signal::media::MediaEvent;
+use room_signal::outbox::{Inbox, Outbound};
+use room_signal::{code, token, Session, SignalError};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use crate::signaling::unix_ms;
+use crate::State;
+
+/// Live WHIP/WHEP resources by id.
+#[derive(Default)]
+pub struct Resources {
+    next: AtomicU64,
+    live: Mutex<HashMap<u64, Resource>>,
+}
+
+struct Resource {
+    kind: &'static str,
+    stop: oneshot::Sender<()>,
+}
+
+fn cors(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, PATCH, DELETE, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Authorization, Content-Type, If-Match"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Location, Link, ETag"),
+    );
+    r
+}
+
+/// `OPTIONS` on any WHIP/WHEP path.
+pub async fn options() -> Response {
+    let mut r = cors(StatusCode::NO_CONTENT.into_response());
+    r.headers_mut()
+        .insert("Accept-Post", HeaderValue::from_static("application/sdp"));
+    r
+}
+
+fn status_of(code: u32) -> StatusCode {
+    match code {
+        code::TOKEN_MISSING
+        | code::TOKEN_INVALID
+        | code::TOKEN_APP_MISMATCH
+        | code::TOKEN_USER_MISMATCH
+        | code::TOKEN_EXPIRED
+        | code::UNKNOWN_APP => StatusCode::UNAUTHORIZED,
+        code::PUBLISH_FORBIDDEN => StatusCode::FORBIDDEN,
+        code::STREAM_ID_TAKEN => StatusCode::CONFLICT,
+        code::STREAM_NOT_FOUND => StatusCode::NOT_FOUND,
+        code::RATE_LIMITED_APP | code::RATE_LIMITED_ROOM | code::RATE_LIMITED_SIGNALING => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
+        code::ROOM_FULL => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// An error as the contract wants it: HTTP status plus `{code, message}`.
+pub fn error(e: &SignalError) -> Response {
+    let body = json!({"code": e.code, "message": e.message}).to_string();
+    let mut r = (status_of(e.code), body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    cors(r)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+fn is_content_type(headers: &HeaderMap, want: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case(want))
+        })
+}
+
+/// Run one op on `session` the way a signaling client would.
+fn op(session: &mut Session, fields: Value) -> Result<Value, SignalError> {
+    let answer = session
+        .handle_text(&fields.to_string(), unix_ms())
+        .ok_or_else(|| SignalError::malformed("no answer"))?;
+    let v: Value =
+        serde_json::from_slice(&answer).map_err(|e| SignalError::malformed(e.to_string()))?;
+    match v.get("code").and_then(Value::as_u64) {
+        Some(0) => Ok(v),
+        Some(c) => Err(SignalError::new(
+            u32::try_from(c).unwrap_or(code::MALFORMED),
+            v.get("message").and_then(Value::as_str).unwrap_or_default(),
+        )),
+        None => Err(SignalError::malformed("malformed answer")),
+    }
+}
+
+/// A session for the bearer token's app, logged into `room_id`.
+fn session_for(
+    state: &State,
+    token: &str,
+    room_id: &str,
+) -> Result<(Session, Inbox, String), SignalError> {
+    let (app_id, user_id, _) = token::peek(token)
+        .ok_or_else(|| SignalError::new(code::TOKEN_INVALID, "token invalid: not a room token"))?;
+    let app = state
+        .hub
+        .app(app_id)
+        .ok_or_else(|| SignalError::new(code::UNKNOWN_APP, format!("unknown appID {app_id}")))?;
+    let (mut session, inbox) = state.hub.connect(app);
+    op(
+        &mut session,
+        json!({"id": 1, "op": "loginRoom", "roomID": room_id, "token": token,
+               "user": {"userID": user_id, "userName": user_id}}),
+    )?;
+    Ok((session, inbox, user_id))
+}
+
+fn created(
+    state: &State,
+    kind: &'static str,
+    answer: &Value,
+    session: Session,
+    inbox: Inbox,
+    stream_id: String,
+) -> Response {
+    let sdp = answer
+        .get("sdp")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let id = state.resources.next.fetch_add(1, Ordering::Relaxed) + 1;
+    let (stop_tx, stop_rx) = oneshot::channel();
+    state.resources.live.lock().insert(
+        id,
+        Resource {
+            kind,
+            stop: stop_tx,
+        },
+    );
+    let resources = state.clone_resources();
+    tokio::spawn(run(id, kind, session, inbox, stop_rx, stream_id, resources));
+    let mut r = (StatusCode::CREATED, sdp).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/sdp"),
+    );
+    if let Ok(loc) = HeaderValue::from_str(&format!("/{kind}/resource/{id}")) {
+        h.insert(header::LOCATION, loc);
+    }
+    cors(r)
+}
+
+/// Keep a resource's session until it is deleted or its media ends.
+async fn run(
+    id: u64,
+    kind: &'static str,
+    mut session: Session,
+    mut inbox: Inbox,
+    mut stop: oneshot::Receiver<()>,
+    stream_id: String,
+    resources: Arc<Resources>,
+) {
+    let deleted = loop {
+        tokio::select! {
+            _ = &mut stop => break true,
+            item = inbox.rx.recv() => match item {
+                Some(Outbound::Media { event: MediaEvent::Failed, .. })
+                | Some(Outbound::Kicked { .. })
+                | Some(Outbound::StreamEnded { .. })
+                | None => {
+                    if let Some(item) = item {
+                        let _ = session.on_outbound(item);
+                    }
+                    break false;
+                }
+                Some(other) => {
+                    let _ = session.on_outbound(other);
+                }
+            },
+        }
+    };
+    if deleted {
+        let stop_op = if kind == "whip" {
+            "stopPublishingStream"
+        } else {
+            "stopPlayingStream"
+        };
+        let _ = op(
+            &mut session,
+            json!({"id": 2, "op": stop_op, "streamID": stream_id}),
+        );
+        let _ = op(&mut session, json!({"id": 3, "op": "logoutRoom"}));
+    }
+    resources.live.lock().remove(&id);
+    tracing::info!(resource = id, kind, stream = %stream_id, deleted, "WHIP/WHEP resource ended");
+}
+
+/// `POST /whip/{roomID}/{streamID}`.
+pub async fn publish(
+    AxumState(state): AxumState<Arc<State>>,
+    Path((room_id, stream_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !is_content_type(&headers, "application/sdp") {
+        return error(&SignalError::malformed(
+            "Content-Type must be application/sdp",
+        ));
+    }
+    let Some(token) = bearer(&headers) else {
+        return error(&SignalError::new(
+            code::TOKEN_MISSING,
+            "missing Authorization: Bearer <token>",
+        ));
+    };
+    let offer = String::from_utf8_lossy(&body);
+    let (mut session, inbox, _) = match session_for(&state, token, &room_id) {
+        Ok(s) => s,
+        Err(e) => return error(&e),
+    };
+    match op(
+        &mut session,
+        json!({"id": 2, "op": "startPublishingStream", "streamID": stream_id, "roomID": room_id, "sdp": offer}),
+    ) {
+        Ok(answer) => created(&state, "whip", &answer, session, inbox, stream_id),
+        Err(e) => error(&e),
+    }
+}
+
+/// `POST /whep/{streamID}`.
+pub async fn play(
+    AxumState(state): AxumState<Arc<State>>,
+    Path(stream_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !is_content_type(&headers, "application/sdp") {
+        return error(&SignalError::malformed(
+            "Content-Type must be application/sdp",
+        ));
+    }
+    let Some(token) = bearer(&headers) else {
+        return error(&SignalError::new(
+            code::TOKEN_MISSING,
+            "missing Authorization: Bearer <token>",
+        ));
+    };
+    // The viewer joins its token's room, else the room that lists the stream.
+    let Some((app_id, _, token_room)) = token::peek(token) else {
+        return error(&SignalError::new(
+            code::TOKEN_INVALID,
+            "token invalid: not a room token",
+        ));
+    };
+    let room = match token_room {
+        Some(r) => r,
+        None => match state
+            .hub
+            .app(app_id)
+            .and_then(|a| a.stream_room(&stream_id))
+        {
+            Some((r, _)) => r.to_string(),
+            None => {
+                return error(&SignalError::new(
+                    code::STREAM_NOT_FOUND,
+                    format!("stream `{stream_id}` does not exist"),
+                ))
+            }
+        },
+    };
+    let offer = String::from_utf8_lossy(&body);
+    let (mut session, inbox, _) = match session_for(&state, token, &room) {
+        Ok(s) => s,
+        Err(e) => return error(&e),
+    };
+    match op(
+        &mut session,
+        json!({"id": 2, "op": "startPlayingStream", "streamID": stream_id, "sdp": offer}),
+    ) {
+        Ok(answer) => created(&state, "whep", &answer, session, inbox, stream_id),
+        Err(e) => error(&e),
+    }
+}
+
+fn resource_kind(state: &State, kind: &str, id: u64) -> bool {
+    state
+        .resources
+        .live
+        .lock()
+        .get(&id)
+        .is_some_and(|r| r.kind == kind)
+}
+
+/// `DELETE /whip/resource/{id}` and `/whep/resource/{id}`.
+pub async fn delete(
+    AxumState(state): AxumState<Arc<State>>,
+    Path(id): Path<u64>,
+    kind: &'static str,
+) -> Response {
+    let removed = {
+        let mut live = state.resources.live.lock();
+        match live.get(&id) {
+            Some(r) if r.kind == kind => live.remove(&id),
+            _ => None,
+        }
+    };
+    match removed {
+        Some(r) => {
+            let _ = r.stop.send(());
+            cors(StatusCode::OK.into_response())
+        }
+        None => error(&SignalError::new(
+            code::STREAM_NOT_FOUND,
+            "no such resource",
+        )),
+    }
+}
+
+/// `PATCH /whip/resource/{id}` (trickle ICE): candidates are accepted; the
+/// server is ICE-lite and needs none.
+pub async fn patch(
+    AxumState(state): AxumState<Arc<State>>,
+    Path(id): Path<u64>,
+    headers: HeaderMap,
+    kind: &'static str,
+) -> Response {
+    if !resource_kind(&state, kind, id) {
+        return error(&SignalError::new(
+            code::STREAM_NOT_FOUND,
+            "no such resource",
+        ));
+    }
+    if !is_content_type(&headers, "application/trickle-ice-sdpfrag") {
+        let mut r = error(&SignalError::malformed(
+            "Content-Type must be application/trickle-ice-sdpfrag",
+        ));
+        *r.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+        return r;
+    }
+    cors(StatusCode::NO_CONTENT.into_response())
+}

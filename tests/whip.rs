@@ -1,0 +1,302 @@
+//! WHIP and WHEP over HTTP: the resource lifecycle, CORS, and every error
+//! answered with an HTTP status and a `{code, message}` body.
+
+mod common;
+
+use common::http::request;
+use common::*;
+use serde_json::json;
+
+/// A browser-like publish offer (Opus + VP8, send-only).
+fn offer(direction: &str) -> String {
+    let fp = (0..32)
+        .map(|i| format!("{:02X}", i * 7 % 256))
+        .collect::<Vec<_>>()
+        .join(":");
+    [
+        "v=0",
+        "o=- 4611731400430051336 2 IN IP4 127.0.0.1",
+        "s=-",
+        "t=0 0",
+        "a=group:BUNDLE 0 1",
+        "a=msid-semantic: WMS stream",
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+        "c=IN IP4 0.0.0.0",
+        "a=rtcp:9 IN IP4 0.0.0.0",
+        "a=ice-ufrag:abcd",
+        "a=ice-pwd:abcdefghijklmnopqrstuvwx",
+        "a=ice-options:trickle",
+        &format!("a=fingerprint:sha-256 {fp}"),
+        "a=setup:actpass",
+        "a=mid:0",
+        &format!("a={direction}"),
+        "a=msid:stream audio0",
+        "a=rtcp-mux",
+        "a=rtpmap:111 opus/48000/2",
+        "a=fmtp:111 minptime=10;useinbandfec=1",
+        "a=ssrc:1111 cname:test",
+        "m=video 9 UDP/TLS/RTP/SAVPF 96",
+        "c=IN IP4 0.0.0.0",
+        "a=rtcp:9 IN IP4 0.0.0.0",
+        "a=ice-ufrag:abcd",
+        "a=ice-pwd:abcdefghijklmnopqrstuvwx",
+        "a=ice-options:trickle",
+        &format!("a=fingerprint:sha-256 {fp}"),
+        "a=setup:actpass",
+        "a=mid:1",
+        &format!("a={direction}"),
+        "a=msid:stream video0",
+        "a=rtcp-mux",
+        "a=rtpmap:96 VP8/90000",
+        "a=rtcp-fb:96 nack",
+        "a=rtcp-fb:96 nack pli",
+        "a=ssrc:2222 cname:test",
+        "",
+    ]
+    .join("\r\n")
+}
+
+#[tokio::test]
+async fn whip_resource_lifecycle_and_whep_play() {
+    let server = TestServer::start("");
+    let mut watcher = server.client(1).await;
+    watcher.login(1, "watcher", "r1").await;
+    let bearer = format!("Bearer {}", token(1, "obs"));
+    let sdp_headers = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/sdp"),
+    ];
+
+    let created = request(
+        &server.addr,
+        "POST",
+        "/whip/r1/obs-cam",
+        &sdp_headers,
+        &offer("sendonly"),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.header("Content-Type"), Some("application/sdp"));
+    assert!(created.body.starts_with("v=0"), "{}", created.body);
+    assert!(
+        created.body.contains("a=candidate:"),
+        "answer has no candidate"
+    );
+    assert_eq!(created.header("Access-Control-Allow-Origin"), Some("*"));
+    let location = created.header("Location").expect("Location").to_string();
+    assert!(location.starts_with("/whip/resource/"), "{location}");
+
+    // The WHIP user appears in the room with its stream.
+    let add = watcher.room_event("roomStreamUpdate", "r1").await;
+    assert_eq!(add["updateType"], "ADD");
+    assert_eq!(add["streamList"][0]["streamID"], "obs-cam");
+    assert_eq!(add["streamList"][0]["user"]["userID"], "obs");
+    assert_eq!(
+        watcher.user_update("r1", "ADD", "obs").await["roomID"],
+        "r1"
+    );
+
+    // WHEP plays it from anywhere with a login token.
+    let viewer = format!("Bearer {}", token(1, "viewer"));
+    let play_headers = [
+        ("Authorization", viewer.as_str()),
+        ("Content-Type", "application/sdp"),
+    ];
+    let played = request(
+        &server.addr,
+        "POST",
+        "/whep/obs-cam",
+        &play_headers,
+        &offer("recvonly"),
+    )
+    .await;
+    assert_eq!(played.status, 201, "{}", played.body);
+    let whep_location = played.header("Location").expect("Location").to_string();
+    assert!(whep_location.starts_with("/whep/resource/"));
+
+    // Trickle: right content type → 204, wrong → 415.
+    let frag = [("Content-Type", "application/trickle-ice-sdpfrag")];
+    assert_eq!(
+        request(
+            &server.addr,
+            "PATCH",
+            &location,
+            &frag,
+            "a=candidate:1 1 udp 1 127.0.0.1 9 typ host\r\n"
+        )
+        .await
+        .status,
+        204
+    );
+    assert_eq!(
+        request(
+            &server.addr,
+            "PATCH",
+            &location,
+            &[("Content-Type", "text/plain")],
+            "x"
+        )
+        .await
+        .status,
+        415
+    );
+
+    // A second WHIP publish of the same ID by another user conflicts.
+    let other = format!("Bearer {}", token(1, "obs2"));
+    let other_headers = [
+        ("Authorization", other.as_str()),
+        ("Content-Type", "application/sdp"),
+    ];
+    let again = request(
+        &server.addr,
+        "POST",
+        "/whip/r2/obs-cam",
+        &other_headers,
+        &offer("sendonly"),
+    )
+    .await;
+    assert_eq!(
+        (again.status, again.json()["code"].clone()),
+        (409, json!(1_003_028))
+    );
+
+    // DELETE ends the resource: the stream leaves the room (reason 1).
+    assert_eq!(
+        request(&server.addr, "DELETE", &location, &[], "")
+            .await
+            .status,
+        200
+    );
+    let del = watcher.room_event("roomStreamUpdate", "r1").await;
+    assert_eq!(del["updateType"], "DELETE");
+    let reasons: serde_json::Value =
+        serde_json::from_str(del["extendedData"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        reasons["stream_delete_reason"],
+        json!([{"stream_id": "obs-cam", "code": 1}])
+    );
+    assert_eq!(
+        request(&server.addr, "DELETE", &location, &[], "")
+            .await
+            .status,
+        404
+    );
+    let _ = request(&server.addr, "DELETE", &whep_location, &[], "").await;
+}
+
+#[tokio::test]
+async fn whip_and_whep_errors() {
+    let server = TestServer::start("");
+    let sdp = offer("sendonly");
+    let ok_token = format!("Bearer {}", token(1, "u"));
+    let post = |path: &'static str, auth: Option<String>, ctype: &'static str, body: String| {
+        let addr = server.addr.clone();
+        async move {
+            let mut headers = vec![("Content-Type", ctype)];
+            let auth_owned = auth.unwrap_or_default();
+            if !auth_owned.is_empty() {
+                headers.push(("Authorization", auth_owned.as_str()));
+            }
+            request(&addr, "POST", path, &headers, &body).await
+        }
+    };
+    let r = post("/whip/r1/s", None, "application/sdp", sdp.clone()).await;
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (401, json!(1_002_067))
+    );
+    let r = post(
+        "/whip/r1/s",
+        Some("Bearer garbage".into()),
+        "application/sdp",
+        sdp.clone(),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (401, json!(1_002_033))
+    );
+    let wrong = format!("Bearer {}", sign("not-the-secret", &claims(1, "u")));
+    let r = post("/whip/r1/s", Some(wrong), "application/sdp", sdp.clone()).await;
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (401, json!(1_002_033))
+    );
+    let r = post(
+        "/whip/r1/s",
+        Some(ok_token.clone()),
+        "text/plain",
+        sdp.clone(),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (400, json!(1_000_001))
+    );
+    let r = post(
+        "/whip/r1/s",
+        Some(ok_token.clone()),
+        "application/sdp",
+        "garbage".into(),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (400, json!(1_005_001))
+    );
+    let r = post(
+        "/whip/r1/bad%20id",
+        Some(ok_token.clone()),
+        "application/sdp",
+        sdp.clone(),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (400, json!(1_000_016))
+    );
+    let mut no_publish = claims(1, "u");
+    no_publish["privilege"] = json!({"login": true, "publish": false});
+    let r = post(
+        "/whip/r1/s",
+        Some(format!("Bearer {}", sign(secret(1), &no_publish))),
+        "application/sdp",
+        sdp.clone(),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (403, json!(1_003_072))
+    );
+    let r = post(
+        "/whep/nope",
+        Some(ok_token.clone()),
+        "application/sdp",
+        offer("recvonly"),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (404, json!(1_004_002))
+    );
+    let r = request(&server.addr, "DELETE", "/whep/resource/999", &[], "").await;
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (404, json!(1_004_002))
+    );
+    // CORS preflight.
+    let r = request(&server.addr, "OPTIONS", "/whip/r1/s", &[], "").await;
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"));
+    assert!(r
+        .header("Access-Control-Allow-Methods")
+        .unwrap_or_default()
+        .contains("DELETE"));
+    assert!(r
+        .header("Access-Control-Allow-Headers")
+        .unwrap_or_default()
+        .contains("Authorization"));
+    // A failed WHIP request left nothing behind: the ID is free.
+    let r = post("/whip/r1/s", Some(ok_token), "application/sdp", sdp).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+}
