@@ -151,6 +151,7 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
             bind: cfg.server.bind,
             signal: cfg.signal(),
             media: Some(cfg.server.media()?),
+            dev: cli.dev,
         })
         .await?;
         let addr = server.local_addr()?;

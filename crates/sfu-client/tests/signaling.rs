@@ -22,6 +22,7 @@ async fn start_server_with(signal: SignalConfig) -> anyhow::Result<String> {
         bind: "127.0.0.1:0".parse()?,
         signal,
         media: None,
+        dev: false,
     })
     .await?;
     let addr = server.local_addr()?.to_string();

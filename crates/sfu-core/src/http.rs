@@ -1,4 +1,5 @@
-//! HTTP routes: the signaling WebSocket, WHIP/WHEP and a health check.
+//! HTTP routes: the signaling WebSocket, WHIP/WHEP, the embedded SDK and
+//! demo page, a health check, and in `--dev` a token endpoint for the demo.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,10 +9,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::{signaling, whip, State};
+use axum::http::StatusCode;
+use room_signal::{code, token};
+
+use crate::{assets, signaling, whip, State};
 
 pub fn router(state: Arc<State>) -> Router {
-    Router::new()
+    let dev = state.dev;
+    let router = Router::new()
         .route("/ws", get(ws))
         .route("/health", get(|| async { "ok" }))
         .route(
@@ -31,7 +36,41 @@ pub fn router(state: Arc<State>) -> Router {
                 .patch(|s, p, h| whip::patch(s, p, h, "whep"))
                 .options(whip::options),
         )
-        .with_state(state)
+        .fallback(assets::serve);
+    let router = if dev {
+        router.route("/dev/token", get(dev_token))
+    } else {
+        router
+    };
+    router.with_state(state)
+}
+
+/// `GET /dev/token?appID=1&userID=alice[&roomID=r1]` — only in `--dev`:
+/// a one-hour token for the demo page.
+async fn dev_token(
+    Query(query): Query<HashMap<String, String>>,
+    AxumState(state): AxumState<Arc<State>>,
+) -> Response {
+    let app = query
+        .get("appID")
+        .and_then(|s| s.parse::<u32>().ok())
+        .and_then(|id| state.hub.app(id));
+    let (Some(app), Some(user)) = (app, query.get("userID").filter(|u| !u.is_empty())) else {
+        let body = serde_json::json!({"code": code::MALFORMED, "message": "appID (known) and userID are required"});
+        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    };
+    let now = signaling::unix_ms() / 1000;
+    let claims = token::Claims {
+        app_id: app.id(),
+        user_id: user.clone(),
+        iat: now,
+        exp: now + 3600,
+        room_id: query.get("roomID").filter(|r| !r.is_empty()).cloned(),
+        privilege: None,
+        stream_id_list: None,
+    };
+    axum::Json(serde_json::json!({"token": token::mint(&app.config.secret, &claims)}))
+        .into_response()
 }
 
 async fn ws(

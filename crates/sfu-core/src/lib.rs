@@ -4,11 +4,13 @@
 //! WebSocket listener and drives the control plane (`room-signal`) and,
 //! with the media plane, the data plane (`stream-router`).
 //!
-//! - [`http`]: the axum router (`/ws`, `/health`).
+//! - [`http`]: the axum router (`/ws`, WHIP/WHEP, `/sdk`, `/`, `/health`).
+//! - [`assets`]: the embedded browser SDK and demo page.
 //! - [`signaling`]: one task per WebSocket connection, owning its `Session`.
 //! - [`media`]: the UDP port, media workers and `rtc` peer connections.
 //! - [`whip`]: WHIP/WHEP resources, each a control-plane session of its own.
 
+pub mod assets;
 pub mod http;
 pub mod media;
 pub mod signaling;
@@ -30,12 +32,15 @@ pub struct ServerConfig {
     pub signal: SignalConfig,
     /// The media plane (UDP port, workers); `None` runs signaling only.
     pub media: Option<media::MediaConfig>,
+    /// Development mode: offers `GET /dev/token` to mint tokens for the demo.
+    pub dev: bool,
 }
 
 /// Shared state of the HTTP handlers.
 pub struct State {
     pub hub: Hub,
     pub resources: Arc<whip::Resources>,
+    pub dev: bool,
 }
 
 impl State {
@@ -71,6 +76,7 @@ impl Server {
             state: Arc::new(State {
                 hub,
                 resources: Arc::default(),
+                dev: config.dev,
             }),
             media_addr,
         })
