@@ -522,3 +522,86 @@ async fn a_slow_reader_is_dropped_without_hurting_the_room() {
     eprintln!("slow reader dropped after {sent} commands of 60 KB");
     drop(slow);
 }
+
+#[tokio::test]
+async fn the_server_can_kick_a_user_out_of_a_room() {
+    let server = TestServer::start("");
+    let mut w = server.client(1).await;
+    w.login(1, "w", "r1").await;
+    let mut u = server.client(1).await;
+    u.enable_multi_room().await;
+    u.login(1, "u", "r1").await;
+    u.login(1, "u", "r2").await;
+    w.user_update("r1", "ADD", "u").await;
+    let kick = |secret: &str, body: serde_json::Value| {
+        let (addr, auth) = (server.addr.clone(), format!("Bearer {secret}"));
+        async move {
+            common::http::request(
+                &addr,
+                "POST",
+                "/admin/kick",
+                &[("Authorization", auth.as_str())],
+                &body.to_string(),
+            )
+            .await
+        }
+    };
+    let r = kick("wrong", json!({"appID": 1, "roomID": "r1", "userID": "u"})).await;
+    assert_eq!(r.status, 401);
+    let r = kick(
+        secret(1),
+        json!({"appID": 1, "roomID": "r1", "userID": "nobody"}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (404, json!(1_002_002))
+    );
+    let r = kick(
+        secret(1),
+        json!({"appID": 1, "roomID": "r1", "userID": "u"}),
+    )
+    .await;
+    assert_eq!((r.status, r.json()["code"].clone()), (200, json!(0)));
+    let e = u.room_event("roomStateChanged", "r1").await;
+    assert_eq!(
+        (e["reason"].as_str(), e["errorCode"].as_u64()),
+        (Some("KICKOUT"), Some(1_002_055))
+    );
+    w.user_update("r1", "DELETE", "u").await;
+    // Still in r2.
+    u.ok(
+        "sendBroadcastMessage",
+        json!({"roomID": "r2", "message": "here"}),
+    )
+    .await;
+    u.fails(
+        "sendBroadcastMessage",
+        json!({"roomID": "r1", "message": "x"}),
+        1_009_005,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn app_wide_login_rate_limit() {
+    let server = TestServer::start("loginPerAppPerSec = 3");
+    let mut codes = Vec::new();
+    let mut clients = Vec::new();
+    for i in 0..4 {
+        let mut c = server.client(1).await;
+        let r = c
+            .request(
+                "loginRoom",
+                json!({"roomID": format!("room{i}"), "token": token(1, &format!("u{i}")),
+                                              "user": {"userID": format!("u{i}")}}),
+            )
+            .await;
+        codes.push(r["code"].as_u64().unwrap());
+        clients.push(c);
+    }
+    assert_eq!(codes, vec![0, 0, 0, 1_002_071]);
+    // The app budget is per app: app 3 is not affected.
+    let mut other = server.client(3).await;
+    other.login(3, "x", "room0").await;
+}

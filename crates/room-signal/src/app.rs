@@ -8,6 +8,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::config::{AppConfig, Limits, SignalConfig};
+use crate::limiter::Limiter;
 use crate::media::{MediaControl, MediaId, NoMedia};
 use crate::outbox::{self, Inbox, Outbound, Outbox};
 use crate::room::Room;
@@ -31,6 +32,8 @@ pub struct App {
     pub config: AppConfig,
     pub limits: Arc<Limits>,
     pub media: Arc<dyn MediaControl>,
+    /// Logins per second into this app's rooms (`1002071`).
+    pub(crate) logins: Limiter,
     rooms: Mutex<HashMap<Arc<str>, Arc<Room>>>,
     /// Stream IDs published in this app (unique per app, whatever the room).
     streams: Mutex<HashMap<Arc<str>, Published>>,
@@ -39,6 +42,7 @@ pub struct App {
 impl App {
     fn new(config: AppConfig, limits: Arc<Limits>, media: Arc<dyn MediaControl>) -> Self {
         App {
+            logins: Limiter::per_second(limits.login_per_app_per_sec),
             config,
             limits,
             media,
@@ -78,6 +82,32 @@ impl App {
 
     pub fn rooms(&self) -> Vec<Arc<Room>> {
         self.rooms.lock().values().cloned().collect()
+    }
+
+    /// The server removes `user_id` from `room_id` (admin API): the user's
+    /// connection gets `KICKOUT 1002055`, its streams there end (reason 4).
+    /// False if no such user is in the room.
+    pub fn kick(&self, room_id: &str, user_id: &str) -> bool {
+        let Some(room) = self.room(room_id) else {
+            return false;
+        };
+        let Some((streams, empty)) = room.kick(user_id, crate::error::code::KICKED_BY_SERVER)
+        else {
+            return false;
+        };
+        for s in &streams {
+            self.end_stream(s);
+        }
+        if empty {
+            self.drop_room(&room);
+        }
+        tracing::info!(
+            app = self.id(),
+            room = room_id,
+            user = user_id,
+            "kicked by the server"
+        );
+        true
     }
 
     /// Claim `stream_id` for a publish by `conn_id` listed in `room_id`;

@@ -37,6 +37,8 @@ pub struct Limits {
     pub command_to_many_per_sec: u32,
     pub extra_info_per_room_per_sec: u32,
     pub login_per_room_per_sec: u32,
+    /// Logins per second into all rooms of one app (`1002071`).
+    pub login_per_app_per_sec: u32,
     /// Requests one connection may make per second before `1002073`.
     pub requests_per_connection_per_sec: u32,
     /// Hard cap on a room's members whatever `maxMemberCount` says.
@@ -65,6 +67,7 @@ impl Default for Limits {
             command_to_many_per_sec: 10,
             extra_info_per_room_per_sec: 10,
             login_per_room_per_sec: 200,
+            login_per_app_per_sec: 2000,
             requests_per_connection_per_sec: 500,
             max_room_members: 10_000,
             user_update_max_members: 500,

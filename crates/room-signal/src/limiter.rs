@@ -83,6 +83,11 @@ impl Limiter {
 /// lock that serializes these buckets (a room's), so a restore cannot undo
 /// someone else's cell.
 pub fn check_all(buckets: &[&Limiter]) -> bool {
+    first_refusal(buckets).is_none()
+}
+
+/// [`check_all`], telling which bucket refused (its index).
+pub fn first_refusal(buckets: &[&Limiter]) -> Option<usize> {
     let mut taken: [Option<u64>; 4] = [None; 4];
     for (i, bucket) in buckets.iter().enumerate() {
         let snap = bucket.snapshot();
@@ -90,13 +95,13 @@ pub fn check_all(buckets: &[&Limiter]) -> bool {
             for (b, s) in buckets.iter().zip(taken).take(i) {
                 b.restore(s);
             }
-            return false;
+            return Some(i);
         }
         if let Some(slot) = taken.get_mut(i) {
             *slot = snap;
         }
     }
-    true
+    None
 }
 
 impl std::fmt::Debug for Limiter {

@@ -150,7 +150,13 @@ impl Room {
 
     /// Add `user` (connection `outbox`) to the room. A member with the same
     /// userID on another connection is kicked out (`1002050`).
-    pub(crate) fn join(&self, user: &User, outbox: &Outbox, config: RoomConfig) -> Result<Joined> {
+    pub(crate) fn join(
+        &self,
+        user: &User,
+        outbox: &Outbox,
+        config: RoomConfig,
+        app_logins: &Limiter,
+    ) -> Result<Joined> {
         let mut st = self.state.lock();
         if st.closed {
             return Err(SignalError::new(RETRY, "room closed"));
@@ -162,11 +168,20 @@ impl Room {
         {
             return Err(SignalError::new(code::ROOM_FULL, "room is full"));
         }
-        if !self.login.check() {
-            return Err(SignalError::new(
-                code::RATE_LIMITED_ROOM,
-                "too many logins into this room, retry shortly",
-            ));
+        match limiter::first_refusal(&[&self.login, app_logins]) {
+            None => {}
+            Some(0) => {
+                return Err(SignalError::new(
+                    code::RATE_LIMITED_ROOM,
+                    "too many logins into this room, retry shortly",
+                ))
+            }
+            Some(_) => {
+                return Err(SignalError::new(
+                    code::RATE_LIMITED_APP,
+                    "too many logins into this app, retry shortly",
+                ))
+            }
         }
         if st.members.is_empty() {
             st.max_members = config.max_member_count;
@@ -226,6 +241,24 @@ impl Room {
             result,
             kicked_streams,
         })
+    }
+
+    /// Remove `user_id` on the server's initiative: the connection is told
+    /// (`roomStateChanged KICKOUT` with `code`), its streams are delisted with
+    /// reason 4. Returns the streams and whether the room is now empty, or
+    /// `None` if the user is not in the room.
+    pub(crate) fn kick(&self, user_id: &str, code: u32) -> Option<(Vec<Arc<str>>, bool)> {
+        let join = {
+            let st = self.state.lock();
+            let m = st.members.get(user_id)?;
+            m.outbox.send(Outbound::Kicked {
+                room_id: self.id.clone(),
+                join: m.join,
+                code,
+            });
+            m.join
+        };
+        Some(self.leave(user_id, join, DeleteReason::Kicked))
     }
 
     /// Remove the member `user_id` if it is still the join `join`. Its streams

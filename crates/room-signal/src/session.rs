@@ -225,7 +225,7 @@ impl Session {
     ) -> Result<Map<String, Value>> {
         loop {
             let room = self.app.room_for_join(room_id);
-            match room.join(user, &self.outbox, config) {
+            match room.join(user, &self.outbox, config, &self.app.logins) {
                 Ok(joined) => {
                     for s in &joined.kicked_streams {
                         self.app.end_stream(s);

@@ -19,6 +19,7 @@ pub fn router(state: Arc<State>) -> Router {
     let router = Router::new()
         .route("/ws", get(ws))
         .route("/health", get(|| async { "ok" }))
+        .route("/admin/kick", post(admin_kick))
         .route(
             "/whip/{room}/{stream}",
             post(whip::publish).options(whip::options),
@@ -43,6 +44,65 @@ pub fn router(state: Arc<State>) -> Router {
         router
     };
     router.with_state(state)
+}
+
+/// `POST /admin/kick` `{"appID", "roomID", "userID"}` with
+/// `Authorization: Bearer <the app's secret>`: the server removes a user from
+/// a room (`roomStateChanged KICKOUT 1002055`, its streams deleted with
+/// reason 4).
+async fn admin_kick(
+    AxumState(state): AxumState<Arc<State>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let fail = |status: StatusCode, code: u32, message: &str| {
+        (
+            status,
+            axum::Json(serde_json::json!({"code": code, "message": message})),
+        )
+            .into_response()
+    };
+    let Ok(req) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            code::MALFORMED,
+            "body must be JSON",
+        );
+    };
+    let (Some(app_id), Some(room), Some(user)) = (
+        req.get("appID").and_then(serde_json::Value::as_u64),
+        req.get("roomID").and_then(serde_json::Value::as_str),
+        req.get("userID").and_then(serde_json::Value::as_str),
+    ) else {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            code::MALFORMED,
+            "appID, roomID and userID are required",
+        );
+    };
+    let Some(app) = u32::try_from(app_id).ok().and_then(|id| state.hub.app(id)) else {
+        return fail(StatusCode::NOT_FOUND, code::UNKNOWN_APP, "unknown appID");
+    };
+    let secret = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if secret != Some(app.config.secret.as_str()) {
+        return fail(
+            StatusCode::UNAUTHORIZED,
+            code::TOKEN_INVALID,
+            "Authorization must be Bearer <app secret>",
+        );
+    }
+    if app.kick(room, user) {
+        axum::Json(serde_json::json!({"code": 0})).into_response()
+    } else {
+        fail(
+            StatusCode::NOT_FOUND,
+            code::NOT_IN_ROOM,
+            "that user is not in that room",
+        )
+    }
 }
 
 /// `GET /dev/token?appID=1&userID=alice[&roomID=r1]` — only in `--dev`:
