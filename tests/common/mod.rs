@@ -87,19 +87,32 @@ impl TestServer {
         Self::start_with(&format!("[limits]\n{limits}\n{APPS}"))
     }
 
+    /// The standard apps in `--dev` mode (the `/dev/token` endpoint is on).
+    pub fn start_dev() -> TestServer {
+        Self::launch(&format!("[limits]\n{APPS}"), true)
+    }
+
     pub fn start_with(config: &str) -> TestServer {
+        Self::launch(config, false)
+    }
+
+    fn launch(config: &str, dev: bool) -> TestServer {
         let dir =
             std::env::temp_dir().join(format!("sfu-test-{}-{}", std::process::id(), rand_suffix()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("sfu.toml");
         std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sfu"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sfu"));
+        if dev {
+            command.arg("--dev");
+        }
+        let mut child = command
             .arg("--config")
             .arg(&path)
             .args(["--bind", "127.0.0.1:0", "--udp-port", "0"])
             .env(
                 "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,rtc_dtls=error".into()),
             )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

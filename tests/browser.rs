@@ -1,0 +1,142 @@
+//! Browser end-to-end tests: headless Chromium (Debian's `chromium`) driven
+//! by playwright-core over the DevTools protocol, using the SDK the server
+//! serves under `/sdk/`. The scripts live in `tests/browser/`; `scripts/test`
+//! installs Chromium and the node module when missing and runs every test
+//! inside a private network namespace, so all traffic stays on loopback.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::TestServer;
+
+/// Run `tests/browser/<script>` against `server`; panics with its output on failure.
+fn run_script(server: &TestServer, script: &str) -> String {
+    run_script_args(server, script, &[])
+}
+
+fn run_script_args(server: &TestServer, script: &str, args: &[&str]) -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "tests/browser/node_modules is missing: run ./scripts/test (it installs playwright-core)"
+    );
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium is missing: run ./scripts/test (it installs Debian's chromium)"
+    );
+    let out = Command::new("node")
+        .arg(dir.join(script))
+        .args(args)
+        .env("SERVER", format!("http://{}", server.addr))
+        .current_dir(&dir)
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+    eprintln!("{stdout}");
+    stdout
+}
+
+#[test]
+fn two_browsers_multi_room_publish_play_and_messages() {
+    let server = TestServer::start_dev();
+    let out = run_script(&server, "scenario.mjs");
+    assert!(out.contains("scenario passed"), "{out}");
+}
+
+fn token(user: &str) -> String {
+    common::token(1, user)
+}
+
+/// aiortc publishes over WHIP; Chromium plays it through the SDK.
+#[test]
+fn aiortc_whip_publish_plays_in_chromium() {
+    let server = TestServer::start_dev();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/aiortc_peer.py");
+    let url = format!("http://{}", server.addr);
+    let mut publisher = std::process::Command::new("python3")
+        .arg(&script)
+        .args([
+            "whip-publish",
+            &url,
+            "interop",
+            "aiortc-cam",
+            &token("aiortc"),
+            "20",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run python3 (aiortc)");
+    let mut line = String::new();
+    use std::io::BufRead;
+    let stdout = publisher.stdout.take().expect("stdout");
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read");
+    assert_eq!(line.trim(), "published", "aiortc did not publish");
+    let out = run_script_args(&server, "interop.mjs", &["play", "aiortc-cam"]);
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+    assert!(out.contains("decoded"), "{out}");
+}
+
+/// Chromium publishes through the SDK; aiortc plays it over WHEP.
+#[test]
+fn chromium_publish_plays_in_aiortc_over_whep() {
+    let server = TestServer::start_dev();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let mut browser = std::process::Command::new("node")
+        .arg(dir.join("interop.mjs"))
+        .args(["publish", "chrome-cam"])
+        .env("SERVER", format!("http://{}", server.addr))
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run node");
+    let mut line = String::new();
+    use std::io::BufRead;
+    let stdout = browser.stdout.take().expect("stdout");
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read");
+    assert_eq!(line.trim(), "publishing", "chromium did not publish");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/aiortc_peer.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .args([
+            "whep-play",
+            &format!("http://{}", server.addr),
+            "chrome-cam",
+            &token("aiortc"),
+            "15",
+        ])
+        .output()
+        .expect("run python3 (aiortc)");
+    let _ = browser.kill();
+    let _ = browser.wait();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "aiortc WHEP play failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{stdout}");
+    let frames: u64 = stdout
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(frames >= 10, "{stdout}");
+}
+
+/// The demo page works for a person: log in, publish, play, chat (and it
+/// leaves a screenshot in tests/browser/out/demo.png).
+#[test]
+fn demo_page_publishes_plays_and_chats() {
+    let server = TestServer::start_dev();
+    let out = run_script(&server, "demo.mjs");
+    assert!(out.contains("demo passed"), "{out}");
+}

@@ -1,0 +1,40 @@
+// The browser half of the interop tests.
+//   SERVER=... node interop.mjs play STREAM     -> plays via the SDK, prints "decoded N frames"
+//   SERVER=... node interop.mjs publish STREAM  -> publishes the fake camera, prints "publishing", runs until killed
+import { launch, sdkPage, until } from './common.mjs';
+
+const server = process.env.SERVER;
+const [mode, stream] = process.argv.slice(2);
+const browser = await launch();
+try {
+  const page = await sdkPage(browser, server);
+  await page.evaluate(async () => {
+    window.e = new window.sdk.Engine(1, location.origin);
+    await window.e.loginRoom('interop', await window.token('chrome'), { userID: 'chrome', userName: 'Chrome' });
+  });
+  if (mode === 'play') {
+    await page.evaluate(async (stream) => {
+      const ms = await window.e.startPlayingStream(stream);
+      const v = document.createElement('video');
+      v.muted = true;
+      v.autoplay = true;
+      v.srcObject = ms;
+      document.body.appendChild(v);
+      await v.play().catch(() => {});
+    }, stream);
+    const s = await until(`frames of ${stream}`, async () => {
+      const st = await page.evaluate(async (stream) => window.e.getStats(stream), stream);
+      return st && st.framesDecoded > 10 ? st : null;
+    });
+    console.log(`decoded ${s.framesDecoded} frames`);
+  } else {
+    await page.evaluate(async (stream) => {
+      const ms = await window.e.createStream({ camera: { video: true, audio: true } });
+      await window.e.startPublishingStream(stream, ms, { roomID: 'interop' });
+    }, stream);
+    console.log('publishing');
+    await new Promise(() => {});
+  }
+} finally {
+  await browser.close();
+}

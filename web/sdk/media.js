@@ -1,0 +1,74 @@
+// WebRTC and device helpers of the Engine (no browser globals at import time).
+
+import { ErrorCode, sdkError, toSdkError } from './common.js';
+
+const STREAM_ID_RE = /^[A-Za-z0-9_-]+$/;
+
+/** The server's stream ID rules, checked before building a peer connection (same codes). */
+export function checkStreamID(streamID) {
+  if (typeof streamID !== 'string' || streamID === '') throw sdkError(1000015, 'streamID is empty');
+  if (streamID.length > 256) throw sdkError(1000014, 'streamID is too long');
+  if (!STREAM_ID_RE.test(streamID)) throw sdkError(1000016, 'streamID has illegal characters');
+}
+
+/** Run a WebRTC call; its DOMException becomes `{code: 1005001, message}`. */
+export async function rtc(what, fn) {
+  try {
+    return await fn();
+  } catch (e) {
+    throw sdkError(ErrorCode.WEBRTC, `${what} failed: ${e && e.name ? `${e.name}: ${e.message}` : e}`);
+  }
+}
+
+/** Close a record's peer connection and detach its handlers. */
+export function closePc(rec) {
+  const pc = rec.pc;
+  if (!pc) return;
+  pc.onconnectionstatechange = pc.oniceconnectionstatechange = pc.ontrack = null;
+  try {
+    pc.close();
+  } catch {
+    /* ignore */
+  }
+}
+
+/** Put `name` (VP8, VP9, H264, AV1) first: the server keeps the first codec the offer lists. */
+export function preferCodec(RTCRtpSender, transceiver, name) {
+  const caps = RTCRtpSender && RTCRtpSender.getCapabilities && RTCRtpSender.getCapabilities('video');
+  if (!caps || typeof transceiver.setCodecPreferences !== 'function') return;
+  const want = `video/${String(name).toLowerCase()}`;
+  const first = caps.codecs.filter((c) => c.mimeType.toLowerCase() === want);
+  if (!first.length) return;
+  const rest = caps.codecs.filter((c) => c.mimeType.toLowerCase() !== want);
+  try {
+    transceiver.setCodecPreferences([...first, ...rest]);
+  } catch {
+    /* keep the browser's order */
+  }
+}
+
+/**
+ * `{camera: {video, audio, videoInput?, audioInput?}}` -> getUserMedia,
+ * `{screen: true | {video, audio}}` -> getDisplayMedia. video/audio are
+ * booleans or MediaTrackConstraints. Failures reject `{code: 1005002}`.
+ */
+export async function openMedia(mediaDevices, source = {}) {
+  if (!mediaDevices) {
+    throw sdkError(ErrorCode.NOT_SUPPORTED, 'navigator.mediaDevices is not available (HTTPS or localhost required)');
+  }
+  try {
+    if (source.screen) {
+      const s = source.screen === true ? {} : source.screen;
+      return await mediaDevices.getDisplayMedia({ video: s.video === undefined ? true : s.video, audio: !!s.audio });
+    }
+    const cam = source.camera || {};
+    let video = cam.video === undefined ? true : cam.video;
+    let audio = cam.audio === undefined ? true : cam.audio;
+    if (video && cam.videoInput) video = { ...(typeof video === 'object' ? video : {}), deviceId: { exact: cam.videoInput } };
+    if (audio && cam.audioInput) audio = { ...(typeof audio === 'object' ? audio : {}), deviceId: { exact: cam.audioInput } };
+    if (!video && !audio) throw sdkError(ErrorCode.INVALID_PARAMETER, 'createStream needs video or audio');
+    return await mediaDevices.getUserMedia({ video, audio });
+  } catch (e) {
+    throw toSdkError(e, ErrorCode.DEVICE);
+  }
+}
