@@ -284,6 +284,9 @@ async fn whip_and_whep_errors() {
         (r.status, r.json()["code"].clone()),
         (404, json!(1_004_002))
     );
+    // The demo's token endpoint exists only in --dev mode.
+    let r = request(&server.addr, "GET", "/dev/token?appID=1&userID=u", &[], "").await;
+    assert_eq!(r.status, 404);
     // CORS preflight.
     let r = request(&server.addr, "OPTIONS", "/whip/r1/s", &[], "").await;
     assert_eq!(r.status, 204);

@@ -212,11 +212,16 @@ impl MediaPlane {
                 bind_socket(local_addr).with_context(|| format!("binding UDP {local_addr}"))?,
             );
         }
-        let announced = match (config.public_ip, local_addr.ip()) {
-            (Some(ip), _) => ip,
-            (None, ip) if !ip.is_unspecified() => ip,
-            (None, _) => primary_ip().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        // Host candidate: the bound address (or the primary interface's when
+        // bound to all of them), plus the public address for NAT 1:1.
+        let host = match local_addr.ip() {
+            ip if !ip.is_unspecified() => ip,
+            _ => primary_ip().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         };
+        let mut announced = vec![SocketAddr::new(host, local_addr.port())];
+        if let Some(public) = config.public_ip.filter(|p| *p != host) {
+            announced.push(SocketAddr::new(public, local_addr.port()));
+        }
         let mut senders = Vec::new();
         let mut receivers = Vec::new();
         let mut relay_senders = Vec::new();
@@ -228,7 +233,7 @@ impl MediaPlane {
             receivers.push((rx, relay_rx));
         }
         let shared = Arc::new(Shared {
-            candidates: CandidateAddrs(vec![SocketAddr::new(announced, local_addr.port())]),
+            candidates: CandidateAddrs(announced.clone()),
             config,
             pending: Mutex::new(HashMap::new()),
             owners: Mutex::new(HashMap::new()),
@@ -245,7 +250,7 @@ impl MediaPlane {
                 .spawn(move || worker::run(idx, socket, shared, commands, relays))
                 .context("spawning a media worker")?;
         }
-        tracing::info!(%local_addr, %announced, workers, "media plane listening");
+        tracing::info!(%local_addr, ?announced, workers, "media plane listening");
         Ok(Arc::new(MediaPlane { shared, local_addr }))
     }
 
@@ -384,4 +389,35 @@ impl MediaControl for MediaPlane {
 /// Tell a session about one of its connections.
 pub(crate) fn notify(outbox: &Outbox, id: MediaId, event: MediaEvent) {
     outbox.send(Outbound::Media { id, event });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_announce_the_host_and_the_public_address() {
+        let plane = MediaPlane::start(MediaConfig {
+            udp_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            public_ip: Some(IpAddr::from([203, 0, 113, 7])),
+            workers: 2,
+            ..MediaConfig::default()
+        })
+        .unwrap();
+        let port = plane.local_addr().port();
+        assert_ne!(port, 0);
+        assert_eq!(
+            plane.shared.candidates.0,
+            vec![
+                SocketAddr::from(([127, 0, 0, 1], port)),
+                SocketAddr::from(([203, 0, 113, 7], port)),
+            ]
+        );
+        // The port is taken: a second media plane refuses to share it.
+        let again = MediaPlane::start(MediaConfig {
+            udp_bind: plane.local_addr(),
+            ..MediaConfig::default()
+        });
+        assert!(again.is_err());
+    }
 }
