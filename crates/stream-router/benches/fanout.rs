@@ -5,8 +5,13 @@
 //! transport-cc, video-orientation and playout-delay extensions, increasing
 //! sequence numbers and timestamps, a keyframe only at the start so every
 //! gate is open) through `RtpPacket::parse` + `Router::push_rtp`, then drains
-//! every output with `poll_output`, serialising each header with
-//! `OutPacket::write_header` into a `MAX_HEADER_LEN` buffer.
+//! every output as the I/O layer would:
+//!
+//! * `router/*`: `Router::drain_output`, the fast egress path: each packet is
+//!   lent with its header already serialised (rewrite + queueing + header
+//!   serialisation), header and payload go through `black_box`.
+//! * `router_poll/*`: the compatibility path, `poll_output` plus
+//!   `OutPacket::write_header` into a `MAX_HEADER_LEN` buffer.
 //!
 //! `baseline/*` is the ideal fan-out the router is compared with: clone the
 //! same payload `Bytes` handle into N preallocated `VecDeque`s, then pop them
@@ -211,8 +216,13 @@ impl Fixture {
         f
     }
 
-    /// One iteration: one packet per publisher in, every output drained.
+    /// One iteration: one packet per publisher in, every output drained
+    /// with `drain_output` (or `poll_output` + `write_header` if `poll`).
     fn round(&mut self, rx: &RxBuffer) -> usize {
+        self.round_with(rx, false)
+    }
+
+    fn round_with(&mut self, rx: &RxBuffer, poll: bool) -> usize {
         let now = self.t0 + PACKET_INTERVAL * self.publishers[0].k as u32;
         for p in &mut self.publishers {
             let pkt = p.next(rx);
@@ -220,6 +230,12 @@ impl Fixture {
             black_box(summary);
         }
         while self.router.poll_upstream(now).is_some() {}
+        if !poll {
+            return self.router.drain_output(|dt, out| {
+                black_box(out.header);
+                black_box((dt, out.payload.as_ptr(), out.payload.len()));
+            });
+        }
         let mut header = [0u8; MAX_HEADER_LEN];
         let mut n = 0;
         while let Some((dt, out)) = self.router.poll_output() {
@@ -290,6 +306,13 @@ fn fanout(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("router", label), |b| {
             b.iter(|| {
                 let n = f.round(&rx);
+                assert_eq!(n, f.deliveries);
+                n
+            })
+        });
+        group.bench_function(BenchmarkId::new("router_poll", label), |b| {
+            b.iter(|| {
+                let n = f.round_with(&rx, true);
                 assert_eq!(n, f.deliveries);
                 n
             })

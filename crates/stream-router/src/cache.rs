@@ -8,8 +8,6 @@
 
 use std::time::{Duration, Instant};
 
-use crate::packet::RtpPacket;
-
 /// Retransmit-cache size for video tracks (packets).
 pub const VIDEO_CACHE_PACKETS: usize = 1024;
 /// Retransmit-cache size for audio tracks (packets).
@@ -18,10 +16,11 @@ pub const AUDIO_CACHE_PACKETS: usize = 128;
 /// at most once per this interval; repeated NACKs inside it are ignored.
 pub const NACK_RETRANSMIT_INTERVAL: Duration = Duration::from_millis(100);
 
-/// The last `N` packets of a track keyed by extended sequence number.
-/// Storing the [`RtpPacket`] means a retransmission is a `Bytes` clone.
+/// The last `N` packets of a track keyed by extended sequence number. A slot
+/// holds the packet's id in the router's [`Pool`](crate::pool::Pool) (and
+/// one reference to it), so a retransmission is a reference-count bump.
 pub(crate) struct RetransmitCache {
-    slots: Box<[Option<(i64, RtpPacket)>]>,
+    slots: Box<[Option<(i64, u32)>]>,
     mask: usize,
 }
 
@@ -30,7 +29,7 @@ impl RetransmitCache {
     pub(crate) fn new(size: usize) -> Self {
         let size = size.max(1).next_power_of_two();
         RetransmitCache {
-            slots: (0..size).map(|_| None).collect(),
+            slots: vec![None; size].into_boxed_slice(),
             mask: size - 1,
         }
     }
@@ -43,24 +42,37 @@ impl RetransmitCache {
         (ext as u64 as usize) & self.mask
     }
 
-    /// Stores `pkt` under `ext`, evicting whatever shared its slot, and
-    /// returns a reference to the stored packet. (The `Err` arm, which hands
-    /// the packet back, is unreachable since the index is masked; boxing it
-    /// would cost an allocation, hence the lint exception.)
-    #[allow(clippy::result_large_err)]
-    pub(crate) fn insert(&mut self, ext: i64, pkt: RtpPacket) -> Result<&RtpPacket, RtpPacket> {
+    /// Stores pool id `id` under `ext`; returns the id it evicted, whose
+    /// reference the caller must release.
+    pub(crate) fn insert(&mut self, ext: i64, id: u32) -> Option<u32> {
         let i = self.index(ext);
-        match self.slots.get_mut(i) {
-            Some(slot) => Ok(&slot.insert((ext, pkt)).1),
-            None => Err(pkt),
+        let slot = self.slots.get_mut(i)?;
+        slot.replace((ext, id)).map(|(_, old)| old)
+    }
+
+    /// The pool id of the packet with extended sequence number `ext`, if
+    /// still cached.
+    #[inline]
+    pub(crate) fn get(&self, ext: i64) -> Option<u32> {
+        match self.slots.get(self.index(ext))? {
+            Some((e, id)) if *e == ext => Some(*id),
+            _ => None,
         }
     }
 
-    /// The packet with extended sequence number `ext`, if still cached.
-    pub(crate) fn get(&self, ext: i64) -> Option<&RtpPacket> {
-        match self.slots.get(self.index(ext))? {
-            Some((e, p)) if *e == ext => Some(p),
-            _ => None,
+    /// The pool id held by the slot `ext` maps to, whatever its sequence
+    /// number (the packet `insert(ext, ..)` would evict).
+    #[inline]
+    pub(crate) fn occupant(&self, ext: i64) -> Option<u32> {
+        self.slots.get(self.index(ext))?.map(|(_, id)| id)
+    }
+
+    /// Empties the cache, handing every held pool id to `release`.
+    pub(crate) fn drain(&mut self, mut release: impl FnMut(u32)) {
+        for slot in self.slots.iter_mut() {
+            if let Some((_, id)) = slot.take() {
+                release(id);
+            }
         }
     }
 }
@@ -105,27 +117,25 @@ impl NackLimiter {
 mod tests {
     use super::*;
 
-    fn pkt(seq: u16) -> RtpPacket {
-        RtpPacket {
-            sequence_number: seq,
-            ..RtpPacket::default()
-        }
-    }
-
     #[test]
     fn cache_hits_only_exact_sequence() {
         let mut c = RetransmitCache::new(100);
         assert_eq!(c.capacity(), 128);
         for ext in 0..200i64 {
-            let p = c.insert(ext, pkt(ext as u16)).unwrap();
-            assert_eq!(p.sequence_number, ext as u16);
+            let evicted = c.insert(ext, ext as u32);
+            assert_eq!(evicted, (ext >= 128).then(|| (ext - 128) as u32));
+            assert_eq!(c.get(ext), Some(ext as u32));
         }
-        assert_eq!(c.get(199).unwrap().sequence_number, 199);
-        assert_eq!(c.get(72).unwrap().sequence_number, 72);
+        assert_eq!(c.get(199), Some(199));
+        assert_eq!(c.get(72), Some(72));
         assert!(c.get(71).is_none()); // evicted by 199
         assert!(c.get(200).is_none()); // not yet seen
         assert!(c.get(-1).is_none());
         assert!(c.get(i64::MIN).is_none());
+        let mut released = Vec::new();
+        c.drain(|id| released.push(id));
+        assert_eq!(released.len(), 128);
+        assert!(c.get(199).is_none());
     }
 
     #[test]

@@ -1,18 +1,19 @@
 //! The router's per-packet data path: fan-out of publisher packets
 //! ([`Router::push_rtp`]), draining of rewritten packets
-//! ([`Router::poll_output`], [`Router::poll_downtrack`]), player feedback
+//! ([`Router::drain_output`], [`Router::poll_output`],
+//! [`Router::poll_downtrack`]), player feedback
 //! ([`Router::handle_player_feedback`]), coalesced keyframe requests
 //! ([`Router::poll_upstream`]) and sender-report translation.
 //!
 //! Nothing here allocates: queues, caches, the ready list and the
-//! pending-PLI list were all sized at setup time, and payloads move as
-//! `Bytes` handles.
+//! pending-PLI list were all sized at setup time. Each accepted packet is
+//! stored once in the router's pool; caches and queues hold references.
 
 use std::time::Instant;
 
 use crate::downtrack::{Forwarded, Resend, Source};
 use crate::feedback::{Feedback, FeedbackSummary, SenderReport, Upstream};
-use crate::out::OutPacket;
+use crate::out::{OutPacket, Outgoing, MAX_HEADER_LEN};
 use crate::packet::RtpPacket;
 use crate::router::{Router, RouterError};
 use crate::slab::{DownTrackHandle, TrackHandle};
@@ -51,11 +52,12 @@ impl Router {
             downtracks,
             ready,
             pli_list,
+            pool,
             ..
         } = self;
         let t = tracks.get_mut(track.0).ok_or(RouterError::UnknownTrack)?;
         let mut summary = PushSummary::default();
-        let (ext, keyframe, local) = match t.ingest(packet) {
+        let (ext, keyframe, slot, uncached) = match t.ingest(packet, pool) {
             Ingest::Rejected => {
                 summary.rejected = true;
                 return Ok(summary);
@@ -64,18 +66,13 @@ impl Router {
                 summary.duplicate = true;
                 return Ok(summary);
             }
-            Ingest::Cached { ext, keyframe } => (ext, keyframe, None),
-            Ingest::Uncached { ext, keyframe, pkt } => (ext, keyframe, Some(pkt)),
-        };
-        let pkt = match &local {
-            Some(p) => p,
-            None => match t.cache.get(ext) {
-                Some(p) => p,
+            Ingest::Cached { ext, keyframe } => match t.cache.get(ext) {
+                Some(slot) => (ext, keyframe, slot, false),
                 None => return Ok(summary),
             },
-        };
-        let Some(stream) = streams.get(t.stream.0) else {
-            return Ok(summary);
+            Ingest::Uncached { ext, keyframe, pkt } => {
+                (ext, keyframe, pool.insert(pkt, &t.info.extensions, 0), true)
+            }
         };
         let src = Source {
             handle: track,
@@ -84,25 +81,32 @@ impl Router {
             keyframe,
         };
         let mut want_keyframe = false;
-        for &h in &stream.subs[t.info.kind.index()] {
-            let Some(dt) = downtracks.get_mut(h.0) else {
-                continue;
-            };
-            match dt.forward(&src, pkt, now) {
-                Forwarded::Queued => {
-                    summary.enqueued += 1;
-                    if !dt.in_ready {
-                        dt.in_ready = true;
-                        ready.push_back(h);
+        if let (Some(stream), Some(shared)) = (streams.get(t.stream.0), pool.get(slot)) {
+            for &h in &stream.subs[t.info.kind.index()] {
+                let Some(dt) = downtracks.get_mut(h.0) else {
+                    continue;
+                };
+                match dt.forward(&src, &shared.pkt, slot, now) {
+                    Forwarded::Queued => {
+                        summary.enqueued += 1;
+                        if !dt.in_ready {
+                            dt.in_ready = true;
+                            ready.push_back(h);
+                        }
                     }
+                    Forwarded::QueueFull => summary.dropped_queue += 1,
+                    Forwarded::Gated { request_keyframe } => {
+                        summary.gated += 1;
+                        want_keyframe |= request_keyframe;
+                    }
+                    Forwarded::Late => summary.late += 1,
                 }
-                Forwarded::QueueFull => summary.dropped_queue += 1,
-                Forwarded::Gated { request_keyframe } => {
-                    summary.gated += 1;
-                    want_keyframe |= request_keyframe;
-                }
-                Forwarded::Late => summary.late += 1,
             }
+        }
+        // One reference per queue entry, taken once for the whole fan-out.
+        pool.retain(slot, summary.enqueued);
+        if uncached {
+            pool.release_if_unused(slot);
         }
         if want_keyframe && t.request_keyframe() {
             pli_list.push(track);
@@ -118,7 +122,7 @@ impl Router {
             let Some(dt) = self.downtracks.get_mut(h.0) else {
                 continue;
             };
-            let Some(p) = dt.pop() else {
+            let Some(p) = dt.pop(&mut self.pool) else {
                 dt.in_ready = false;
                 continue;
             };
@@ -134,7 +138,64 @@ impl Router {
 
     /// Next outgoing packet of one down-track (`None` if empty or stale).
     pub fn poll_downtrack(&mut self, downtrack: DownTrackHandle) -> Option<OutPacket> {
-        self.downtracks.get_mut(downtrack.0)?.pop()
+        self.downtracks.get_mut(downtrack.0)?.pop(&mut self.pool)
+    }
+
+    /// Hands every queued packet to `f`, in [`Router::poll_output`] order,
+    /// and returns how many there were: the fast egress path.
+    ///
+    /// Each packet is lent as an [`Outgoing`]: its RTP header already
+    /// serialised (byte for byte what [`OutPacket::write_header`] would
+    /// write) in a router-owned buffer, and the publisher's payload `Bytes`.
+    /// Nothing is built, cloned or allocated per packet; `f` sends (or
+    /// copies) the two slices, and clones `payload` only if it must keep it.
+    /// Counters are updated as for `poll_output`. (The first call sizes the
+    /// router's header buffer, once.)
+    pub fn drain_output(&mut self, mut f: impl FnMut(DownTrackHandle, Outgoing<'_>)) -> usize {
+        let Router {
+            downtracks,
+            ready,
+            pool,
+            scratch,
+            ..
+        } = self;
+        if scratch.len() < MAX_HEADER_LEN {
+            // Once per router.
+            scratch.resize(MAX_HEADER_LEN, 0);
+        }
+        let Some(buf) = scratch.first_chunk_mut::<MAX_HEADER_LEN>() else {
+            return 0;
+        };
+        let mut n = 0;
+        while let Some(h) = ready.pop_front() {
+            let Some(dt) = downtracks.get_mut(h.0) else {
+                continue;
+            };
+            dt.in_ready = false;
+            let (exts, ssrc, payload_type) = dt.leg();
+            while let Some(e) = dt.pop_entry() {
+                let Some(shared) = pool.get_mut(e.slot) else {
+                    continue;
+                };
+                let len = shared.write_header(exts, ssrc, payload_type, e.seq, e.ts, buf);
+                let payload = shared.payload();
+                dt.account(&e, payload.len());
+                f(
+                    h,
+                    Outgoing {
+                        header: buf.get(..len).unwrap_or_default(),
+                        payload,
+                        ssrc,
+                        sequence_number: e.seq,
+                        timestamp: e.ts,
+                        is_retransmission: e.rtx,
+                    },
+                );
+                pool.release(e.slot);
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Handles RTCP feedback from the player of `downtrack`.
@@ -158,6 +219,7 @@ impl Router {
             downtracks,
             ready,
             pli_list,
+            pool,
             ..
         } = self;
         let dt = downtracks
@@ -184,7 +246,7 @@ impl Router {
                 let source = track.and_then(|h| Some((h, tracks.get(h.0)?)));
                 for &seq in seqs {
                     let outcome = match source {
-                        Some((h, t)) => dt.resend(seq, h, t, now),
+                        Some((h, t)) => dt.resend(seq, h, t, pool, now),
                         None => {
                             dt.stats.nacked += 1;
                             Resend::Ignored
@@ -289,7 +351,7 @@ impl Router {
     pub fn clear_queue(&mut self, downtrack: DownTrackHandle) -> bool {
         match self.downtracks.get_mut(downtrack.0) {
             Some(dt) => {
-                dt.clear_queue();
+                dt.clear_queue(&mut self.pool);
                 true
             }
             None => false,

@@ -12,7 +12,8 @@ use crate::cache::NackLimiter;
 use crate::ext::ExtMap;
 use crate::feedback::SenderReport;
 use crate::out::OutPacket;
-use crate::packet::{Extensions, RtpPacket};
+use crate::packet::RtpPacket;
+use crate::pool::{PlayerExts, Pool};
 use crate::ring::Ring;
 use crate::router::StreamKey;
 use crate::seq::Rewriter;
@@ -74,6 +75,17 @@ pub(crate) enum Forwarded {
     Late,
 }
 
+/// One queued packet: a reference to the shared packet in the router's
+/// [`Pool`] plus what is specific to this player (12 bytes; the SSRC,
+/// payload type and extension IDs are the down-track's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) slot: u32,
+    pub(crate) seq: u16,
+    pub(crate) rtx: bool,
+    pub(crate) ts: u32,
+}
+
 /// Outcome of one NACKed sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Resend {
@@ -84,13 +96,17 @@ pub(crate) enum Resend {
 
 pub(crate) struct DownTrack {
     pub(crate) kind: MediaKind,
-    config: DownTrackConfig,
+    /// The player leg's SSRC and payload type (from the config).
+    ssrc: u32,
+    payload_type: u8,
     /// Attached stream; `None` while waiting for a publisher under `key`.
     pub(crate) stream: Option<StreamHandle>,
     pub(crate) key: StreamKey,
     rewriter: Rewriter,
     gate_since: Option<Instant>,
-    queue: Ring<OutPacket>,
+    /// The config's extension IDs in the data path's compact form.
+    exts: PlayerExts,
+    queue: Ring<Entry>,
     /// Whether the handle sits in the router's ready list.
     pub(crate) in_ready: bool,
     limiter: NackLimiter,
@@ -105,11 +121,13 @@ impl DownTrack {
         };
         DownTrack {
             kind,
-            config,
+            ssrc: config.ssrc,
+            payload_type: config.payload_type,
             stream: None,
             key,
             rewriter: Rewriter::new(config.ssrc),
             gate_since: None,
+            exts: PlayerExts::new(&config.extensions),
             queue: Ring::new(config.queue_capacity),
             in_ready: false,
             limiter: NackLimiter::new(history),
@@ -128,14 +146,26 @@ impl DownTrack {
         self.queue.len()
     }
 
+    pub(crate) fn queue_capacity(&self) -> usize {
+        self.queue.capacity()
+    }
+
     /// Whether packets from `source` must wait for a keyframe before an
     /// epoch can start.
     fn gated_for(&self, info: &TrackInfo) -> bool {
         self.kind == MediaKind::Video && info.codec.has_keyframe_detection()
     }
 
-    /// Rewrites `pkt` for this player and enqueues it.
-    pub(crate) fn forward(&mut self, src: &Source<'_>, pkt: &RtpPacket, now: Instant) -> Forwarded {
+    /// Rewrites `pkt` (stored in the pool under `slot`) for this player and
+    /// enqueues it. On `Queued` the caller adds the queue's reference.
+    #[inline]
+    pub(crate) fn forward(
+        &mut self,
+        src: &Source<'_>,
+        pkt: &RtpPacket,
+        slot: u32,
+        now: Instant,
+    ) -> Forwarded {
         let (seq, ts) = match self.rewriter.epoch_track() {
             Some(t) if t == src.handle => {
                 match self
@@ -175,18 +205,24 @@ impl DownTrack {
                 )
             }
         };
-        let out = self.build(pkt, &src.info.extensions, seq, ts, false);
-        self.enqueue(out)
+        self.enqueue(Entry {
+            slot,
+            seq,
+            rtx: false,
+            ts,
+        })
     }
 
     /// Re-enqueues the packet the player numbered `out_seq`, if it belongs
     /// to the current epoch, is still in `track`'s cache and was not resent
-    /// within the rate-limit interval.
+    /// within the rate-limit interval (the queue's reference is taken in
+    /// `pool`).
     pub(crate) fn resend(
         &mut self,
         out_seq: u16,
         handle: TrackHandle,
         track: &Track,
+        pool: &mut Pool,
         now: Instant,
     ) -> Resend {
         self.stats.nacked += 1;
@@ -196,7 +232,11 @@ impl DownTrack {
         let Some(ext) = self.rewriter.to_source(out_seq) else {
             return Resend::Ignored;
         };
-        let Some(pkt) = track.cache.get(ext) else {
+        let Some((slot, pkt)) = track
+            .cache
+            .get(ext)
+            .and_then(|slot| Some((slot, &pool.get(slot)?.pkt)))
+        else {
             return Resend::Ignored;
         };
         let Some((seq, ts)) = self.rewriter.map(pkt.sequence_number, pkt.timestamp) else {
@@ -209,34 +249,24 @@ impl DownTrack {
         if !self.limiter.allow(seq, now) {
             return Resend::RateLimited;
         }
-        let out = self.build(pkt, &track.info.extensions, seq, ts, true);
-        match self.enqueue(out) {
-            Forwarded::Queued => Resend::Queued,
+        let entry = Entry {
+            slot,
+            seq,
+            rtx: true,
+            ts,
+        };
+        match self.enqueue(entry) {
+            Forwarded::Queued => {
+                pool.retain(slot, 1);
+                Resend::Queued
+            }
             _ => Resend::Ignored,
         }
     }
 
-    fn build(&self, pkt: &RtpPacket, src_map: &ExtMap, seq: u16, ts: u32, rtx: bool) -> OutPacket {
-        let mut extensions = Extensions::new();
-        for e in &pkt.extensions {
-            if let Some(id) = src_map.remap(e.id, &self.config.extensions) {
-                extensions.push(id, e.value.clone());
-            }
-        }
-        OutPacket {
-            ssrc: self.config.ssrc,
-            payload_type: self.config.payload_type,
-            sequence_number: seq,
-            timestamp: ts,
-            marker: pkt.marker,
-            extensions,
-            payload: pkt.payload.clone(),
-            is_retransmission: rtx,
-        }
-    }
-
-    fn enqueue(&mut self, out: OutPacket) -> Forwarded {
-        match self.queue.push(out) {
+    #[inline]
+    fn enqueue(&mut self, entry: Entry) -> Forwarded {
+        match self.queue.push(entry) {
             Ok(()) => Forwarded::Queued,
             Err(_) => {
                 self.stats.dropped_queue += 1;
@@ -245,21 +275,50 @@ impl DownTrack {
         }
     }
 
-    /// Takes the oldest queued packet, counting it as sent.
-    pub(crate) fn pop(&mut self) -> Option<OutPacket> {
-        let p = self.queue.pop()?;
-        if p.is_retransmission {
+    /// The player leg: extension IDs, SSRC and payload type.
+    #[inline]
+    pub(crate) fn leg(&self) -> (PlayerExts, u32, u8) {
+        (self.exts, self.ssrc, self.payload_type)
+    }
+
+    /// Takes the oldest queued entry without counting it; the caller must
+    /// [`account`](Self::account) it and release its pool reference.
+    #[inline]
+    pub(crate) fn pop_entry(&mut self) -> Option<Entry> {
+        self.queue.pop()
+    }
+
+    /// Counts a popped entry as sent.
+    #[inline]
+    pub(crate) fn account(&mut self, entry: &Entry, payload_len: usize) {
+        if entry.rtx {
             self.stats.retransmitted += 1;
         } else {
             self.stats.packets_sent += 1;
-            self.stats.bytes_sent += p.payload.len() as u64;
+            self.stats.bytes_sent += payload_len as u64;
         }
-        Some(p)
+    }
+
+    /// Takes the oldest queued packet as an owned [`OutPacket`], counting it
+    /// as sent and releasing its pool reference.
+    pub(crate) fn pop(&mut self, pool: &mut Pool) -> Option<OutPacket> {
+        let e = self.pop_entry()?;
+        let out = pool.get(e.slot).map(|s| {
+            let (exts, ssrc, pt) = self.leg();
+            s.out_packet(exts, ssrc, pt, e.seq, e.ts, e.rtx)
+        });
+        pool.release(e.slot);
+        if let Some(p) = &out {
+            self.account(&e, p.payload.len());
+        }
+        out
     }
 
     /// Drops every queued packet.
-    pub(crate) fn clear_queue(&mut self) {
-        self.queue.clear();
+    pub(crate) fn clear_queue(&mut self, pool: &mut Pool) {
+        while let Some(e) = self.pop_entry() {
+            pool.release(e.slot);
+        }
     }
 
     /// Translates a sender report of `track` for this player leg; `None`
@@ -274,7 +333,7 @@ impl DownTrack {
             return None;
         }
         Some(SenderReport {
-            ssrc: self.config.ssrc,
+            ssrc: self.ssrc,
             ntp,
             rtp_time: self.rewriter.rtp_time(rtp_time)?,
             packet_count: self.stats.packets_sent as u32,
@@ -296,6 +355,7 @@ mod tests {
         track: Track,
         handle: TrackHandle,
         dt: DownTrack,
+        pool: Pool,
         t0: Instant,
     }
 
@@ -326,6 +386,7 @@ mod tests {
             track: Track::new(info, stream),
             handle,
             dt: DownTrack::new(kind, config, StreamKey::new(1, "s")),
+            pool: Pool::default(),
             t0: Instant::now(),
         }
     }
@@ -344,18 +405,27 @@ mod tests {
             pkt.extensions.push(1, Bytes::from_static(&[0x85]));
             pkt.extensions.push(2, Bytes::from_static(&[0, 9]));
             pkt.extensions.push(3, Bytes::from_static(&[1]));
-            let (ext, keyframe) = match self.track.ingest(pkt) {
+            let (ext, keyframe) = match self.track.ingest(pkt, &mut self.pool) {
                 Ingest::Cached { ext, keyframe } => (ext, keyframe),
                 _ => panic!("not cached"),
             };
-            let pkt = self.track.cache.get(ext).unwrap().clone();
+            let slot = self.track.cache.get(ext).unwrap();
+            let pkt = self.pool.get(slot).unwrap().pkt.clone();
             let src = Source {
                 handle: self.handle,
                 info: &self.track.info,
                 ext,
                 keyframe,
             };
-            self.dt.forward(&src, &pkt, self.t0)
+            let r = self.dt.forward(&src, &pkt, slot, self.t0);
+            if r == Forwarded::Queued {
+                self.pool.retain(slot, 1);
+            }
+            r
+        }
+
+        fn pop(&mut self) -> Option<OutPacket> {
+            self.dt.pop(&mut self.pool)
         }
     }
 
@@ -364,9 +434,9 @@ mod tests {
         let mut f = fixture(MediaKind::Audio, Codec::Opus, 8);
         assert_eq!(f.push(500, 9000, b"a"), Forwarded::Queued);
         assert_eq!(f.push(501, 9960, b"b"), Forwarded::Queued);
-        let p0 = f.dt.pop().unwrap();
-        let p1 = f.dt.pop().unwrap();
-        assert_eq!(f.dt.pop(), None);
+        let p0 = f.pop().unwrap();
+        let p1 = f.pop().unwrap();
+        assert_eq!(f.pop(), None);
         let (seq0, ts0) = {
             let r = Rewriter::new(2222);
             let mut r = r;
@@ -423,10 +493,10 @@ mod tests {
         assert_eq!(f.push(2, 0, b"2"), Forwarded::Queued);
         assert_eq!(f.push(3, 0, b"3"), Forwarded::QueueFull);
         assert_eq!(f.dt.stats.dropped_queue, 1);
-        assert_eq!(&f.dt.pop().unwrap().payload[..], b"1");
+        assert_eq!(&f.pop().unwrap().payload[..], b"1");
         assert_eq!(f.push(4, 0, b"4"), Forwarded::Queued);
-        let a = f.dt.pop().unwrap();
-        let b = f.dt.pop().unwrap();
+        let a = f.pop().unwrap();
+        let b = f.pop().unwrap();
         // The drop left a visible gap: 2 then 4.
         assert_eq!(b.sequence_number.wrapping_sub(a.sequence_number), 2);
     }
@@ -437,31 +507,40 @@ mod tests {
         for seq in 10..15 {
             f.push(seq, u32::from(seq) * 960, b"x");
         }
-        let first = f.dt.pop().unwrap().sequence_number;
-        while f.dt.pop().is_some() {}
+        let first = f.pop().unwrap().sequence_number;
+        while f.pop().is_some() {}
         let lost = first.wrapping_add(2);
         let h = f.handle;
-        assert_eq!(f.dt.resend(lost, h, &f.track, f.t0), Resend::Queued);
-        assert_eq!(f.dt.resend(lost, h, &f.track, f.t0), Resend::RateLimited);
+        assert_eq!(
+            f.dt.resend(lost, h, &f.track, &mut f.pool, f.t0),
+            Resend::Queued
+        );
+        assert_eq!(
+            f.dt.resend(lost, h, &f.track, &mut f.pool, f.t0),
+            Resend::RateLimited
+        );
         // Not yet sent, before the epoch, and a foreign track: ignored.
         assert_eq!(
-            f.dt.resend(first.wrapping_add(5), h, &f.track, f.t0),
+            f.dt.resend(first.wrapping_add(5), h, &f.track, &mut f.pool, f.t0),
             Resend::Ignored
         );
         assert_eq!(
-            f.dt.resend(first.wrapping_sub(1), h, &f.track, f.t0),
+            f.dt.resend(first.wrapping_sub(1), h, &f.track, &mut f.pool, f.t0),
             Resend::Ignored
         );
         let later = f.t0 + crate::cache::NACK_RETRANSMIT_INTERVAL;
-        assert_eq!(f.dt.resend(lost, h, &f.track, later), Resend::Queued);
-        let r = f.dt.pop().unwrap();
+        assert_eq!(
+            f.dt.resend(lost, h, &f.track, &mut f.pool, later),
+            Resend::Queued
+        );
+        let r = f.pop().unwrap();
         assert!(r.is_retransmission);
         assert_eq!(r.sequence_number, lost);
         assert_eq!(
             r.timestamp.wrapping_sub(f.dt.rewriter.rtp_time(0).unwrap()),
             12 * 960
         );
-        assert_eq!(f.dt.pop().map(|p| p.sequence_number), Some(lost));
+        assert_eq!(f.pop().map(|p| p.sequence_number), Some(lost));
         assert_eq!(f.dt.stats.retransmitted, 2);
         assert_eq!(f.dt.stats.nacked, 5);
     }
@@ -471,7 +550,7 @@ mod tests {
         let mut f = fixture(MediaKind::Audio, Codec::Opus, 8);
         assert_eq!(f.dt.sender_report(f.handle, 1, 2), None);
         f.push(7, 1000, b"abc");
-        let out = f.dt.pop().unwrap();
+        let out = f.pop().unwrap();
         let sr = f.dt.sender_report(f.handle, 0xabcd, 1500).unwrap();
         assert_eq!(sr.ssrc, 2222);
         assert_eq!(sr.ntp, 0xabcd);

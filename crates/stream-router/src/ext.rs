@@ -85,7 +85,20 @@ impl ExtKind {
     fn index(self) -> usize {
         self as usize
     }
+
+    /// Position of a forwardable kind in [`FORWARDABLE`] (`None` if per-hop).
+    pub(crate) fn forward_index(self) -> Option<u8> {
+        FORWARDABLE.iter().position(|&k| k == self).map(|i| i as u8)
+    }
 }
+
+/// The forwardable kinds, in the order of [`ExtMap::forward_ids`].
+pub(crate) const FORWARDABLE: [ExtKind; 4] = [
+    ExtKind::AudioLevel,
+    ExtKind::VideoOrientation,
+    ExtKind::PlayoutDelay,
+    ExtKind::AbsCaptureTime,
+];
 
 /// One leg's negotiated extension IDs: ID (1..=255) <-> [`ExtKind`].
 ///
@@ -176,12 +189,19 @@ impl ExtMap {
     /// publisher-leg ID `publisher_id` (with `self` being the publisher's
     /// map), or `None` when it must be stripped: unknown on either leg, or
     /// per-hop.
+    #[cfg(test)]
     pub(crate) fn remap(&self, publisher_id: u8, player: &ExtMap) -> Option<u8> {
         let kind = self.get(publisher_id)?;
         if !kind.is_forwardable() {
             return None;
         }
         player.id_of(kind)
+    }
+
+    /// The IDs of the [`FORWARDABLE`] kinds on this leg (0 = not
+    /// negotiated): all a player leg needs to remap forwarded extensions.
+    pub(crate) fn forward_ids(&self) -> [u8; 4] {
+        FORWARDABLE.map(|k| self.id_of(k).unwrap_or(0))
     }
 }
 
@@ -252,5 +272,18 @@ mod tests {
         assert_eq!(publisher.remap(4, &player), None); // player lacks it
         assert_eq!(publisher.remap(9, &player), None); // unknown id
         assert_eq!(player.get(12), None);
+        // The compact form used on the data path agrees with `remap`.
+        let ids = player.forward_ids();
+        for id in 1..=u8::MAX {
+            let compact = publisher
+                .get(id)
+                .and_then(ExtKind::forward_index)
+                .map(|i| ids[usize::from(i)])
+                .filter(|&x| x != 0);
+            assert_eq!(compact, publisher.remap(id, &player));
+        }
+        for k in ExtKind::ALL {
+            assert_eq!(k.forward_index().is_some(), k.is_forwardable());
+        }
     }
 }

@@ -22,7 +22,8 @@
 //!           subscribe(stream, kind, cfg) or subscribe_key(&key, kind, cfg)
 //! input:    push_rtp(track, RtpPacket::parse(datagram)?, now)
 //!           handle_player_feedback(downtrack, Feedback::{Pli, Fir, Nack(&seqs)}, now)
-//! output:   while let Some((dt, pkt)) = poll_output() { pkt.write_header(..); send header+payload }
+//! output:   drain_output(|dt, out| send out.header + out.payload)       (fast path)
+//!           or: while let Some((dt, pkt)) = poll_output() { pkt.write_header(..); send }
 //!           while let Some((track, Upstream::Pli{media_ssrc})) = poll_upstream(now) { send PLI }
 //!           SRs: for_each_sender_report(track, ntp, rtp_time, |dt, sr| ..)
 //! timers:   sleep until poll_timeout() (deferred PLIs), then poll_upstream(now)
@@ -67,6 +68,33 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Egress: `drain_output` (fast) and `poll_output` (owned)
+//!
+//! [`Router::drain_output`] hands every queued packet to a callback as an
+//! [`Outgoing`]: the rewritten header already serialised (byte for byte what
+//! [`OutPacket::write_header`] writes) plus the publisher's payload `Bytes`,
+//! both borrowed for the call. It builds, clones and drops nothing per
+//! packet and is several times faster per delivery; the I/O layer should use
+//! it (clone `payload` only to keep it past the callback).
+//! [`Router::poll_output`] / [`Router::poll_downtrack`] return owned
+//! [`OutPacket`]s (payload and extension `Bytes` cloned) and remain for
+//! callers that need one packet at a time.
+//!
+//! ```
+//! # use stream_router::*;
+//! # fn send(_: &[u8], _: &[u8]) {}
+//! # let mut router = Router::new();
+//! router.drain_output(|downtrack, out| {
+//!     send(out.header, &out.payload); // vectored write / SRTP
+//! });
+//! ```
+//!
+//! Internally each accepted packet is stored once in a pool; the retransmit
+//! cache and every player queue hold reference-counted 12-byte entries
+//! (pool slot, rewritten seq/ts, retransmission flag). The forwarded
+//! extension block is serialised once per packet and distinct player
+//! extension map, then copied into each header.
+//!
 //! # Behaviour
 //!
 //! * **Rewriting**: SSRC and payload type become the player leg's; header
@@ -87,7 +115,8 @@
 //!   video track request a keyframe upstream; while still gated, a
 //!   down-track asks again every [`KEYFRAME_RETRY_INTERVAL`]. Audio and
 //!   unknown codecs are not gated.
-//! * **Queues**: each down-track has a bounded ring allocated at subscribe.
+//! * **Queues**: each down-track has a bounded ring allocated at subscribe
+//!   (pool capacity for the worst case is reserved then too).
 //!   When full, the new packet is dropped for that player only
 //!   (`dropped_queue`); the publisher and other players are unaffected.
 //!   The gate is *not* re-armed after a drop: the player sees a sequence gap
@@ -113,7 +142,8 @@
 //! same buffer. Note that a `Bytes` built from a `Vec` allocates its shared
 //! refcount on first clone (a `bytes` detail, once per received datagram,
 //! not per player); slicing datagrams out of a shared receive buffer avoids
-//! even that. `tests/alloc.rs` checks zero allocations per forwarded packet.
+//! even that. `tests/alloc.rs` (`poll_output`) and `tests/alloc_drain.rs`
+//! (`drain_output`) check zero allocations per forwarded packet.
 
 mod cache;
 mod datapath;
@@ -123,6 +153,8 @@ mod feedback;
 mod keyframe;
 mod out;
 mod packet;
+mod pool;
+mod ready;
 mod ring;
 mod router;
 mod seq;
@@ -137,7 +169,7 @@ pub use feedback::{
     nack_sequence_numbers, Feedback, FeedbackSummary, SenderReport, Upstream, PLI_INTERVAL,
 };
 pub use keyframe::Codec;
-pub use out::{OutPacket, MAX_HEADER_LEN};
+pub use out::{OutPacket, Outgoing, MAX_HEADER_LEN};
 pub use packet::{Extension, Extensions, ParseError, RtpPacket, MAX_EXTENSIONS};
 pub use router::{Router, RouterError, StreamKey};
 pub use slab::{DownTrackHandle, StreamHandle, TrackHandle};

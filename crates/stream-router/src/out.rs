@@ -5,6 +5,11 @@
 //! the header with [`OutPacket::write_header`] into its own small buffer and
 //! sends header + payload with vectored I/O (or SRTP-protects them), so the
 //! media bytes are never copied by the router.
+//!
+//! [`Router::drain_output`](crate::Router::drain_output) is the faster path:
+//! it lends each packet as an [`Outgoing`] whose header is already
+//! serialised (the forwarded extension block is built once per packet and
+//! player extension map, then copied), with no `OutPacket` built at all.
 
 use bytes::Bytes;
 
@@ -35,34 +40,112 @@ pub struct OutPacket {
     pub is_retransmission: bool,
 }
 
+/// A rewritten packet lent to the callback of
+/// [`Router::drain_output`](crate::Router::drain_output): the serialised
+/// RTP header (exactly the bytes [`OutPacket::write_header`] would produce)
+/// and the publisher's payload buffer. Send `header` followed by `payload`.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    /// The rewritten RTP header, extension block included.
+    pub header: &'a [u8],
+    /// The publisher's payload buffer (not a copy); clone it to keep it.
+    pub payload: &'a Bytes,
+    /// The player leg's SSRC (also in `header`).
+    pub ssrc: u32,
+    /// Rewritten sequence number (also in `header`).
+    pub sequence_number: u16,
+    /// Rewritten timestamp (also in `header`).
+    pub timestamp: u32,
+    /// True when this is a NACK-triggered resend of an earlier packet.
+    pub is_retransmission: bool,
+}
+
+/// Length of the RFC 8285 block for `items` (4-byte block header included,
+/// padded to 4 bytes; 0 when nothing is writable) and whether the one-byte
+/// form fits every element. ID 0 and values over 255 bytes are skipped.
+fn block_layout<'a>(items: impl Iterator<Item = (u8, &'a [u8])>) -> (usize, bool) {
+    let (mut count, mut bytes, mut one_byte) = (0usize, 0usize, true);
+    for (id, v) in items {
+        if id == 0 || v.len() > 255 {
+            continue;
+        }
+        count += 1;
+        bytes += v.len();
+        one_byte &= id <= 14 && (1..=16).contains(&v.len());
+    }
+    if count == 0 {
+        return (0, true);
+    }
+    let body = bytes + if one_byte { count } else { 2 * count };
+    (4 + body.div_ceil(4) * 4, one_byte)
+}
+
+/// Writes the block laid out by [`block_layout`] into `out` (exactly `len`
+/// bytes long).
+fn write_block_at<'a>(items: impl Iterator<Item = (u8, &'a [u8])>, one_byte: bool, out: &mut [u8]) {
+    let profile: u16 = if one_byte { 0xBEDE } else { 0x1000 };
+    // The block is bounded by MAX_HEADER_LEN: its word count fits u16.
+    let words = ((out.len() - 4) / 4) as u16;
+    out[0..2].copy_from_slice(&profile.to_be_bytes());
+    out[2..4].copy_from_slice(&words.to_be_bytes());
+    let mut i = 4;
+    for (id, value) in items {
+        if id == 0 || value.len() > 255 {
+            continue;
+        }
+        if one_byte {
+            out[i] = (id << 4) | (value.len() as u8).wrapping_sub(1);
+            i += 1;
+        } else {
+            out[i] = id;
+            out[i + 1] = value.len() as u8;
+            i += 2;
+        }
+        out[i..i + value.len()].copy_from_slice(value);
+        i += value.len();
+    }
+    out[i..].fill(0);
+}
+
+/// Serialises the extension block of `items` at the start of `out`; returns
+/// its length (0: no block), or `None` (writing nothing) if `out` is short.
+pub(crate) fn write_block<'a>(
+    items: impl Iterator<Item = (u8, &'a [u8])> + Clone,
+    out: &mut [u8],
+) -> Option<usize> {
+    let (len, one_byte) = block_layout(items.clone());
+    if len > 0 {
+        write_block_at(items, one_byte, out.get_mut(..len)?);
+    }
+    Some(len)
+}
+
+/// Writes the 12-byte fixed RTP header (version 2, no padding, no CSRCs).
+#[inline]
+pub(crate) fn write_fixed(
+    out: &mut [u8; 12],
+    has_ext: bool,
+    marker: bool,
+    payload_type: u8,
+    sequence_number: u16,
+    timestamp: u32,
+    ssrc: u32,
+) {
+    out[0] = 0x80 | if has_ext { 0x10 } else { 0 };
+    out[1] = (u8::from(marker) << 7) | (payload_type & 0x7f);
+    out[2..4].copy_from_slice(&sequence_number.to_be_bytes());
+    out[4..8].copy_from_slice(&timestamp.to_be_bytes());
+    out[8..12].copy_from_slice(&ssrc.to_be_bytes());
+}
+
 impl OutPacket {
-    /// Extensions that can be encoded at all (ID 1..=255, at most 255 bytes).
-    fn writable_exts(&self) -> impl Iterator<Item = (u8, &[u8])> + '_ {
-        self.extensions
-            .iter()
-            .filter(|e| e.id != 0 && e.value.len() <= 255)
-            .map(|e| (e.id, &e.value[..]))
-    }
-
-    /// Whether the RFC 8285 one-byte form fits every extension.
-    fn one_byte_form(&self) -> bool {
-        self.writable_exts()
-            .all(|(id, v)| id <= 14 && (1..=16).contains(&v.len()))
-    }
-
-    /// Length of the extension elements (before padding to 4 bytes).
-    fn ext_body_len(&self, one_byte: bool) -> usize {
-        let per = if one_byte { 1 } else { 2 };
-        self.writable_exts().map(|(_, v)| per + v.len()).sum()
+    fn items(&self) -> impl Iterator<Item = (u8, &[u8])> + Clone + '_ {
+        self.extensions.iter().map(|e| (e.id, &e.value[..]))
     }
 
     /// Number of bytes [`OutPacket::write_header`] writes.
     pub fn header_len(&self) -> usize {
-        if self.writable_exts().next().is_none() {
-            return 12;
-        }
-        let body = self.ext_body_len(self.one_byte_form());
-        12 + 4 + body.div_ceil(4) * 4
+        12 + block_layout(self.items()).0
     }
 
     /// Serialises the RTP header (version 2, no padding, no CSRCs, with an
@@ -74,41 +157,26 @@ impl OutPacket {
     /// is shorter than [`OutPacket::header_len`]. A buffer of
     /// [`MAX_HEADER_LEN`] bytes always suffices.
     pub fn write_header(&self, buf: &mut [u8]) -> usize {
-        let len = self.header_len();
-        let Some(out) = buf.get_mut(..len) else {
+        let (ext_len, one_byte) = block_layout(self.items());
+        let Some((fixed, rest)) = buf
+            .get_mut(..12 + ext_len)
+            .and_then(|b| b.split_first_chunk_mut::<12>())
+        else {
             return 0;
         };
-        let has_ext = len > 12;
-        out[0] = 0x80 | if has_ext { 0x10 } else { 0 };
-        out[1] = (u8::from(self.marker) << 7) | (self.payload_type & 0x7f);
-        out[2..4].copy_from_slice(&self.sequence_number.to_be_bytes());
-        out[4..8].copy_from_slice(&self.timestamp.to_be_bytes());
-        out[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
-        if !has_ext {
-            return len;
+        write_fixed(
+            fixed,
+            ext_len > 0,
+            self.marker,
+            self.payload_type,
+            self.sequence_number,
+            self.timestamp,
+            self.ssrc,
+        );
+        if ext_len > 0 {
+            write_block_at(self.items(), one_byte, rest);
         }
-        let one_byte = self.one_byte_form();
-        let profile: u16 = if one_byte { 0xBEDE } else { 0x1000 };
-        // len - 16 is a multiple of 4 bounded by MAX_HEADER_LEN: fits u16.
-        let words = ((len - 16) / 4) as u16;
-        out[12..14].copy_from_slice(&profile.to_be_bytes());
-        out[14..16].copy_from_slice(&words.to_be_bytes());
-        let mut i = 16;
-        for (id, value) in self.writable_exts() {
-            // Lengths were validated by writable_exts / one_byte_form.
-            if one_byte {
-                out[i] = (id << 4) | (value.len() as u8 - 1);
-                i += 1;
-            } else {
-                out[i] = id;
-                out[i + 1] = value.len() as u8;
-                i += 2;
-            }
-            out[i..i + value.len()].copy_from_slice(value);
-            i += value.len();
-        }
-        out[i..].fill(0);
-        len
+        12 + ext_len
     }
 }
 

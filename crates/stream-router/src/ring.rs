@@ -3,28 +3,36 @@
 //! Each down-track's outgoing queue is one of these, allocated once at
 //! subscribe time. Pushing into a full ring hands the value back instead of
 //! growing, which is how a slow player loses packets without ever blocking
-//! the publisher or the other players.
+//! the publisher or the other players. Items are small `Copy` entries (see
+//! `downtrack::Entry`), so pushing and popping move a few bytes.
 
-/// Bounded FIFO queue; never reallocates after construction.
+/// Bounded FIFO queue of small `Copy` items; never reallocates after
+/// construction. The buffer is a power of two (index = `pos & mask`), the
+/// logical capacity is exactly the one asked for.
 pub(crate) struct Ring<T> {
-    buf: Box<[Option<T>]>,
+    buf: Box<[T]>,
+    mask: usize,
+    cap: usize,
     head: usize,
     len: usize,
 }
 
-impl<T> Ring<T> {
+impl<T: Copy + Default> Ring<T> {
     /// A ring holding up to `capacity` items (at least 1).
     pub(crate) fn new(capacity: usize) -> Self {
-        let buf = (0..capacity.max(1)).map(|_| None).collect();
+        let cap = capacity.max(1);
+        let size = cap.next_power_of_two();
         Ring {
-            buf,
+            buf: vec![T::default(); size].into_boxed_slice(),
+            mask: size - 1,
+            cap,
             head: 0,
             len: 0,
         }
     }
 
     pub(crate) fn capacity(&self) -> usize {
-        self.buf.len()
+        self.cap
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -32,14 +40,14 @@ impl<T> Ring<T> {
     }
 
     /// Appends `value`, or returns it back when the ring is full.
+    #[inline]
     pub(crate) fn push(&mut self, value: T) -> Result<(), T> {
-        if self.len == self.buf.len() {
+        if self.len >= self.cap {
             return Err(value);
         }
-        let at = (self.head + self.len) % self.buf.len();
-        match self.buf.get_mut(at) {
+        match self.buf.get_mut((self.head + self.len) & self.mask) {
             Some(slot) => {
-                *slot = Some(value);
+                *slot = value;
                 self.len += 1;
                 Ok(())
             }
@@ -48,19 +56,22 @@ impl<T> Ring<T> {
     }
 
     /// Removes the oldest item.
+    #[inline]
     pub(crate) fn pop(&mut self) -> Option<T> {
         if self.len == 0 {
             return None;
         }
-        let value = self.buf.get_mut(self.head)?.take();
-        self.head = (self.head + 1) % self.buf.len();
+        let value = *self.buf.get(self.head)?;
+        self.head = (self.head + 1) & self.mask;
         self.len -= 1;
-        value
+        Some(value)
     }
 
-    /// Drops every queued item.
+    /// Forgets every queued item.
+    #[cfg(test)]
     pub(crate) fn clear(&mut self) {
-        while self.pop().is_some() {}
+        self.head = 0;
+        self.len = 0;
     }
 }
 

@@ -5,10 +5,12 @@
 //! list reservation). The per-packet data path lives in `datapath.rs`, in a
 //! second `impl Router` block.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::downtrack::{DownTrack, DownTrackConfig, DownTrackStats};
+use crate::pool::Pool;
+use crate::ready::ReadyList;
 use crate::slab::{DownTrackHandle, Slab, StreamHandle, TrackHandle};
 use crate::track::{MediaKind, Track, TrackInfo, TrackStats};
 
@@ -78,10 +80,18 @@ pub struct Router {
     waiting: HashMap<StreamKey, Vec<DownTrackHandle>>,
     /// Down-tracks with queued packets, each at most once (`in_ready`);
     /// capacity kept >= number of down-tracks so pushes never allocate.
-    pub(crate) ready: VecDeque<DownTrackHandle>,
+    pub(crate) ready: ReadyList,
     /// Tracks with a pending keyframe request, each at most once
     /// (`pli_listed`); capacity kept >= number of tracks.
     pub(crate) pli_list: Vec<TrackHandle>,
+    /// Every packet still cached or queued, stored once.
+    pub(crate) pool: Pool,
+    /// Most packets the pool can hold at once: the tracks' cache sizes
+    /// plus the down-tracks' queue capacities (each cache slot or queue
+    /// entry references at most one packet). Reserved in `pool`.
+    pool_budget: usize,
+    /// Header buffer of `drain_output` (`MAX_HEADER_LEN`, sized on first use).
+    pub(crate) scratch: Vec<u8>,
 }
 
 impl Router {
@@ -140,7 +150,7 @@ impl Router {
             self.registry.remove(&s.key);
         }
         for t in s.tracks.into_iter().flatten() {
-            self.tracks.remove(t.0);
+            self.drop_track(t);
             self.pli_list.retain(|&h| h != t);
         }
         let waiting = self.waiting.entry(s.key).or_default();
@@ -166,14 +176,16 @@ impl Router {
         if self.streams.get(stream.0).is_none() {
             return Err(RouterError::UnknownStream);
         }
-        let handle = TrackHandle(self.tracks.insert(Track::new(info, stream)));
+        let track = Track::new(info, stream);
+        self.grow_pool(track.cache.capacity());
+        let handle = TrackHandle(self.tracks.insert(track));
         let k = info.kind.index();
         let (old, has_subs) = match self.streams.get_mut(stream.0) {
             Some(s) => (s.tracks[k].replace(handle), !s.subs[k].is_empty()),
             None => (None, false),
         };
         if let Some(old) = old {
-            self.tracks.remove(old.0);
+            self.drop_track(old);
             self.pli_list.retain(|&h| h != old);
         }
         self.reset_subscribers(stream, info.kind);
@@ -188,10 +200,7 @@ impl Router {
     /// Removes a publisher track (e.g. the publisher stopped its video).
     /// Down-tracks stay subscribed and resume with the next track added.
     pub fn remove_track(&mut self, track: TrackHandle) -> Result<(), RouterError> {
-        let t = self
-            .tracks
-            .remove(track.0)
-            .ok_or(RouterError::UnknownTrack)?;
+        let t = self.drop_track(track).ok_or(RouterError::UnknownTrack)?;
         self.pli_list.retain(|&h| h != track);
         let k = t.info.kind.index();
         if let Some(s) = self.streams.get_mut(t.stream.0) {
@@ -201,6 +210,22 @@ impl Router {
         }
         self.reset_subscribers(t.stream, t.info.kind);
         Ok(())
+    }
+
+    /// Removes a track from the slab, releasing its cached packets.
+    fn drop_track(&mut self, track: TrackHandle) -> Option<Track> {
+        let mut t = self.tracks.remove(track.0)?;
+        t.release_cache(&mut self.pool);
+        self.pool_budget = self.pool_budget.saturating_sub(t.cache.capacity());
+        Some(t)
+    }
+
+    /// Raises the pool budget by `n` packets and reserves it, so the packet
+    /// path never grows the pool.
+    fn grow_pool(&mut self, n: usize) {
+        self.pool_budget += n;
+        // +1: a packet too old for the cache is pooled while it fans out.
+        self.pool.reserve(self.pool_budget + 1);
     }
 
     fn reset_subscribers(&mut self, stream: StreamHandle, kind: MediaKind) {
@@ -296,7 +321,10 @@ impl Router {
         }
         self.unlink(downtrack);
         self.ready.retain(|&h| h != downtrack);
-        self.downtracks.remove(downtrack.0);
+        if let Some(mut dt) = self.downtracks.remove(downtrack.0) {
+            dt.clear_queue(&mut self.pool);
+            self.pool_budget = self.pool_budget.saturating_sub(dt.queue_capacity());
+        }
         Ok(())
     }
 
@@ -306,9 +334,10 @@ impl Router {
         config: DownTrackConfig,
         key: StreamKey,
     ) -> DownTrackHandle {
-        let h = DownTrackHandle(self.downtracks.insert(DownTrack::new(kind, config, key)));
-        let needed = self.downtracks.len().saturating_sub(self.ready.len());
-        self.ready.reserve(needed);
+        let dt = DownTrack::new(kind, config, key);
+        self.grow_pool(dt.queue_capacity());
+        let h = DownTrackHandle(self.downtracks.insert(dt));
+        self.ready.reserve(self.downtracks.len());
         h
     }
 

@@ -13,6 +13,7 @@ use crate::ext::ExtMap;
 use crate::feedback::PLI_INTERVAL;
 use crate::keyframe::Codec;
 use crate::packet::RtpPacket;
+use crate::pool::Pool;
 use crate::seq::SeqExtender;
 use crate::slab::StreamHandle;
 
@@ -119,8 +120,9 @@ impl Track {
         }
     }
 
-    /// Validates, numbers, deduplicates and caches one incoming packet.
-    pub(crate) fn ingest(&mut self, pkt: RtpPacket) -> Ingest {
+    /// Validates, numbers, deduplicates and caches one incoming packet (in
+    /// `pool`, the cache holding one reference).
+    pub(crate) fn ingest(&mut self, pkt: RtpPacket, pool: &mut Pool) -> Ingest {
         if pkt.ssrc != self.info.ssrc || pkt.payload_type != self.info.payload_type {
             self.stats.rejected += 1;
             return Ingest::Rejected;
@@ -143,10 +145,24 @@ impl Track {
         if highest - ext >= cap {
             return Ingest::Uncached { ext, keyframe, pkt };
         }
-        match self.cache.insert(ext, pkt) {
-            Ok(_) => Ingest::Cached { ext, keyframe },
-            Err(pkt) => Ingest::Uncached { ext, keyframe, pkt },
+        // Steady state: the packet this one evicts is referenced by the
+        // cache only, so its pool slot is reused in place.
+        if let Some(old) = self.cache.occupant(ext).filter(|&id| pool.is_sole(id)) {
+            pool.replace(old, pkt, &self.info.extensions);
+            self.cache.insert(ext, old);
+            return Ingest::Cached { ext, keyframe };
         }
+        let id = pool.insert(pkt, &self.info.extensions, 1);
+        if let Some(evicted) = self.cache.insert(ext, id) {
+            pool.release(evicted);
+        }
+        Ingest::Cached { ext, keyframe }
+    }
+
+    /// Releases the packets held by the retransmit cache (the track is
+    /// being removed).
+    pub(crate) fn release_cache(&mut self, pool: &mut Pool) {
+        self.cache.drain(|id| pool.release(id));
     }
 
     /// Registers a keyframe request. Returns true when the track must be
@@ -214,31 +230,36 @@ mod tests {
     #[test]
     fn ingest_validates_dedups_and_caches() {
         let mut t = track(MediaKind::Video, Codec::Av1);
+        let mut pool = Pool::default();
+        let mut ingest = |t: &mut Track, p| t.ingest(p, &mut pool);
         assert_eq!(t.cache.capacity(), VIDEO_CACHE_PACKETS);
         let mut bad = pkt(1, b"x");
         bad.ssrc = 7;
-        assert!(matches!(t.ingest(bad), Ingest::Rejected));
+        assert!(matches!(ingest(&mut t, bad), Ingest::Rejected));
         let mut bad = pkt(1, b"x");
         bad.payload_type = 97;
-        assert!(matches!(t.ingest(bad), Ingest::Rejected));
+        assert!(matches!(ingest(&mut t, bad), Ingest::Rejected));
         assert!(matches!(
-            t.ingest(pkt(65535, &[0x08])),
+            ingest(&mut t, pkt(65535, &[0x08])),
             Ingest::Cached {
                 ext: 65535,
                 keyframe: true
             }
         ));
         assert!(matches!(
-            t.ingest(pkt(0, &[0x00])),
+            ingest(&mut t, pkt(0, &[0x00])),
             Ingest::Cached {
                 ext: 65536,
                 keyframe: false
             }
         ));
-        assert!(matches!(t.ingest(pkt(0, b"dup")), Ingest::Duplicate));
+        assert!(matches!(ingest(&mut t, pkt(0, b"dup")), Ingest::Duplicate));
         // Jump ahead by more than the cache: the old number is uncacheable.
-        assert!(matches!(t.ingest(pkt(2000, b"")), Ingest::Cached { .. }));
-        match t.ingest(pkt(1, &[0, 1, 2, 3])) {
+        assert!(matches!(
+            ingest(&mut t, pkt(2000, b"")),
+            Ingest::Cached { .. }
+        ));
+        match ingest(&mut t, pkt(1, &[0, 1, 2, 3])) {
             Ingest::Uncached { ext, pkt, .. } => {
                 assert_eq!(ext, 65537);
                 assert_eq!(&pkt.payload[..], &[0, 1, 2, 3]);
@@ -262,8 +283,9 @@ mod tests {
     fn audio_is_never_a_keyframe() {
         let mut t = track(MediaKind::Audio, Codec::Opus);
         assert_eq!(t.cache.capacity(), AUDIO_CACHE_PACKETS);
+        let mut pool = Pool::default();
         assert!(matches!(
-            t.ingest(pkt(5, &[0x08])),
+            t.ingest(pkt(5, &[0x08]), &mut pool),
             Ingest::Cached {
                 keyframe: false,
                 ..

@@ -12,8 +12,10 @@ pub fn is_stun(buf: &[u8]) -> bool {
     buf.len() >= HEADER_LEN && buf[0] <= 3 && buf[4..8] == MAGIC_COOKIE
 }
 
-/// The server-side ufrag of a binding request's USERNAME (`server:client`).
-pub fn server_ufrag(buf: &[u8]) -> Option<&str> {
+const ATTR_USE_CANDIDATE: u16 = 0x0025;
+
+/// The value of attribute `want` of a binding request, if present.
+fn attribute(buf: &[u8], want: u16) -> Option<&[u8]> {
     if !is_stun(buf) || u16::from_be_bytes([buf[0], buf[1]]) != BINDING_REQUEST {
         return None;
     }
@@ -24,14 +26,24 @@ pub fn server_ufrag(buf: &[u8]) -> Option<&str> {
         let typ = u16::from_be_bytes([rest[0], rest[1]]);
         let len = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
         let value = rest.get(4..4 + len)?;
-        if typ == ATTR_USERNAME {
-            let username = std::str::from_utf8(value).ok()?;
-            return username.split(':').next().filter(|u| !u.is_empty());
+        if typ == want {
+            return Some(value);
         }
         let padded = 4 + len.div_ceil(4) * 4;
         rest = rest.get(padded..)?;
     }
     None
+}
+
+/// The server-side ufrag of a binding request's USERNAME (`server:client`).
+pub fn server_ufrag(buf: &[u8]) -> Option<&str> {
+    let username = std::str::from_utf8(attribute(buf, ATTR_USERNAME)?).ok()?;
+    username.split(':').next().filter(|u| !u.is_empty())
+}
+
+/// Is this a binding request that nominates its pair (USE-CANDIDATE)?
+pub fn is_nomination(buf: &[u8]) -> bool {
+    attribute(buf, ATTR_USE_CANDIDATE).is_some()
 }
 
 #[cfg(test)]
@@ -63,6 +75,19 @@ mod tests {
         assert_eq!(server_ufrag(&binding(b"srv1:cli")), Some("srv1"));
         assert_eq!(server_ufrag(&binding(b"abc")), Some("abc"));
         assert_eq!(server_ufrag(&binding(b":cli")), None);
+    }
+
+    #[test]
+    fn spots_nominations() {
+        let mut m = binding(b"srv:cli");
+        assert!(!is_nomination(&m));
+        // Append an empty USE-CANDIDATE attribute.
+        m.extend_from_slice(&ATTR_USE_CANDIDATE.to_be_bytes());
+        m.extend_from_slice(&[0, 0]);
+        let len = u16::from_be_bytes([m[2], m[3]]) + 4;
+        m[2..4].copy_from_slice(&len.to_be_bytes());
+        assert!(is_nomination(&m));
+        assert_eq!(server_ufrag(&m), Some("srv"));
     }
 
     #[test]

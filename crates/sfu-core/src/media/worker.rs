@@ -114,8 +114,26 @@ struct Peer {
     dead: bool,
 }
 
+/// A nominating check received before the connection was up. `rtc`'s lite
+/// agent ignores a USE-CANDIDATE check whose pair has not succeeded yet, and
+/// the client would only retry after ~500 ms; handing the same check to the
+/// connection again a little later gets it answered as soon as the pair is up
+/// (see `rtc-notes.md`, pitfall 3).
+struct Nomination {
+    id: MediaId,
+    from: SocketAddr,
+    data: Vec<u8>,
+    due: Instant,
+    left: u8,
+}
+
+/// When a stashed nomination is handed over again.
+const RENOMINATE_EVERY: Duration = Duration::from_millis(15);
+const RENOMINATE_TIMES: u8 = 12;
+
 struct Worker {
     idx: usize,
+    nominations: Vec<Nomination>,
     socket: UdpSocket,
     local_addr: SocketAddr,
     shared: Arc<Shared>,
@@ -168,6 +186,7 @@ pub(crate) fn run(
         };
         let mut worker = Worker {
             idx,
+            nominations: Vec::new(),
             socket,
             local_addr,
             shared,
@@ -202,6 +221,9 @@ impl Worker {
                 wake = wake.min(*at);
             }
             if let Some(at) = self.router.poll_timeout() {
+                wake = wake.min(at);
+            }
+            if let Some(at) = self.nominations.iter().map(|n| n.due).min() {
                 wake = wake.min(at);
             }
             tokio::select! {
@@ -239,6 +261,7 @@ impl Worker {
             }
             let now = Instant::now();
             self.fire_timers(now);
+            self.renominate(now);
             if now >= housekeeping {
                 self.housekeeping(now);
                 housekeeping = now + HOUSEKEEPING;
@@ -269,6 +292,23 @@ impl Worker {
                 id
             }
         };
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if !peer.connected && super::stun::is_nomination(data) && self.nominations.len() < 1024 {
+            self.nominations.push(Nomination {
+                id,
+                from,
+                data: data.to_vec(),
+                due: now + RENOMINATE_EVERY,
+                left: RENOMINATE_TIMES,
+            });
+        }
+        self.feed(id, from, data, now);
+    }
+
+    /// Hand one datagram to connection `id`.
+    fn feed(&mut self, id: MediaId, from: SocketAddr, data: &[u8], now: Instant) {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
@@ -709,6 +749,29 @@ impl Worker {
                 self.service(id, now);
             }
         }
+    }
+
+    /// Hand stashed nominations over again while their connection is not up.
+    fn renominate(&mut self, now: Instant) {
+        if self.nominations.is_empty() {
+            return;
+        }
+        let mut stash = std::mem::take(&mut self.nominations);
+        stash.retain_mut(|n| {
+            let alive = self.peers.get(&n.id).is_some_and(|p| !p.connected);
+            if !alive {
+                return false;
+            }
+            if n.due > now {
+                return true;
+            }
+            self.feed(n.id, n.from, &n.data, now);
+            n.left -= 1;
+            n.due = now + RENOMINATE_EVERY;
+            n.left > 0
+        });
+        stash.append(&mut self.nominations);
+        self.nominations = stash;
     }
 
     fn housekeeping(&mut self, now: Instant) {
