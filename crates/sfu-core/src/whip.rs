@@ -234,6 +234,18 @@ async fn run(
     tracing::info!(resource = id, kind, stream = %stream_id, deleted, "WHIP/WHEP resource ended");
 }
 
+/// The bearer token of a `POST` carrying an SDP offer.
+fn sdp_request(headers: &HeaderMap) -> Result<&str, SignalError> {
+    if !is_content_type(headers, "application/sdp") {
+        return Err(SignalError::malformed(
+            "Content-Type must be application/sdp",
+        ));
+    }
+    bearer(headers).ok_or_else(|| {
+        SignalError::new(code::TOKEN_MISSING, "missing Authorization: Bearer <token>")
+    })
+}
+
 /// `POST /whip/{roomID}/{streamID}`.
 pub async fn publish(
     AxumState(state): AxumState<Arc<State>>,
@@ -241,16 +253,9 @@ pub async fn publish(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !is_content_type(&headers, "application/sdp") {
-        return error(&SignalError::malformed(
-            "Content-Type must be application/sdp",
-        ));
-    }
-    let Some(token) = bearer(&headers) else {
-        return error(&SignalError::new(
-            code::TOKEN_MISSING,
-            "missing Authorization: Bearer <token>",
-        ));
+    let token = match sdp_request(&headers) {
+        Ok(t) => t,
+        Err(e) => return error(&e),
     };
     let offer = String::from_utf8_lossy(&body);
     let (mut session, inbox, _) = match session_for(&state, token, &room_id) {
@@ -273,16 +278,9 @@ pub async fn play(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !is_content_type(&headers, "application/sdp") {
-        return error(&SignalError::malformed(
-            "Content-Type must be application/sdp",
-        ));
-    }
-    let Some(token) = bearer(&headers) else {
-        return error(&SignalError::new(
-            code::TOKEN_MISSING,
-            "missing Authorization: Bearer <token>",
-        ));
+    let token = match sdp_request(&headers) {
+        Ok(t) => t,
+        Err(e) => return error(&e),
     };
     // The viewer joins its token's room, else the room that lists the stream.
     let Some((app_id, _, token_room)) = token::peek(token) else {
