@@ -28,6 +28,10 @@ pub struct ServerSection {
     pub media_workers: usize,
     /// Packets queued per player and kind before that player drops.
     pub player_queue: usize,
+    /// No ICE traffic from a peer for this long marks it disconnected.
+    pub ice_disconnected_timeout_ms: u64,
+    /// No ICE traffic for this long fails the peer: its publish or play ends.
+    pub ice_failed_timeout_ms: u64,
 }
 
 impl Default for ServerSection {
@@ -39,6 +43,8 @@ impl Default for ServerSection {
             public_ip: String::new(),
             media_workers: 0,
             player_queue: 512,
+            ice_disconnected_timeout_ms: 15_000,
+            ice_failed_timeout_ms: 30_000,
         }
     }
 }
@@ -62,6 +68,13 @@ impl ServerSection {
             public_ip,
             workers,
             player_queue: self.player_queue.max(16),
+            ice_disconnected_timeout: std::time::Duration::from_millis(
+                self.ice_disconnected_timeout_ms,
+            ),
+            ice_failed_timeout: std::time::Duration::from_millis(
+                self.ice_failed_timeout_ms
+                    .max(self.ice_disconnected_timeout_ms),
+            ),
             ..Default::default()
         })
     }

@@ -140,3 +140,54 @@ fn demo_page_publishes_plays_and_chats() {
     let out = run_script(&server, "demo.mjs");
     assert!(out.contains("demo passed"), "{out}");
 }
+
+/// A WHIP publisher that vanishes (process killed, no DELETE) leaves the
+/// room's stream list once its ICE consent times out.
+#[tokio::test]
+async fn a_vanished_whip_publisher_leaves_the_room() {
+    let server =
+        TestServer::start_dev_with("iceDisconnectedTimeoutMs = 1000\niceFailedTimeoutMs = 2000");
+    let mut watcher = server.client(1).await;
+    watcher.login(1, "watcher", "interop").await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/aiortc_peer.py");
+    let url = format!("http://{}", server.addr);
+    let mut publisher = tokio::process::Command::new("python3")
+        .arg(&script)
+        .args([
+            "whip-publish",
+            &url,
+            "interop",
+            "gone-cam",
+            &token("aiortc"),
+            "60",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run python3 (aiortc)");
+    let stdout = publisher.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let line = lines.next_line().await.expect("read").unwrap_or_default();
+    assert_eq!(line, "published");
+    let add = watcher.room_event("roomStreamUpdate", "interop").await;
+    assert_eq!(add["updateType"], "ADD");
+    publisher.kill().await.expect("kill aiortc");
+    let started = std::time::Instant::now();
+    let del = watcher
+        .event_where_within(
+            "roomStreamUpdate",
+            |e| e["updateType"] == "DELETE",
+            std::time::Duration::from_secs(10),
+        )
+        .await;
+    let reasons: serde_json::Value =
+        serde_json::from_str(del["extendedData"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        reasons["stream_delete_reason"],
+        serde_json::json!([{"stream_id": "gone-cam", "code": 5}])
+    );
+    eprintln!(
+        "stream removed {:?} after the publisher vanished",
+        started.elapsed()
+    );
+}

@@ -92,6 +92,11 @@ impl TestServer {
         Self::launch(&format!("[limits]\n{APPS}"), true)
     }
 
+    /// `--dev` with `server` (TOML lines of the `[server]` table).
+    pub fn start_dev_with(server: &str) -> TestServer {
+        Self::launch(&format!("[server]\n{server}\n[limits]\n{APPS}"), true)
+    }
+
     pub fn start_with(config: &str) -> TestServer {
         Self::launch(config, false)
     }
@@ -331,7 +336,17 @@ impl Client {
 
     /// Wait for the next `name` event for which `pred` holds.
     pub async fn event_where(&mut self, name: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        self.event_where_within(name, pred, WAIT).await
+    }
+
+    /// [`Client::event_where`] with its own time limit.
+    pub async fn event_where_within(
+        &mut self,
+        name: &str,
+        pred: impl Fn(&Value) -> bool,
+        within: Duration,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + within;
         loop {
             if let Some(i) = self
                 .events

@@ -45,6 +45,10 @@ pub struct MediaConfig {
     pub player_queue: usize,
     /// A connection that never sees its first STUN check within this fails.
     pub connect_timeout: Duration,
+    /// No ICE traffic for this long: the connection is disconnected...
+    pub ice_disconnected_timeout: Duration,
+    /// ...and for this long: failed (its publish or play ends).
+    pub ice_failed_timeout: Duration,
 }
 
 impl Default for MediaConfig {
@@ -55,6 +59,8 @@ impl Default for MediaConfig {
             workers: 1,
             player_queue: 512,
             connect_timeout: Duration::from_secs(30),
+            ice_disconnected_timeout: Duration::from_secs(15),
+            ice_failed_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -233,7 +239,11 @@ impl MediaPlane {
             receivers.push((rx, relay_rx));
         }
         let shared = Arc::new(Shared {
-            candidates: CandidateAddrs(announced.clone()),
+            candidates: CandidateAddrs {
+                addrs: announced.clone(),
+                ice_disconnected: config.ice_disconnected_timeout,
+                ice_failed: config.ice_failed_timeout,
+            },
             config,
             pending: Mutex::new(HashMap::new()),
             owners: Mutex::new(HashMap::new()),
@@ -407,7 +417,7 @@ mod tests {
         let port = plane.local_addr().port();
         assert_ne!(port, 0);
         assert_eq!(
-            plane.shared.candidates.0,
+            plane.shared.candidates.addrs,
             vec![
                 SocketAddr::from(([127, 0, 0, 1], port)),
                 SocketAddr::from(([203, 0, 113, 7], port)),

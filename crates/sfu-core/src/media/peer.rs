@@ -31,10 +31,7 @@ use rtc::sansio::Protocol;
 use rtc::shared::error::Error as RtcError;
 use stream_router::{Codec, ExtKind, ExtMap, MediaKind};
 
-/// ICE timeouts: consent checks come every 4–6 s, so the 5 s default
-/// disconnected timeout of a lite agent would flap.
-const ICE_DISCONNECTED: Duration = Duration::from_secs(15);
-const ICE_FAILED: Duration = Duration::from_secs(30);
+/// Keepalive interval of the lite agent.
 const ICE_KEEPALIVE: Duration = Duration::from_secs(2);
 
 /// Header extensions we negotiate (and forward where they are end-to-end).
@@ -60,9 +57,16 @@ pub struct Leg {
     pub extensions: ExtMap,
 }
 
-/// Addresses written into answers as host candidates.
+/// What every answer needs besides the offer: the addresses written into it
+/// as host candidates, and the ICE timeouts. Consent checks come every
+/// 4–6 s, so the disconnected timeout must be well above the 5 s default
+/// (15 s and 30 s by default).
 #[derive(Debug, Clone)]
-pub struct CandidateAddrs(pub Vec<SocketAddr>);
+pub struct CandidateAddrs {
+    pub addrs: Vec<SocketAddr>,
+    pub ice_disconnected: Duration,
+    pub ice_failed: Duration,
+}
 
 pub fn bad_sdp(why: impl std::fmt::Display) -> SignalError {
     SignalError::new(code::BAD_SDP, format!("bad SDP offer: {why}"))
@@ -186,6 +190,7 @@ fn build(
     registry: Registry,
     ufrag: &str,
     pwd: &str,
+    settings: &CandidateAddrs,
     now: Instant,
 ) -> Result<RTCPeerConnection, RtcError> {
     let settings = SettingEngineBuilder::new()
@@ -193,8 +198,8 @@ fn build(
         .with_ice_credentials(ufrag.to_string(), pwd.to_string())
         .with_answering_dtls_role(RTCDtlsRole::Server)
         .with_ice_timeouts(
-            Some(ICE_DISCONNECTED),
-            Some(ICE_FAILED),
+            Some(settings.ice_disconnected),
+            Some(settings.ice_failed),
             Some(ICE_KEEPALIVE),
         )
         .build();
@@ -207,7 +212,7 @@ fn build(
 }
 
 fn add_candidates(pc: &mut RTCPeerConnection, addrs: &CandidateAddrs) -> Result<(), RtcError> {
-    for addr in &addrs.0 {
+    for addr in &addrs.addrs {
         let candidate = CandidateHostConfig {
             base_config: CandidateConfig {
                 network: "udp".to_owned(),
@@ -357,7 +362,7 @@ pub fn publisher(
     }
     register_exts(&mut engine).map_err(bad_sdp)?;
     let registry = register_default_interceptors(Registry::new(), &mut engine).map_err(bad_sdp)?;
-    let mut pc = build(engine, registry, ufrag, pwd, now).map_err(bad_sdp)?;
+    let mut pc = build(engine, registry, ufrag, pwd, candidates, now).map_err(bad_sdp)?;
     pc.set_remote_description(now, offer).map_err(bad_sdp)?;
     add_candidates(&mut pc, candidates).map_err(bad_sdp)?;
     let sdp = answer(&mut pc, now)?;
@@ -396,7 +401,7 @@ pub fn player(
     let registry = configure_rtcp_reports(
         Registry::new().with(Slot::from(14_000), DeliverFeedback::default()),
     );
-    let mut pc = build(engine, registry, ufrag, pwd, now).map_err(bad_sdp)?;
+    let mut pc = build(engine, registry, ufrag, pwd, candidates, now).map_err(bad_sdp)?;
     let mut senders = Vec::new();
     for (kind, rtc_kind, codec) in wanted {
         let ssrc = loop {
