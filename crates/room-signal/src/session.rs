@@ -120,7 +120,15 @@ impl Session {
             ))
         };
         Some(match outcome {
-            Ok(result) => wire::ok_response(env.id, result),
+            Ok(result) => {
+                let room = env
+                    .body
+                    .get("roomID")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                tracing::debug!(conn = self.conn_id, op = %env.op, room, user = ?self.user_id(), "op done");
+                wire::ok_response(env.id, result)
+            }
             Err(e) => {
                 tracing::debug!(conn = self.conn_id, op = %env.op, code = e.code, "op failed: {}", e.message);
                 wire::error_response(env.id, &e)
