@@ -1,6 +1,7 @@
 //! The `sfu` binary: parses the command line and configuration, then starts
 //! the server (`sfu --dev`, `sfu --config sfu.toml`) or runs a tool
-//! (`sfu token ...`). It only assembles; the work lives in the crates.
+//! (`sfu token ...`, `sfu load-test ...`). It only assembles; the work lives
+//! in the crates.
 
 mod config;
 
@@ -42,6 +43,8 @@ struct Cli {
 enum Command {
     /// Print a room token (JWT) for a user.
     Token(TokenArgs),
+    /// Load-test a running server: N publishers x M players, synthetic VP8/Opus.
+    LoadTest(sfu_load::cli::LoadArgs),
 }
 
 #[derive(Args, Debug)]
@@ -73,6 +76,16 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Token(ref args)) => print_token(&cli, args),
+        Some(Command::LoadTest(args)) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_writer(std::io::stderr)
+                .init();
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(sfu_load::cli::run(args))
+        }
         None => serve(cli),
     }
 }
