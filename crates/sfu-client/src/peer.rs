@@ -216,3 +216,34 @@ pub(crate) async fn wait_connected(events: &mut PeerEvents, limit: Duration) -> 
 pub(crate) fn random_ssrc() -> u32 {
     rand::random::<u32>().max(1)
 }
+
+/// Send `op` (`stopPublishingStream` / `stopPlayingStream`) for `stream_id`,
+/// then close the peer connection.
+pub(crate) async fn stop(
+    client: &crate::Client,
+    op: &str,
+    stream_id: &str,
+    pc: &Arc<dyn PeerConnection>,
+) -> Result<()> {
+    let res = client
+        .request(op, serde_json::json!({ "streamID": stream_id }))
+        .await;
+    let _ = pc.close().await;
+    res.map(drop)
+}
+
+/// [`stop`] from a `Drop`: in the background, if a runtime is running.
+pub(crate) fn stop_in_background(
+    client: &crate::Client,
+    op: &'static str,
+    stream_id: String,
+    pc: &Arc<dyn PeerConnection>,
+) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let (client, pc) = (client.clone(), pc.clone());
+    rt.spawn(async move {
+        let _ = stop(&client, op, &stream_id, &pc).await;
+    });
+}

@@ -392,34 +392,21 @@ impl Publisher {
     /// `stopPublishingStream`, then close the peer connection.
     pub async fn stop(mut self) -> Result<()> {
         self.stopped = true;
-        let res = self
-            .client
-            .request(
-                "stopPublishingStream",
-                json!({ "streamID": self.stream_id }),
-            )
-            .await;
-        let _ = self.pc.close().await;
-        res.map(drop)
+        peer::stop(
+            &self.client,
+            "stopPublishingStream",
+            &self.stream_id,
+            &self.pc,
+        )
+        .await
     }
 }
 
 impl Drop for Publisher {
     fn drop(&mut self) {
-        if self.stopped {
-            return;
+        if !self.stopped {
+            let stream_id = std::mem::take(&mut self.stream_id);
+            peer::stop_in_background(&self.client, "stopPublishingStream", stream_id, &self.pc);
         }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let client = self.client.clone();
-        let pc = self.pc.clone();
-        let stream_id = std::mem::take(&mut self.stream_id);
-        rt.spawn(async move {
-            let _ = client
-                .request("stopPublishingStream", json!({ "streamID": stream_id }))
-                .await;
-            let _ = pc.close().await;
-        });
     }
 }
