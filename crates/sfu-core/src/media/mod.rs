@@ -8,6 +8,7 @@
 //! - [`stun`]: first-datagram demux by ICE ufrag; [`convert`]: packets
 //!   between the stack and the router.
 
+pub mod batch;
 pub mod convert;
 pub mod peer;
 pub mod stun;

@@ -2,7 +2,8 @@
 //! peer connections that reached it. It owns its peers and its stream router
 //! outright, so the packet path takes no lock: datagram → demux (5-tuple,
 //! else STUN ufrag) → `rtc` (SRTP, RTCP, interceptors) → router fan-out →
-//! players' `rtc` connections → socket. Timers come from a deadline heap.
+//! players' `rtc` connections → one `sendmmsg` batch per loop turn → socket.
+//! Timers come from a deadline heap.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -28,6 +29,7 @@ use stream_router::{
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use super::batch::SendQueue;
 use super::convert::{self, PlayerFeedback};
 use super::peer::{self, Leg};
 use super::{notify, PendingRole, Shared};
@@ -133,6 +135,8 @@ const RENOMINATE_TIMES: u8 = 12;
 
 struct Worker {
     idx: usize,
+    /// This loop turn's outgoing datagrams, sent in batches.
+    sends: SendQueue,
     nominations: Vec<Nomination>,
     socket: UdpSocket,
     local_addr: SocketAddr,
@@ -186,6 +190,7 @@ pub(crate) fn run(
         };
         let mut worker = Worker {
             idx,
+            sends: SendQueue::default(),
             nominations: Vec::new(),
             socket,
             local_addr,
@@ -711,14 +716,7 @@ impl Worker {
                 continue;
             };
             while let Some(out) = peer.pc.poll_write() {
-                let to = out.transport.peer_addr;
-                match self.socket.try_send_to(&out.message, to) {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        let _ = self.socket.send_to(&out.message, to).await;
-                    }
-                    Err(e) => tracing::trace!(media = id, "send to {to}: {e}"),
-                }
+                self.sends.push(out.transport.peer_addr, out.message);
             }
             if let Some(at) = peer.pc.poll_timeout() {
                 self.timers.push(Reverse((at, *id)));
@@ -727,6 +725,7 @@ impl Worker {
                 dead.push(*id);
             }
         }
+        self.sends.flush(&self.socket).await;
         self.dirty = dirty;
         self.dirty.clear();
         for id in dead {
