@@ -72,6 +72,11 @@ struct TokenArgs {
     secret: Option<String>,
 }
 
+/// Default log filter: our info lines (one per login, logout, publish, play),
+/// the WebRTC stack's warnings only.
+const DEFAULT_LOG: &str = "info,rtc=warn,rtc_ice=warn,rtc_dtls=error,rtc_srtp=warn,rtc_sctp=warn,\
+rtc_interceptor=warn,rtc_rtp=warn,rtc_rtcp=warn,rtc_sdp=warn,rtc_stun=warn,rtc_media=warn";
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
