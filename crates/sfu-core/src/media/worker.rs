@@ -114,6 +114,9 @@ struct Peer {
     connected: bool,
     /// Failed or closed on its own: to be reported and removed.
     dead: bool,
+    /// The deadline this peer has in the timer heap, if any (so that a busy
+    /// peer does not push an entry per loop turn).
+    armed: Option<Instant>,
 }
 
 /// A nominating check received before the connection was up. `rtc`'s lite
@@ -405,6 +408,7 @@ impl Worker {
                 addrs: Vec::new(),
                 connected: false,
                 dead: false,
+                armed: None,
             },
         );
         Some(id)
@@ -719,7 +723,10 @@ impl Worker {
                 self.sends.push(out.transport.peer_addr, out.message);
             }
             if let Some(at) = peer.pc.poll_timeout() {
-                self.timers.push(Reverse((at, *id)));
+                if peer.armed.is_none_or(|armed| at < armed) {
+                    peer.armed = Some(at);
+                    self.timers.push(Reverse((at, *id)));
+                }
             }
             if peer.dead {
                 dead.push(*id);
@@ -742,7 +749,12 @@ impl Worker {
             let Some(peer) = self.peers.get_mut(&id) else {
                 continue;
             };
-            // A stale entry (the deadline moved) costs one extra call.
+            if peer.armed == Some(at) {
+                // Its heap entry is gone: the next flush arms the peer again.
+                peer.armed = None;
+                self.dirty.push(id);
+            }
+            // A stale entry (the deadline moved later) costs one extra check.
             if peer.pc.poll_timeout().is_some_and(|t| t <= now) {
                 let _ = peer.pc.handle_timeout(now);
                 self.service(id, now);
