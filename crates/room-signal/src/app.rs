@@ -182,14 +182,6 @@ impl App {
             p.players.retain(|r| r.play != play);
         }
     }
-
-    /// How many plays a stream has (for tests and stats).
-    pub fn player_count(&self, stream_id: &str) -> usize {
-        self.streams
-            .lock()
-            .get(stream_id)
-            .map_or(0, |p| p.players.len())
-    }
 }
 
 /// Every app of the server; the entry point of the control plane.

@@ -113,10 +113,6 @@ impl Room {
         }
     }
 
-    pub fn member_count(&self) -> usize {
-        self.state.lock().members.len()
-    }
-
     fn user_updates_on(&self, members: usize) -> bool {
         members <= self.limits.user_update_max_members as usize
     }

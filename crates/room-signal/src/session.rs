@@ -97,11 +97,6 @@ impl Session {
         self.user.as_ref().map(|u| &*u.user_id)
     }
 
-    /// IDs of the joined rooms, earliest first.
-    pub fn room_ids(&self) -> impl Iterator<Item = &str> {
-        self.rooms.iter().map(|r| &*r.room.id)
-    }
-
     /// Answer one text frame. `None` means no answer (a heartbeat without id).
     pub fn handle_text(&mut self, text: &str, now_ms: u64) -> Option<Bytes> {
         let env = match wire::parse_envelope(text) {

@@ -43,12 +43,6 @@ pub struct State {
     pub dev: bool,
 }
 
-impl State {
-    pub(crate) fn clone_resources(&self) -> Arc<whip::Resources> {
-        self.resources.clone()
-    }
-}
-
 /// A bound, not yet running server.
 pub struct Server {
     listener: TcpListener,

@@ -175,7 +175,7 @@ fn created(
             stop: stop_tx,
         },
     );
-    let resources = state.clone_resources();
+    let resources = state.resources.clone();
     tokio::spawn(run(id, kind, session, inbox, stop_rx, stream_id, resources));
     let mut r = (StatusCode::CREATED, sdp).into_response();
     let h = r.headers_mut();

@@ -29,7 +29,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 use room_signal::{code, SignalError};
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error as RtcError;
-use stream_router::{Codec, ExtKind, ExtMap, MediaKind};
+use stream_router::{Codec, ExtMap, MediaKind};
 
 /// Keepalive interval of the lite agent.
 const ICE_KEEPALIVE: Duration = Duration::from_secs(2);
@@ -478,6 +478,3 @@ pub fn receiver_extensions(
         None => ExtMap::new(),
     }
 }
-
-/// `ExtKind` is re-exported for the worker's convenience.
-pub type Ext = ExtKind;
