@@ -32,6 +32,9 @@ pub struct ServerSection {
     pub ice_disconnected_timeout_ms: u64,
     /// No ICE traffic for this long fails the peer: its publish or play ends.
     pub ice_failed_timeout_ms: u64,
+    /// Send a player's back-to-back datagrams as one UDP GSO message (Linux
+    /// falls back by itself when the kernel refuses it).
+    pub udp_gso: bool,
 }
 
 impl Default for ServerSection {
@@ -45,6 +48,7 @@ impl Default for ServerSection {
             player_queue: 512,
             ice_disconnected_timeout_ms: 15_000,
             ice_failed_timeout_ms: 30_000,
+            udp_gso: true,
         }
     }
 }
@@ -75,6 +79,7 @@ impl ServerSection {
                 self.ice_failed_timeout_ms
                     .max(self.ice_disconnected_timeout_ms),
             ),
+            udp_gso: self.udp_gso,
             ..Default::default()
         })
     }

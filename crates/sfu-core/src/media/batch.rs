@@ -1,7 +1,16 @@
 //! Batched UDP sends: everything a worker's connections want to send in one
-//! loop turn goes out with `sendmmsg(2)`, up to [`BATCH`] datagrams per
-//! system call, instead of one `sendto` per packet (which dominated the
-//! server's CPU per forwarded packet).
+//! loop turn goes out with `sendmmsg(2)`, up to [`BATCH`] messages per system
+//! call, instead of one `sendto` per packet (which dominated the server's CPU
+//! per forwarded packet).
+//!
+//! With UDP generic segmentation offload (GSO, Linux ≥ 4.18) a run of
+//! datagrams queued back to back for the same address — a player's share of
+//! a video frame — is one message: the kernel walks its socket, routing and
+//! `sk_buff` path once for the whole run and cuts it into datagrams at the
+//! end (or the NIC does). A run is datagrams of one size, except that the
+//! last may be shorter; it is at most [`MAX_SEGMENTS`] datagrams and
+//! [`MAX_GSO_BYTES`]. If the kernel refuses GSO the queue falls back to one
+//! datagram per message for good, without dropping anything.
 
 use std::io;
 use std::net::SocketAddr;
@@ -12,18 +21,74 @@ use socket2::SockAddr;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
-/// Datagrams per `sendmmsg` call.
+/// Messages per `sendmmsg` call.
 pub const BATCH: usize = 64;
+/// Datagrams per GSO message (the kernel's limit is 64 on older kernels).
+pub const MAX_SEGMENTS: usize = 64;
+/// Bytes per GSO message: below the 64 KiB limit of one IP packet, headers
+/// included.
+pub const MAX_GSO_BYTES: usize = 60_000;
+/// `iovec`s per `sendmmsg` call (one per datagram).
+const MAX_IOVECS: usize = 1024;
+/// Linux `SOL_UDP` / `UDP_SEGMENT` (`<linux/udp.h>`).
+const SOL_UDP: libc::c_int = 17;
+const UDP_SEGMENT: libc::c_int = 103;
+
+/// One queued datagram.
+struct Datagram {
+    to: SocketAddr,
+    addr: SockAddr,
+    data: BytesMut,
+}
+
+/// One message of a `sendmmsg` call: datagrams `start..start + count` of the
+/// queue, cut into `segment`-byte datagrams by the kernel when `count > 1`.
+#[derive(Clone, Copy, Default)]
+struct Message {
+    start: usize,
+    count: usize,
+    segment: usize,
+}
 
 /// Datagrams queued for the next [`SendQueue::flush`].
-#[derive(Default)]
 pub struct SendQueue {
-    datagrams: Vec<(SockAddr, BytesMut)>,
+    datagrams: Vec<Datagram>,
+    gso: bool,
+    /// Messages and datagrams handed to the kernel so far, for tests and
+    /// logs.
+    stats: SendStats,
+}
+
+/// Counters of a [`SendQueue`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SendStats {
+    pub calls: u64,
+    pub messages: u64,
+    pub datagrams: u64,
+}
+
+impl Default for SendQueue {
+    fn default() -> Self {
+        Self::new(true)
+    }
 }
 
 impl SendQueue {
-    pub fn push(&mut self, to: SocketAddr, datagram: BytesMut) {
-        self.datagrams.push((SockAddr::from(to), datagram));
+    /// A queue that uses GSO when `gso` is true and the kernel accepts it.
+    pub fn new(gso: bool) -> Self {
+        Self {
+            datagrams: Vec::new(),
+            gso,
+            stats: SendStats::default(),
+        }
+    }
+
+    pub fn push(&mut self, to: SocketAddr, data: BytesMut) {
+        self.datagrams.push(Datagram {
+            to,
+            addr: SockAddr::from(to),
+            data,
+        });
     }
 
     pub fn len(&self) -> usize {
@@ -34,53 +99,150 @@ impl SendQueue {
         self.datagrams.is_empty()
     }
 
+    /// Whether GSO is (still) in use.
+    pub fn gso(&self) -> bool {
+        self.gso
+    }
+
+    pub fn stats(&self) -> SendStats {
+        self.stats
+    }
+
     /// Send everything queued. A datagram the kernel refuses for another
     /// reason than a full buffer is dropped (UDP is lossy anyway); a full
     /// buffer waits for the socket to become writable.
     pub async fn flush(&mut self, socket: &UdpSocket) {
-        let mut sent = 0;
-        while sent < self.datagrams.len() {
-            let chunk = &self.datagrams[sent..(sent + BATCH).min(self.datagrams.len())];
-            match socket.try_io(Interest::WRITABLE, || send_many(socket, chunk)) {
-                Ok(n) => sent += n.max(1),
+        let mut next = 0;
+        let mut plan = [Message::default(); BATCH];
+        while next < self.datagrams.len() {
+            let planned = self.plan(next, &mut plan);
+            let messages = &plan[..planned];
+            let result = socket.try_io(Interest::WRITABLE, || {
+                send_many(socket, &self.datagrams, messages)
+            });
+            match result {
+                Ok(sent) => {
+                    let sent = sent.clamp(1, planned);
+                    let last = messages[sent - 1];
+                    self.stats.calls += 1;
+                    self.stats.messages += sent as u64;
+                    self.stats.datagrams += (last.start + last.count - next) as u64;
+                    next = last.start + last.count;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if socket.writable().await.is_err() {
                         break;
                     }
                 }
+                Err(e) if self.gso && messages[0].count > 1 => {
+                    // Retry the same datagrams one per message.
+                    tracing::warn!("UDP GSO refused ({e}); sending without it");
+                    self.gso = false;
+                }
                 Err(e) => {
-                    // The first datagram of the chunk failed: skip it.
+                    // The first message failed: skip its datagrams.
                     tracing::trace!("sendmmsg: {e}");
-                    sent += 1;
+                    next = messages[0].start + messages[0].count;
                 }
             }
         }
         self.datagrams.clear();
     }
+
+    /// Group the datagrams from `next` on into at most [`BATCH`] messages;
+    /// returns how many.
+    fn plan(&self, mut next: usize, plan: &mut [Message; BATCH]) -> usize {
+        let mut iovecs = 0;
+        let mut planned = 0;
+        while planned < BATCH && next < self.datagrams.len() && iovecs < MAX_IOVECS {
+            let first = &self.datagrams[next];
+            let segment = first.data.len();
+            let mut count = 1;
+            let mut bytes = segment;
+            if self.gso {
+                let limit = MAX_SEGMENTS.min(MAX_IOVECS - iovecs);
+                while count < limit {
+                    let Some(d) = self.datagrams.get(next + count) else {
+                        break;
+                    };
+                    let len = d.data.len();
+                    if d.to != first.to || len > segment || len == 0 || bytes + len > MAX_GSO_BYTES
+                    {
+                        break;
+                    }
+                    count += 1;
+                    bytes += len;
+                    if len < segment {
+                        break; // only the last datagram may be shorter
+                    }
+                }
+            }
+            plan[planned] = Message {
+                start: next,
+                count,
+                segment,
+            };
+            planned += 1;
+            iovecs += count;
+            next += count;
+        }
+        planned
+    }
 }
 
-/// One `sendmmsg` call for `chunk` (at most [`BATCH`] datagrams); returns how
-/// many were sent.
-fn send_many(socket: &UdpSocket, chunk: &[(SockAddr, BytesMut)]) -> io::Result<usize> {
-    let mut iovecs: [libc::iovec; BATCH] = [libc::iovec {
+/// Room for one `UDP_SEGMENT` control message, aligned for `cmsghdr`.
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+struct SegmentCmsg([u8; 32]);
+
+/// One `sendmmsg` call for `messages`; returns how many messages were sent.
+fn send_many(
+    socket: &UdpSocket,
+    datagrams: &[Datagram],
+    messages: &[Message],
+) -> io::Result<usize> {
+    let mut iovecs = [libc::iovec {
         iov_base: std::ptr::null_mut(),
         iov_len: 0,
-    }; BATCH];
+    }; MAX_IOVECS];
+    let mut cmsgs = [SegmentCmsg([0; 32]); BATCH];
     // SAFETY: mmsghdr is a plain C struct for which all-zero is a valid value.
     let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-    let n = chunk.len().min(BATCH);
-    for (i, (addr, data)) in chunk.iter().take(n).enumerate() {
-        iovecs[i] = libc::iovec {
-            iov_base: data.as_ptr() as *mut libc::c_void,
-            iov_len: data.len(),
-        };
-        msgs[i].msg_hdr.msg_name = addr.as_ptr() as *mut libc::c_void;
-        msgs[i].msg_hdr.msg_namelen = addr.len();
-        msgs[i].msg_hdr.msg_iov = &mut iovecs[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
+    let n = messages.len().min(BATCH);
+    let mut iov = 0;
+    for (i, m) in messages.iter().take(n).enumerate() {
+        let first = iov;
+        for d in &datagrams[m.start..m.start + m.count] {
+            iovecs[iov] = libc::iovec {
+                iov_base: d.data.as_ptr() as *mut libc::c_void,
+                iov_len: d.data.len(),
+            };
+            iov += 1;
+        }
+        let hdr = &mut msgs[i].msg_hdr;
+        let addr = &datagrams[m.start].addr;
+        hdr.msg_name = addr.as_ptr() as *mut libc::c_void;
+        hdr.msg_namelen = addr.len();
+        hdr.msg_iov = &mut iovecs[first];
+        hdr.msg_iovlen = m.count;
+        if m.count > 1 {
+            let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) } as usize;
+            hdr.msg_control = cmsgs[i].0.as_mut_ptr() as *mut libc::c_void;
+            hdr.msg_controllen = space;
+            // SAFETY: msg_control points at 32 aligned bytes, enough for
+            // one cmsghdr with a u16 payload (CMSG_SPACE(2) = 24).
+            unsafe {
+                let cmsg = libc::CMSG_FIRSTHDR(hdr);
+                (*cmsg).cmsg_level = SOL_UDP;
+                (*cmsg).cmsg_type = UDP_SEGMENT;
+                (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as usize;
+                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut u16, m.segment as u16);
+            }
+        }
     }
-    // SAFETY: every msghdr points at an iovec and an address that outlive
-    // the call; the kernel only reads them (and writes msg_len).
+    // SAFETY: every msghdr points at iovecs, an address and a control
+    // buffer that outlive the call; the kernel only reads them (and writes
+    // msg_len).
     let r = unsafe { libc::sendmmsg(socket.as_raw_fd(), msgs.as_mut_ptr(), n as libc::c_uint, 0) };
     if r < 0 {
         Err(io::Error::last_os_error())
@@ -93,22 +255,77 @@ fn send_many(socket: &UdpSocket, chunk: &[(SockAddr, BytesMut)]) -> io::Result<u
 mod tests {
     use super::*;
 
+    async fn receive_all(receiver: &UdpSocket, count: usize) -> Vec<Vec<u8>> {
+        let mut buf = [0u8; 2048];
+        let mut got = Vec::new();
+        for _ in 0..count {
+            let (n, _) = receiver.recv_from(&mut buf).await.unwrap();
+            got.push(buf[..n].to_vec());
+        }
+        got
+    }
+
+    fn datagram(i: usize, len: usize) -> BytesMut {
+        let mut d = BytesMut::zeroed(len);
+        d[..4].copy_from_slice(&(i as u32).to_be_bytes());
+        d
+    }
+
     #[tokio::test]
     async fn a_batch_arrives_whole_and_in_order() {
+        for gso in [false, true] {
+            let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let to = receiver.local_addr().unwrap();
+            let mut queue = SendQueue::new(gso);
+            for i in 0..150u32 {
+                queue.push(to, BytesMut::from(&i.to_be_bytes()[..]));
+            }
+            assert_eq!(queue.len(), 150);
+            queue.flush(&sender).await;
+            assert!(queue.is_empty());
+            let got = receive_all(&receiver, 150).await;
+            for (i, d) in got.iter().enumerate() {
+                assert_eq!(&d[..], &(i as u32).to_be_bytes());
+            }
+        }
+    }
+
+    /// Frame bursts to several players, interleaved with small audio
+    /// packets and a longer packet: each player gets exactly its datagrams,
+    /// in order and at their own sizes, and GSO cut the call count.
+    #[tokio::test]
+    async fn gso_runs_split_back_into_the_same_datagrams() {
         let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let to = receiver.local_addr().unwrap();
-        let mut queue = SendQueue::default();
-        for i in 0..150u32 {
-            queue.push(to, BytesMut::from(&i.to_be_bytes()[..]));
+        let mut players = Vec::new();
+        for _ in 0..3 {
+            players.push(UdpSocket::bind("127.0.0.1:0").await.unwrap());
         }
-        assert_eq!(queue.len(), 150);
+        // Per player: 6 video packets of 1041 bytes, one of 700, a 120-byte
+        // audio packet, a 1100-byte packet, then 3 more of 1041.
+        let sizes = [
+            1041, 1041, 1041, 1041, 1041, 1041, 700, 120, 1100, 1041, 1041, 1041,
+        ];
+        let mut queue = SendQueue::new(true);
+        for p in &players {
+            let to = p.local_addr().unwrap();
+            for (i, len) in sizes.iter().enumerate() {
+                queue.push(to, datagram(i, *len));
+            }
+        }
         queue.flush(&sender).await;
-        assert!(queue.is_empty());
-        let mut buf = [0u8; 16];
-        for i in 0..150u32 {
-            let (n, _) = receiver.recv_from(&mut buf).await.unwrap();
-            assert_eq!(&buf[..n], &i.to_be_bytes());
+        for p in &players {
+            let got = receive_all(p, sizes.len()).await;
+            for (i, d) in got.iter().enumerate() {
+                assert_eq!(d.len(), sizes[i], "datagram {i}");
+                assert_eq!(&d[..4], &(i as u32).to_be_bytes());
+            }
         }
+        let stats = queue.stats();
+        assert_eq!(stats.datagrams, 36);
+        // Per player: [6×1041, 700], [120], [1100, 1041], [1041, 1041].
+        assert!(queue.gso(), "the kernel refused UDP GSO on loopback");
+        assert_eq!(stats.messages, 12, "{stats:?}");
+        assert_eq!(stats.calls, 1, "{stats:?}");
     }
 }

@@ -50,6 +50,8 @@ pub struct MediaConfig {
     pub ice_disconnected_timeout: Duration,
     /// ...and for this long: failed (its publish or play ends).
     pub ice_failed_timeout: Duration,
+    /// Send runs of datagrams to one address with UDP GSO (see `batch`).
+    pub udp_gso: bool,
 }
 
 impl Default for MediaConfig {
@@ -62,6 +64,7 @@ impl Default for MediaConfig {
             connect_timeout: Duration::from_secs(30),
             ice_disconnected_timeout: Duration::from_secs(15),
             ice_failed_timeout: Duration::from_secs(30),
+            udp_gso: true,
         }
     }
 }

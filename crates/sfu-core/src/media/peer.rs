@@ -7,11 +7,11 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
-use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_rtcp_reports, register_default_interceptors,
+use rtc::interceptor::{
+    Attribute, Interceptor, Packet, Registry, SenderReportBuilder, Slot, StreamInfo, TaggedPacket,
 };
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -398,9 +398,12 @@ pub fn player(
         ));
     }
     register_exts(&mut engine).map_err(bad_sdp)?;
-    let registry = configure_rtcp_reports(
-        Registry::new().with(Slot::from(14_000), DeliverFeedback::default()),
-    );
+    // A player only sends RTP: it needs sender reports (lip sync, RTT) and
+    // its feedback delivered, but no receiver reports — every interceptor
+    // on the chain costs two moves of each outgoing packet.
+    let registry = Registry::new()
+        .with(Slot::from(14_000), DeliverFeedback::default())
+        .with(Slot::SenderReport, SenderReportBuilder::new().build());
     let mut pc = build(engine, registry, ufrag, pwd, candidates, now).map_err(bad_sdp)?;
     let mut senders = Vec::new();
     for (kind, rtc_kind, codec) in wanted {

@@ -193,7 +193,7 @@ pub(crate) fn run(
         };
         let mut worker = Worker {
             idx,
-            sends: SendQueue::default(),
+            sends: SendQueue::new(shared.config.udp_gso),
             nominations: Vec::new(),
             socket,
             local_addr,
@@ -567,12 +567,15 @@ impl Worker {
             let Role::Player { legs } = &peer.role else {
                 continue;
             };
-            let Some(leg) = legs.get(leg) else {
+            if legs.get(leg).is_none() {
                 continue;
-            };
+            }
+            // `rtc` routes an outgoing packet by its SSRC and ignores the
+            // track id here, so an empty (unallocated) one saves a String
+            // per packet per player.
             let msg = TaggedRTCMessage {
                 now,
-                message: RTCMessage::RtpPacket(leg.leg.track_id.clone(), convert::to_rtc(out)),
+                message: RTCMessage::RtpPacket(String::new(), convert::to_rtc(out)),
             };
             if peer.connected {
                 let _ = peer.pc.handle_write(msg);
@@ -805,6 +808,15 @@ impl Worker {
             self.shared.forget(p.id);
             notify(&p.notify, p.id, MediaEvent::Failed);
         }
+        let sent = self.sends.stats();
+        tracing::debug!(
+            worker = self.idx,
+            calls = sent.calls,
+            messages = sent.messages,
+            datagrams = sent.datagrams,
+            gso = self.sends.gso(),
+            "UDP sends so far"
+        );
         // Timers that were never armed (new peers) get armed by `flush`.
         let ids: Vec<MediaId> = self.peers.keys().copied().collect();
         self.dirty.extend(ids);
