@@ -1,4 +1,5 @@
-//! Batched UDP sends: everything a worker's connections want to send in one
+//! Batched UDP I/O. Receives take up to [`RECV_BATCH`] datagrams per
+//! `recvmmsg(2)` call. Sends: everything a worker's connections want to send in one
 //! loop turn goes out with `sendmmsg(2)`, up to [`BATCH`] messages per system
 //! call, instead of one `sendto` per packet (which dominated the server's CPU
 //! per forwarded packet).
@@ -251,6 +252,124 @@ fn send_many(
     }
 }
 
+/// Datagrams per `recvmmsg` call.
+pub const RECV_BATCH: usize = 32;
+/// Largest datagram received whole (larger ones are truncated and then
+/// refused by the connection's parsers).
+const RECV_SIZE: usize = 2048;
+
+/// Buffers for batched receives: one `recvmmsg(2)` call takes up to
+/// [`RECV_BATCH`] datagrams from the socket.
+pub struct RecvBatch {
+    buffers: Box<[[u8; RECV_SIZE]; RECV_BATCH]>,
+    lens: [usize; RECV_BATCH],
+    from: [Option<SocketAddr>; RECV_BATCH],
+    count: usize,
+}
+
+impl Default for RecvBatch {
+    fn default() -> Self {
+        Self {
+            buffers: Box::new([[0; RECV_SIZE]; RECV_BATCH]),
+            lens: [0; RECV_BATCH],
+            from: [None; RECV_BATCH],
+            count: 0,
+        }
+    }
+}
+
+impl RecvBatch {
+    /// Receive what the socket holds, without waiting: `Ok(0)` when it is
+    /// empty.
+    pub fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        self.count = 0;
+        match socket.try_io(Interest::READABLE, || self.recv_many(socket)) {
+            Ok(n) => {
+                self.count = n;
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The datagrams of the last [`RecvBatch::recv`], with their senders.
+    pub fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
+        (0..self.count).filter_map(|i| {
+            let from = self.from[i]?;
+            Some((from, &self.buffers[i][..self.lens[i].min(RECV_SIZE)]))
+        })
+    }
+
+    fn recv_many(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        // SAFETY: all-zero is a valid value of these plain C structs.
+        let mut names: [libc::sockaddr_storage; RECV_BATCH] = unsafe { std::mem::zeroed() };
+        let mut msgs: [libc::mmsghdr; RECV_BATCH] = unsafe { std::mem::zeroed() };
+        let mut iovecs = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; RECV_BATCH];
+        for (i, buf) in self.buffers.iter_mut().enumerate() {
+            iovecs[i] = libc::iovec {
+                iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+                iov_len: RECV_SIZE,
+            };
+            let hdr = &mut msgs[i].msg_hdr;
+            hdr.msg_name = &mut names[i] as *mut libc::sockaddr_storage as *mut libc::c_void;
+            hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            hdr.msg_iov = &mut iovecs[i];
+            hdr.msg_iovlen = 1;
+        }
+        // SAFETY: every msghdr points at a buffer, an iovec and an address
+        // slot that live until the call returns.
+        let r = unsafe {
+            libc::recvmmsg(
+                socket.as_raw_fd(),
+                msgs.as_mut_ptr(),
+                RECV_BATCH as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = r as usize;
+        for i in 0..n {
+            self.lens[i] = msgs[i].msg_len as usize;
+            self.from[i] = socket_addr(&names[i]);
+        }
+        Ok(n)
+    }
+}
+
+/// The IPv4 or IPv6 address the kernel wrote into `name`.
+fn socket_addr(name: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match libc::c_int::from(name.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: ss_family says the storage holds a sockaddr_in, and
+            // sockaddr_storage is large and aligned enough for it.
+            let a =
+                unsafe { &*(name as *const libc::sockaddr_storage as *const libc::sockaddr_in) };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some(SocketAddr::from((ip, u16::from_be(a.sin_port))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let a =
+                unsafe { &*(name as *const libc::sockaddr_storage as *const libc::sockaddr_in6) };
+            let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+                ip,
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,5 +446,33 @@ mod tests {
         assert!(queue.gso(), "the kernel refused UDP GSO on loopback");
         assert_eq!(stats.messages, 12, "{stats:?}");
         assert_eq!(stats.calls, 1, "{stats:?}");
+    }
+
+    #[tokio::test]
+    async fn recvmmsg_returns_each_datagram_with_its_sender() {
+        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = server.local_addr().unwrap();
+        for i in 0..40u32 {
+            let from = if i % 2 == 0 { &a } else { &b };
+            from.send_to(&datagram(i as usize, 100 + i as usize), to)
+                .await
+                .unwrap();
+        }
+        let mut batch = RecvBatch::default();
+        let mut got = Vec::new();
+        while got.len() < 40 {
+            server.readable().await.unwrap();
+            batch.recv(&server).unwrap();
+            got.extend(batch.datagrams().map(|(f, d)| (f, d.to_vec())));
+        }
+        assert_eq!(batch.recv(&server).unwrap(), 0, "nothing left");
+        for (i, (from, d)) in got.iter().enumerate() {
+            let sender = if i % 2 == 0 { &a } else { &b };
+            assert_eq!(*from, sender.local_addr().unwrap());
+            assert_eq!(d.len(), 100 + i);
+            assert_eq!(&d[..4], &(i as u32).to_be_bytes());
+        }
     }
 }

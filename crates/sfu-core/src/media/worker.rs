@@ -29,7 +29,7 @@ use stream_router::{
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::batch::SendQueue;
+use super::batch::{RecvBatch, SendQueue};
 use super::convert::{self, PlayerFeedback};
 use super::peer::{self, Leg};
 use super::{notify, PendingRole, Shared};
@@ -76,8 +76,10 @@ struct RelayIn {
 
 /// How long an idle loop sleeps at most (housekeeping).
 const HOUSEKEEPING: Duration = Duration::from_millis(500);
-/// Datagrams read per wake-up before servicing timers and commands.
+/// Relayed packets taken per wake-up before servicing timers and commands.
 const RECV_BATCH: usize = 64;
+/// `recvmmsg` calls (of `batch::RECV_BATCH` datagrams) per wake-up.
+const RECV_CALLS: usize = 2;
 
 struct PubTrack {
     track_id: String,
@@ -220,7 +222,7 @@ impl Worker {
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut relays: mpsc::Receiver<Relay>,
     ) {
-        let mut buf = vec![0u8; 2048];
+        let mut recv = RecvBatch::default();
         let mut housekeeping = Instant::now() + HOUSEKEEPING;
         loop {
             let now = Instant::now();
@@ -235,14 +237,23 @@ impl Worker {
                 wake = wake.min(at);
             }
             tokio::select! {
-                received = self.socket.recv_from(&mut buf) => {
-                    if let Ok((n, from)) = received {
-                        let now = Instant::now();
-                        self.on_datagram(from, buf.get(..n).unwrap_or_default(), now);
-                        for _ in 1..RECV_BATCH {
-                            match self.socket.try_recv_from(&mut buf) {
-                                Ok((n, from)) => self.on_datagram(from, buf.get(..n).unwrap_or_default(), now),
-                                Err(_) => break,
+                ready = self.socket.readable() => {
+                    if ready.is_ok() {
+                        // Up to RECV_CALLS × RECV_BATCH datagrams per turn,
+                        // then the router and the sends get their turn.
+                        for _ in 0..RECV_CALLS {
+                            match recv.recv(&self.socket) {
+                                Ok(0) => break,
+                                Ok(_) => {
+                                    let now = Instant::now();
+                                    for (from, data) in recv.datagrams() {
+                                        self.on_datagram(from, data, now);
+                                    }
+                                }
+                                Err(e) => {
+                                    tracing::trace!("recvmmsg: {e}");
+                                    break;
+                                }
                             }
                         }
                     }
