@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use crate::downtrack::{Forwarded, Resend, Source};
+use crate::downtrack::{Forwarded, Resend, Sent, Source};
 use crate::feedback::{Feedback, FeedbackSummary, SenderReport, Upstream};
 use crate::out::{OutPacket, Outgoing, MAX_HEADER_LEN};
 use crate::packet::RtpPacket;
@@ -167,19 +167,23 @@ impl Router {
             return 0;
         };
         let mut n = 0;
+        let (slots, free) = pool.parts();
         while let Some(h) = ready.pop_front() {
             let Some(dt) = downtracks.get_mut(h.0) else {
                 continue;
             };
             dt.in_ready = false;
             let (exts, ssrc, payload_type) = dt.leg();
-            while let Some(e) = dt.pop_entry() {
-                let Some(shared) = pool.get_mut(e.slot) else {
+            // The SSRC is the player's: written once for its whole queue.
+            buf[8..12].copy_from_slice(&ssrc.to_be_bytes());
+            let mut sent = Sent::default();
+            for e in dt.queued() {
+                let Some(shared) = slots.get_mut(e.slot as usize) else {
                     continue;
                 };
-                let len = shared.write_header(exts, ssrc, payload_type, e.seq, e.ts, buf);
+                let len = shared.write_header_but_ssrc(exts, payload_type, e.seq, e.ts, buf);
                 let payload = shared.payload();
-                dt.account(&e, payload.len());
+                sent.count(e, payload.len());
                 f(
                     h,
                     Outgoing {
@@ -191,9 +195,10 @@ impl Router {
                         is_retransmission: e.rtx,
                     },
                 );
-                pool.release(e.slot);
-                n += 1;
+                shared.release_ref(e.slot, free);
             }
+            n += sent.total();
+            dt.drained(sent);
         }
         n
     }

@@ -86,6 +86,30 @@ pub(crate) struct Entry {
     pub(crate) ts: u32,
 }
 
+/// Counters of one drained queue (see [`DownTrack::drained`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Sent {
+    pub(crate) packets: u64,
+    pub(crate) bytes: u64,
+    pub(crate) retransmitted: u64,
+}
+
+impl Sent {
+    #[inline]
+    pub(crate) fn count(&mut self, e: &Entry, payload_len: usize) {
+        if e.rtx {
+            self.retransmitted += 1;
+        } else {
+            self.packets += 1;
+            self.bytes += payload_len as u64;
+        }
+    }
+
+    pub(crate) fn total(&self) -> usize {
+        (self.packets + self.retransmitted) as usize
+    }
+}
+
 /// Outcome of one NACKed sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Resend {
@@ -297,6 +321,23 @@ impl DownTrack {
             self.stats.packets_sent += 1;
             self.stats.bytes_sent += payload_len as u64;
         }
+    }
+
+    /// The queued entries, oldest first. The caller sends them all, then
+    /// calls [`drained`](Self::drained).
+    #[inline]
+    pub(crate) fn queued(&self) -> impl Iterator<Item = &Entry> + '_ {
+        self.queue.iter()
+    }
+
+    /// Empties the queue after its entries were sent, counting them as
+    /// [`account`](Self::account) would (one counter update per queue).
+    #[inline]
+    pub(crate) fn drained(&mut self, sent: Sent) {
+        self.queue.clear();
+        self.stats.packets_sent += sent.packets;
+        self.stats.bytes_sent += sent.bytes;
+        self.stats.retransmitted += sent.retransmitted;
     }
 
     /// Takes the oldest queued packet as an owned [`OutPacket`], counting it

@@ -170,7 +170,7 @@ pub use feedback::{
 };
 pub use keyframe::Codec;
 pub use out::{OutPacket, Outgoing, MAX_HEADER_LEN};
-pub use packet::{Extension, Extensions, ParseError, RtpPacket, MAX_EXTENSIONS};
+pub use packet::{Extension, ExtensionIter, Extensions, ParseError, RtpPacket, MAX_EXTENSIONS};
 pub use router::{Router, RouterError, StreamKey};
 pub use slab::{DownTrackHandle, StreamHandle, TrackHandle};
 pub use track::{MediaKind, TrackInfo, TrackStats};

@@ -107,19 +107,6 @@ fn write_block_at<'a>(items: impl Iterator<Item = (u8, &'a [u8])>, one_byte: boo
     out[i..].fill(0);
 }
 
-/// Serialises the extension block of `items` at the start of `out`; returns
-/// its length (0: no block), or `None` (writing nothing) if `out` is short.
-pub(crate) fn write_block<'a>(
-    items: impl Iterator<Item = (u8, &'a [u8])> + Clone,
-    out: &mut [u8],
-) -> Option<usize> {
-    let (len, one_byte) = block_layout(items.clone());
-    if len > 0 {
-        write_block_at(items, one_byte, out.get_mut(..len)?);
-    }
-    Some(len)
-}
-
 /// Writes the 12-byte fixed RTP header (version 2, no padding, no CSRCs).
 #[inline]
 pub(crate) fn write_fixed(
@@ -140,7 +127,7 @@ pub(crate) fn write_fixed(
 
 impl OutPacket {
     fn items(&self) -> impl Iterator<Item = (u8, &[u8])> + Clone + '_ {
-        self.extensions.iter().map(|e| (e.id, &e.value[..]))
+        self.extensions.items()
     }
 
     /// Number of bytes [`OutPacket::write_header`] writes.

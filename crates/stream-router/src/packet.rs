@@ -1,11 +1,14 @@
 //! The router's own RTP packet type and a zero-copy RTP parser.
 //!
-//! [`RtpPacket`] is what publishers push in. Its payload and header-extension
-//! values are [`Bytes`] slices of the received datagram, so parsing and
-//! forwarding never copy media. Header extensions live in [`Extensions`], a
-//! fixed-capacity inline list (no `Vec`, no allocation).
+//! [`RtpPacket`] is what publishers push in. Its payload is a [`Bytes`]
+//! slice of the received datagram, so parsing and forwarding never copy
+//! media. Header extensions live in [`Extensions`], a fixed-capacity inline
+//! list (no `Vec`, no allocation); parsed values are `(offset, length)`
+//! pairs into the datagram, which the list holds once, so parsing bumps
+//! one reference count (the payload's) instead of one per extension, and
+//! none at all for a packet without extensions or padding.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 
 /// Maximum number of header extensions kept per packet; extra ones are
 /// dropped (WebRTC senders use far fewer).
@@ -20,11 +23,41 @@ pub struct Extension {
     pub value: Bytes,
 }
 
+/// Where one extension's value lives.
+#[derive(Debug, Clone)]
+enum Value {
+    /// `len` bytes at `off` in the list's shared buffer (a parsed value:
+    /// no `Bytes` handle of its own, so no reference count to bump).
+    At { off: u32, len: u32 },
+    /// A buffer of its own (a pushed value).
+    Own(Bytes),
+}
+
 /// A fixed-capacity inline list of at most [`MAX_EXTENSIONS`] extensions.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Values parsed by [`RtpPacket::parse`] are kept as offsets into the
+/// datagram (held once for all of them); values given to
+/// [`Extensions::push`] keep their own `Bytes`. Either way, the accessors
+/// hand out `Bytes` views of the original memory (no copy).
+#[derive(Clone)]
 pub struct Extensions {
-    items: [Extension; MAX_EXTENSIONS],
+    /// Buffer the `Value::At` values point into (empty if none).
+    buf: Bytes,
+    ids: [u8; MAX_EXTENSIONS],
+    values: [Value; MAX_EXTENSIONS],
     len: u8,
+}
+
+impl Default for Extensions {
+    fn default() -> Self {
+        const EMPTY: Value = Value::At { off: 0, len: 0 };
+        Extensions {
+            buf: Bytes::new(),
+            ids: [0; MAX_EXTENSIONS],
+            values: [EMPTY; MAX_EXTENSIONS],
+            len: 0,
+        }
+    }
 }
 
 impl Extensions {
@@ -35,13 +68,20 @@ impl Extensions {
 
     /// Appends an extension; returns false (and drops it) when full.
     pub fn push(&mut self, id: u8, value: Bytes) -> bool {
-        match self.items.get_mut(usize::from(self.len)) {
-            Some(slot) => {
-                *slot = Extension { id, value };
+        self.push_value(id, Value::Own(value))
+    }
+
+    #[inline]
+    fn push_value(&mut self, id: u8, value: Value) -> bool {
+        let i = usize::from(self.len);
+        match (self.ids.get_mut(i), self.values.get_mut(i)) {
+            (Some(slot_id), Some(slot)) => {
+                *slot_id = id;
+                *slot = value;
                 self.len += 1;
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 
@@ -55,33 +95,108 @@ impl Extensions {
         self.len == 0
     }
 
-    /// The extensions as a slice.
-    pub fn as_slice(&self) -> &[Extension] {
-        self.items.get(..self.len()).unwrap_or(&[])
+    /// The extension IDs, in order.
+    pub fn ids(&self) -> &[u8] {
+        self.ids.get(..self.len()).unwrap_or(&[])
     }
 
-    /// Iterates over the extensions.
-    pub fn iter(&self) -> std::slice::Iter<'_, Extension> {
-        self.as_slice().iter()
+    /// The value of the `i`-th extension, borrowed.
+    #[inline]
+    pub(crate) fn value(&self, i: usize) -> &[u8] {
+        match self.values.get(i) {
+            Some(Value::At { off, len }) => {
+                let (off, len) = (*off as usize, *len as usize);
+                self.buf.get(off..off + len).unwrap_or(&[])
+            }
+            Some(Value::Own(b)) => b,
+            None => &[],
+        }
+    }
+
+    /// The value of the `i`-th extension as a `Bytes` view of the same
+    /// memory (a reference-count bump, no copy).
+    fn value_bytes(&self, i: usize) -> Bytes {
+        match self.values.get(i) {
+            Some(Value::At { off, len }) => {
+                let (off, len) = (*off as usize, *len as usize);
+                match off.checked_add(len).filter(|&end| end <= self.buf.len()) {
+                    Some(end) => self.buf.slice(off..end),
+                    None => Bytes::new(),
+                }
+            }
+            Some(Value::Own(b)) => b.clone(),
+            None => Bytes::new(),
+        }
+    }
+
+    /// `(id, value)` of each extension, values borrowed.
+    #[inline]
+    pub(crate) fn items(&self) -> impl Iterator<Item = (u8, &[u8])> + Clone + '_ {
+        self.ids()
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| (id, self.value(i)))
+    }
+
+    /// Iterates over the extensions (each value a `Bytes` view of the
+    /// original memory).
+    pub fn iter(&self) -> ExtensionIter<'_> {
+        ExtensionIter {
+            list: self,
+            next: 0,
+        }
     }
 
     /// The value of the first extension with `id`.
-    pub fn get(&self, id: u8) -> Option<&Bytes> {
-        self.iter().find(|e| e.id == id).map(|e| &e.value)
+    pub fn get(&self, id: u8) -> Option<Bytes> {
+        let i = self.ids().iter().position(|&x| x == id)?;
+        Some(self.value_bytes(i))
     }
 
     /// Removes every extension.
     pub fn clear(&mut self) {
-        for e in &mut self.items[..] {
-            e.value = Bytes::new();
-        }
-        self.len = 0;
+        *self = Self::default();
+    }
+}
+
+impl PartialEq for Extensions {
+    /// Same IDs and values in the same order, wherever the values live.
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.items().eq(other.items())
+    }
+}
+
+impl Eq for Extensions {}
+
+impl std::fmt::Debug for Extensions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.items()).finish()
+    }
+}
+
+/// Iterator over an [`Extensions`] list, see [`Extensions::iter`].
+#[derive(Debug, Clone)]
+pub struct ExtensionIter<'a> {
+    list: &'a Extensions,
+    next: usize,
+}
+
+impl Iterator for ExtensionIter<'_> {
+    type Item = Extension;
+    fn next(&mut self) -> Option<Extension> {
+        let i = self.next;
+        let id = *self.list.ids().get(i)?;
+        self.next += 1;
+        Some(Extension {
+            id,
+            value: self.list.value_bytes(i),
+        })
     }
 }
 
 impl<'a> IntoIterator for &'a Extensions {
-    type Item = &'a Extension;
-    type IntoIter = std::slice::Iter<'a, Extension>;
+    type Item = Extension;
+    type IntoIter = ExtensionIter<'a>;
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
     }
@@ -157,7 +272,7 @@ impl RtpPacket {
     /// Supports RFC 8285 one-byte (`0xBEDE`) and two-byte (`0x100x`)
     /// extension blocks; blocks with any other profile are skipped. CSRCs
     /// are skipped and padding is removed.
-    pub fn parse(data: Bytes) -> Result<RtpPacket, ParseError> {
+    pub fn parse(mut data: Bytes) -> Result<RtpPacket, ParseError> {
         let b = &data[..];
         if b.len() < 12 {
             return Err(ParseError::TooShort);
@@ -183,18 +298,19 @@ impl RtpPacket {
         if pos > b.len() {
             return Err(ParseError::TruncatedCsrc);
         }
+        let mut spans = Spans::default();
         if has_ext {
             let profile = be16(b, pos).ok_or(ParseError::BadExtension)?;
             let words = be16(b, pos + 2).ok_or(ParseError::BadExtension)?;
             let start = pos + 4;
             let end = start + 4 * usize::from(words);
-            if end > b.len() {
+            if end > b.len() || u32::try_from(end).is_err() {
                 return Err(ParseError::BadExtension);
             }
             if profile == 0xBEDE {
-                parse_one_byte(&data, start, end, &mut pkt.extensions)?;
+                parse_one_byte(b, start, end, &mut spans)?;
             } else if profile & 0xfff0 == 0x1000 {
-                parse_two_byte(&data, start, end, &mut pkt.extensions)?;
+                parse_two_byte(b, start, end, &mut spans)?;
             }
             pos = end;
         }
@@ -206,18 +322,70 @@ impl RtpPacket {
             }
             end -= pad;
         }
-        pkt.payload = data.slice(pos..end);
+        if spans.len > 0 {
+            pkt.extensions = spans.into_extensions();
+        }
+        if pkt.extensions.is_empty() && end == data.len() {
+            // Nothing else points into the datagram: it becomes the payload
+            // in place, without a reference-count bump.
+            data.advance(pos);
+            pkt.payload = data;
+        } else {
+            pkt.payload = data.slice(pos..end);
+            if !pkt.extensions.is_empty() {
+                // Held once for every parsed value.
+                pkt.extensions.buf = data;
+            }
+        }
         Ok(pkt)
+    }
+}
+
+/// Extensions found by the parser: ID and `(offset, length)` in the
+/// datagram, gathered in plain arrays and turned into an [`Extensions`]
+/// once.
+#[derive(Default)]
+struct Spans {
+    ids: [u8; MAX_EXTENSIONS],
+    at: [(u32, u32); MAX_EXTENSIONS],
+    len: u8,
+}
+
+impl Spans {
+    /// Records the value at `from..to` of the datagram (dropped when the
+    /// list is full, as [`Extensions::push`] does).
+    #[inline]
+    fn push(&mut self, id: u8, from: usize, to: usize) {
+        let i = usize::from(self.len);
+        if let (Some(slot_id), Some(at)) = (self.ids.get_mut(i), self.at.get_mut(i)) {
+            *slot_id = id;
+            // Fits: `parse` refuses extension blocks ending past u32::MAX.
+            *at = (from as u32, (to - from) as u32);
+            self.len += 1;
+        }
+    }
+
+    fn into_extensions(self) -> Extensions {
+        let at = self.at;
+        Extensions {
+            buf: Bytes::new(),
+            ids: self.ids,
+            values: std::array::from_fn(|i| {
+                let (off, len) = at.get(i).copied().unwrap_or_default();
+                Value::At { off, len }
+            }),
+            len: self.len,
+        }
     }
 }
 
 /// RFC 8285 §4.2: `ID(4) | L(4)` then L+1 bytes; ID 0 is padding, ID 15
 /// stops parsing.
 fn parse_one_byte(
-    data: &Bytes,
+    data: &[u8],
     mut i: usize,
     end: usize,
-    out: &mut Extensions,
+    out: &mut Spans,
 ) -> Result<(), ParseError> {
     while i < end {
         let Some(&h) = data.get(i) else { break };
@@ -234,7 +402,7 @@ fn parse_one_byte(
         if to > end {
             return Err(ParseError::BadExtension);
         }
-        out.push(id, data.slice(from..to));
+        out.push(id, from, to);
         i = to;
     }
     Ok(())
@@ -242,10 +410,10 @@ fn parse_one_byte(
 
 /// RFC 8285 §4.3: `ID(8) | L(8)` then L bytes; ID 0 is a padding byte.
 fn parse_two_byte(
-    data: &Bytes,
+    data: &[u8],
     mut i: usize,
     end: usize,
-    out: &mut Extensions,
+    out: &mut Spans,
 ) -> Result<(), ParseError> {
     while i < end {
         let Some(&id) = data.get(i) else { break };
@@ -260,7 +428,7 @@ fn parse_two_byte(
         if to > end {
             return Err(ParseError::BadExtension);
         }
-        out.push(id, data.slice(from..to));
+        out.push(id, from, to);
         i = to;
     }
     Ok(())
@@ -397,6 +565,6 @@ mod tests {
         assert_eq!(e.len(), MAX_EXTENSIONS);
         e.clear();
         assert!(e.is_empty());
-        assert_eq!(e.as_slice().len(), 0);
+        assert_eq!(e.iter().count(), 0);
     }
 }

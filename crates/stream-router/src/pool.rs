@@ -17,7 +17,7 @@
 use bytes::Bytes;
 
 use crate::ext::{ExtKind, ExtMap};
-use crate::out::{write_block, write_fixed, OutPacket, MAX_HEADER_LEN};
+use crate::out::{OutPacket, MAX_HEADER_LEN};
 use crate::packet::{Extensions, RtpPacket, MAX_EXTENSIONS};
 
 /// Largest extension block cached per player map; larger ones are
@@ -28,9 +28,11 @@ const BLOCKS: usize = 2;
 /// `fwd` marker of an extension that is never forwarded.
 const NOT_FORWARDED: u8 = u8::MAX;
 
+/// A cached extension block. `key` is the player map's
+/// [`PlayerExts::key`]; 0 marks an unused entry (a map with key 0 forwards
+/// nothing, so it never looks a block up).
 #[derive(Clone, Copy)]
 struct Block {
-    used: bool,
     key: u32,
     len: u8,
     data: [u8; BLOCK_INLINE],
@@ -38,7 +40,6 @@ struct Block {
 
 impl Block {
     const EMPTY: Block = Block {
-        used: false,
         key: 0,
         len: 0,
         data: [0; BLOCK_INLINE],
@@ -75,30 +76,18 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// The forwarded extensions of this packet as the player sees them.
-    fn items(&self, player: PlayerExts) -> impl Iterator<Item = (u8, &[u8])> + Clone + '_ {
-        self.pkt
-            .extensions
-            .iter()
-            .zip(self.fwd)
-            .filter_map(move |(e, k)| {
-                let id = *player.ids.get(usize::from(k))?;
-                (id != 0).then_some((id, &e.value[..]))
-            })
-    }
-
     fn forwards_any(&self, player: PlayerExts) -> bool {
         self.any_forwarded && player.key != 0
     }
 
-    /// Serialises the rewritten header for `player` into `buf`; returns its
-    /// length. Byte-for-byte what [`OutPacket::write_header`] writes for
-    /// [`Shared::out_packet`].
+    /// Serialises the rewritten header for `player` into `buf`, except
+    /// the SSRC (bytes 8..12), which the caller writes once per player;
+    /// returns its length. With the SSRC, byte-for-byte what
+    /// [`OutPacket::write_header`] writes for [`Shared::out_packet`].
     #[inline]
-    pub(crate) fn write_header(
+    pub(crate) fn write_header_but_ssrc(
         &mut self,
         player: PlayerExts,
-        ssrc: u32,
         payload_type: u8,
         seq: u16,
         ts: u32,
@@ -109,12 +98,33 @@ impl Shared {
         } else {
             0
         };
-        let (fixed, _) = buf.split_at_mut(12);
-        if let Ok(fixed) = <&mut [u8; 12]>::try_from(fixed) {
-            let marker = self.pkt.marker;
-            write_fixed(fixed, ext_len > 0, marker, payload_type, seq, ts, ssrc);
-        }
+        // Bytes 0..8 in one store: V=2 and X, M and PT, seq, ts.
+        let b0 = 0x80 | (u64::from(ext_len > 0) << 4);
+        let b1 = (u64::from(self.pkt.marker) << 7) | u64::from(payload_type & 0x7f);
+        let word = (b0 << 56) | (b1 << 48) | (u64::from(seq) << 32) | u64::from(ts);
+        buf[..8].copy_from_slice(&word.to_be_bytes());
         12 + ext_len
+    }
+
+    /// Drops the reference of one delivered queue entry (`id` is this
+    /// slot's id); with the last one, the packet is released and the slot
+    /// goes to `free`. Same as [`Pool::release`].
+    #[inline]
+    pub(crate) fn release_ref(&mut self, id: u32, free: &mut Vec<u32>) {
+        if self.refs <= 1 {
+            self.release_last(id, free);
+        } else {
+            self.refs -= 1;
+        }
+    }
+
+    #[cold]
+    fn release_last(&mut self, id: u32, free: &mut Vec<u32>) {
+        if self.refs == 1 {
+            self.pkt = RtpPacket::default();
+            free.push(id);
+        }
+        self.refs = self.refs.saturating_sub(1);
     }
 
     /// Writes the extension block for `player` after the fixed header in
@@ -122,7 +132,7 @@ impl Shared {
     #[inline(always)]
     fn ext_block(&mut self, player: PlayerExts, buf: &mut [u8; MAX_HEADER_LEN]) -> usize {
         for b in &self.blocks {
-            if b.used && b.key == player.key {
+            if b.key == player.key {
                 // Fixed-size copy; bytes past `len` are scratch.
                 buf[12..12 + BLOCK_INLINE].copy_from_slice(&b.data);
                 return usize::from(b.len);
@@ -132,27 +142,65 @@ impl Shared {
     }
 
     /// Serialises the block for a player map not cached yet, and caches it
-    /// if it is small and a cache entry is free.
-    #[cold]
+    /// if it is small and a cache entry is free. Same layout rules as
+    /// [`OutPacket::write_header`] (`out::write_block`), in two passes
+    /// over at most [`MAX_EXTENSIONS`] elements.
     #[inline(never)]
     fn build_block(&mut self, player: PlayerExts, out: &mut [u8]) -> usize {
-        // Gather the forwarded elements first: the writer then walks a
-        // short slice instead of re-running the remapping iterator.
-        let mut items: [(u8, &[u8]); MAX_EXTENSIONS] = [(0, &[]); MAX_EXTENSIONS];
-        let mut n = 0;
-        for (slot, item) in items.iter_mut().zip(self.items(player)) {
-            *slot = item;
-            n += 1;
+        let exts = &self.pkt.extensions;
+        // Pass 1: the player-leg ID of each forwarded element (0 = not
+        // written) and the layout.
+        let mut ids = [0u8; MAX_EXTENSIONS];
+        let (mut count, mut bytes, mut one_byte) = (0usize, 0usize, true);
+        for (i, (slot, &k)) in ids.iter_mut().zip(&self.fwd).enumerate().take(exts.len()) {
+            let id = player.ids.get(usize::from(k)).copied().unwrap_or(0);
+            let n = exts.value(i).len();
+            if id == 0 || n > 255 {
+                continue;
+            }
+            *slot = id;
+            count += 1;
+            bytes += n;
+            one_byte &= id <= 14 && (1..=16).contains(&n);
         }
-        let len = write_block(items.get(..n).unwrap_or(&[]).iter().copied(), out).unwrap_or(0);
-        if let (Some(b), Some(src)) = (
-            self.blocks.iter_mut().find(|b| !b.used),
-            out.get(..len).filter(|_| len <= BLOCK_INLINE),
-        ) {
-            b.used = true;
-            b.key = player.key;
-            b.len = len as u8;
-            b.data[..len].copy_from_slice(src);
+        if count == 0 {
+            return 0;
+        }
+        let body = bytes + if one_byte { count } else { 2 * count };
+        let len = 4 + body.div_ceil(4) * 4;
+        let Some(block) = out.get_mut(..len) else {
+            return 0;
+        };
+        // Pass 2: write. The block is bounded by MAX_HEADER_LEN, so its
+        // word count fits u16.
+        let profile: u16 = if one_byte { 0xBEDE } else { 0x1000 };
+        let words = ((len - 4) / 4) as u16;
+        block[0..2].copy_from_slice(&profile.to_be_bytes());
+        block[2..4].copy_from_slice(&words.to_be_bytes());
+        let mut at = 4;
+        for (i, &id) in ids.iter().enumerate().take(exts.len()) {
+            if id == 0 {
+                continue;
+            }
+            let v = exts.value(i);
+            if one_byte {
+                block[at] = (id << 4) | (v.len() as u8).wrapping_sub(1);
+                at += 1;
+            } else {
+                block[at] = id;
+                block[at + 1] = v.len() as u8;
+                at += 2;
+            }
+            block[at..at + v.len()].copy_from_slice(v);
+            at += v.len();
+        }
+        block[at..].fill(0);
+        if len <= BLOCK_INLINE {
+            if let Some(b) = self.blocks.iter_mut().find(|b| b.key == 0) {
+                b.key = player.key;
+                b.len = len as u8;
+                b.data[..len].copy_from_slice(block);
+            }
         }
         len
     }
@@ -170,10 +218,11 @@ impl Shared {
     ) -> OutPacket {
         let mut extensions = Extensions::new();
         if self.forwards_any(player) {
-            for (e, k) in self.pkt.extensions.iter().zip(self.fwd) {
+            let values = self.pkt.extensions.iter().map(|e| e.value);
+            for (value, k) in values.zip(self.fwd) {
                 match player.ids.get(usize::from(k)) {
                     Some(&id) if id != 0 => {
-                        extensions.push(id, e.value.clone());
+                        extensions.push(id, value);
                     }
                     _ => {}
                 }
@@ -201,8 +250,8 @@ impl Shared {
 fn forwarded(pkt: &RtpPacket, map: &ExtMap) -> ([u8; MAX_EXTENSIONS], bool) {
     let mut fwd = [NOT_FORWARDED; MAX_EXTENSIONS];
     let mut any = false;
-    for (f, e) in fwd.iter_mut().zip(pkt.extensions.iter()) {
-        if let Some(i) = map.get(e.id).and_then(ExtKind::forward_index) {
+    for (f, &id) in fwd.iter_mut().zip(pkt.extensions.ids()) {
+        if let Some(i) = map.get(id).and_then(ExtKind::forward_index) {
             *f = i;
             any = true;
         }
@@ -264,7 +313,7 @@ impl Pool {
             s.fwd = fwd;
             s.any_forwarded = any_forwarded;
             for b in &mut s.blocks {
-                b.used = false;
+                b.key = 0;
             }
         }
     }
@@ -274,9 +323,11 @@ impl Pool {
         self.slots.get(id as usize)
     }
 
+    /// The slots and the free list, for releasing references while
+    /// holding a slot (see [`Shared::release_ref`]).
     #[inline]
-    pub(crate) fn get_mut(&mut self, id: u32) -> Option<&mut Shared> {
-        self.slots.get_mut(id as usize)
+    pub(crate) fn parts(&mut self) -> (&mut [Shared], &mut Vec<u32>) {
+        (&mut self.slots, &mut self.free)
     }
 
     /// Adds `n` references to a live slot.
@@ -291,11 +342,7 @@ impl Pool {
     #[inline]
     pub(crate) fn release(&mut self, id: u32) {
         if let Some(s) = self.slots.get_mut(id as usize) {
-            if s.refs == 1 {
-                s.pkt = RtpPacket::default();
-                self.free.push(id);
-            }
-            s.refs = s.refs.saturating_sub(1);
+            s.release_ref(id, &mut self.free);
         }
     }
 

@@ -67,8 +67,16 @@ impl<T: Copy + Default> Ring<T> {
         Some(value)
     }
 
-    /// Forgets every queued item.
-    #[cfg(test)]
+    /// The queued items, oldest first.
+    #[inline]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> + '_ {
+        (0..self.len).filter_map(move |i| self.buf.get((self.head + i) & self.mask))
+    }
+
+    /// Forgets every queued item. The next item goes to the start of the
+    /// buffer, so a queue drained as fast as it fills stays in the same
+    /// few cache lines.
+    #[inline]
     pub(crate) fn clear(&mut self) {
         self.head = 0;
         self.len = 0;
@@ -100,6 +108,18 @@ mod tests {
         r.push(1).unwrap();
         r.clear();
         assert_eq!(r.len(), 0);
+        assert_eq!(r.iter().count(), 0);
+        // Wrapped contents come out in order.
+        let mut r = Ring::new(4);
+        for i in 0..3 {
+            r.push(i).unwrap();
+        }
+        r.pop();
+        r.pop();
+        for i in 3..6 {
+            r.push(i).unwrap();
+        }
+        assert_eq!(r.iter().copied().collect::<Vec<_>>(), [2, 3, 4, 5]);
     }
 
     #[test]
