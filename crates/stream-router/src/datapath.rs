@@ -11,7 +11,8 @@
 
 use std::time::Instant;
 
-use crate::downtrack::{Forwarded, Resend, Sent, Source};
+use crate::counters::Sent;
+use crate::downtrack::{Forwarded, Resend, Source};
 use crate::feedback::{Feedback, FeedbackSummary, SenderReport, Upstream};
 use crate::out::{OutPacket, Outgoing, MAX_HEADER_LEN};
 use crate::packet::RtpPacket;
@@ -57,7 +58,7 @@ impl Router {
         } = self;
         let t = tracks.get_mut(track.0).ok_or(RouterError::UnknownTrack)?;
         let mut summary = PushSummary::default();
-        let (ext, keyframe, slot, uncached) = match t.ingest(packet, pool) {
+        let (ext, keyframe, slot, uncached) = match t.ingest(&packet) {
             Ingest::Rejected => {
                 summary.rejected = true;
                 return Ok(summary);
@@ -66,13 +67,18 @@ impl Router {
                 summary.duplicate = true;
                 return Ok(summary);
             }
-            Ingest::Cached { ext, keyframe } => match t.cache.get(ext) {
-                Some(slot) => (ext, keyframe, slot, false),
-                None => return Ok(summary),
-            },
-            Ingest::Uncached { ext, keyframe, pkt } => {
-                (ext, keyframe, pool.insert(pkt, &t.info.extensions, 0), true)
-            }
+            // The packet moves once, from the argument into its pool slot.
+            Ingest::Accepted {
+                ext,
+                keyframe,
+                cacheable: true,
+            } => (ext, keyframe, t.cache_packet(ext, packet, pool), false),
+            Ingest::Accepted { ext, keyframe, .. } => (
+                ext,
+                keyframe,
+                pool.insert(packet, &t.info.extensions, 0),
+                true,
+            ),
         };
         let src = Source {
             handle: track,
@@ -168,12 +174,19 @@ impl Router {
         };
         let mut n = 0;
         let (slots, free) = pool.parts();
+        // (pool slot << 32 | player map key) whose extension block sits at
+        // `buf[12..]`, and its length: consecutive deliveries of one packet
+        // to players with the same map reuse it instead of copying it.
+        // Key 0 (slot 0, a map forwarding nothing) has no block: length 0.
+        let mut block = 0u64;
+        let mut ext_len = 0;
         while let Some(h) = ready.pop_front() {
             let Some(dt) = downtracks.get_mut(h.0) else {
                 continue;
             };
             dt.in_ready = false;
             let (exts, ssrc, payload_type) = dt.leg();
+            let map = u64::from(exts.key());
             // The SSRC is the player's: written once for its whole queue.
             buf[8..12].copy_from_slice(&ssrc.to_be_bytes());
             let mut sent = Sent::default();
@@ -181,7 +194,12 @@ impl Router {
                 let Some(shared) = slots.get_mut(e.slot as usize) else {
                     continue;
                 };
-                let len = shared.write_header_but_ssrc(exts, payload_type, e.seq, e.ts, buf);
+                let key = (u64::from(e.slot) << 32) | map;
+                if key != block {
+                    ext_len = shared.write_ext_block(exts, buf);
+                    block = key;
+                }
+                let len = shared.write_fixed_but_ssrc(ext_len, payload_type, e.seq, e.ts, buf);
                 let payload = shared.payload();
                 sent.count(e, payload.len());
                 f(
@@ -195,7 +213,10 @@ impl Router {
                         is_retransmission: e.rtx,
                     },
                 );
-                shared.release_ref(e.slot, free);
+                if shared.release_ref(e.slot, free) {
+                    // The slot may be reused once freed.
+                    (block, ext_len) = (0, 0);
+                }
             }
             n += sent.total();
             dt.drained(sent);

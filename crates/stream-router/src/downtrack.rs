@@ -9,6 +9,8 @@
 use std::time::{Duration, Instant};
 
 use crate::cache::NackLimiter;
+pub use crate::counters::DownTrackStats;
+use crate::counters::Sent;
 use crate::ext::ExtMap;
 use crate::feedback::SenderReport;
 use crate::out::OutPacket;
@@ -37,27 +39,6 @@ pub struct DownTrackConfig {
     pub queue_capacity: usize,
 }
 
-/// Counters of one down-track.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DownTrackStats {
-    /// Original packets handed out by a poll.
-    pub packets_sent: u64,
-    /// Payload bytes of those packets.
-    pub bytes_sent: u64,
-    /// Retransmissions handed out by a poll.
-    pub retransmitted: u64,
-    /// Packets (original or retransmission) dropped because the queue was full.
-    pub dropped_queue: u64,
-    /// Video packets dropped while waiting for a keyframe.
-    pub dropped_keyframe_gate: u64,
-    /// Packets older than the first packet forwarded from the current source.
-    pub dropped_late: u64,
-    /// Sequence numbers received in NACKs.
-    pub nacked: u64,
-    /// PLI/FIR received from the player.
-    pub keyframe_requests: u64,
-}
-
 /// A packet's source as seen by the fan-out loop.
 pub(crate) struct Source<'a> {
     pub(crate) handle: TrackHandle,
@@ -84,30 +65,6 @@ pub(crate) struct Entry {
     pub(crate) seq: u16,
     pub(crate) rtx: bool,
     pub(crate) ts: u32,
-}
-
-/// Counters of one drained queue (see [`DownTrack::drained`]).
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Sent {
-    pub(crate) packets: u64,
-    pub(crate) bytes: u64,
-    pub(crate) retransmitted: u64,
-}
-
-impl Sent {
-    #[inline]
-    pub(crate) fn count(&mut self, e: &Entry, payload_len: usize) {
-        if e.rtx {
-            self.retransmitted += 1;
-        } else {
-            self.packets += 1;
-            self.bytes += payload_len as u64;
-        }
-    }
-
-    pub(crate) fn total(&self) -> usize {
-        (self.packets + self.retransmitted) as usize
-    }
 }
 
 /// Outcome of one NACKed sequence number.
@@ -446,11 +403,15 @@ mod tests {
             pkt.extensions.push(1, Bytes::from_static(&[0x85]));
             pkt.extensions.push(2, Bytes::from_static(&[0, 9]));
             pkt.extensions.push(3, Bytes::from_static(&[1]));
-            let (ext, keyframe) = match self.track.ingest(pkt, &mut self.pool) {
-                Ingest::Cached { ext, keyframe } => (ext, keyframe),
+            let (ext, keyframe) = match self.track.ingest(&pkt) {
+                Ingest::Accepted {
+                    ext,
+                    keyframe,
+                    cacheable: true,
+                } => (ext, keyframe),
                 _ => panic!("not cached"),
             };
-            let slot = self.track.cache.get(ext).unwrap();
+            let slot = self.track.cache_packet(ext, pkt, &mut self.pool);
             let pkt = self.pool.get(slot).unwrap().pkt.clone();
             let src = Source {
                 handle: self.handle,

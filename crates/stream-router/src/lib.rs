@@ -146,6 +146,7 @@
 //! (`drain_output`) check zero allocations per forwarded packet.
 
 mod cache;
+mod counters;
 mod datapath;
 mod downtrack;
 mod ext;

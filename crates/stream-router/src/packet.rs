@@ -285,15 +285,9 @@ impl RtpPacket {
         let has_padding = b0 & 0x20 != 0;
         let has_ext = b0 & 0x10 != 0;
         let csrc_count = usize::from(b0 & 0x0f);
-        let mut pkt = RtpPacket {
-            marker: b1 & 0x80 != 0,
-            payload_type: b1 & 0x7f,
-            sequence_number: be16(b, 2).ok_or(ParseError::TooShort)?,
-            timestamp: be32(b, 4).ok_or(ParseError::TooShort)?,
-            ssrc: be32(b, 8).ok_or(ParseError::TooShort)?,
-            extensions: Extensions::new(),
-            payload: Bytes::new(),
-        };
+        let sequence_number = be16(b, 2).ok_or(ParseError::TooShort)?;
+        let timestamp = be32(b, 4).ok_or(ParseError::TooShort)?;
+        let ssrc = be32(b, 8).ok_or(ParseError::TooShort)?;
         let mut pos = 12 + 4 * csrc_count;
         if pos > b.len() {
             return Err(ParseError::TruncatedCsrc);
@@ -322,22 +316,29 @@ impl RtpPacket {
             }
             end -= pad;
         }
-        if spans.len > 0 {
-            pkt.extensions = spans.into_extensions();
-        }
-        if pkt.extensions.is_empty() && end == data.len() {
+        // The packet is built once, in place (no default list to drop and
+        // overwrite).
+        let (extensions, payload) = if spans.len > 0 {
+            // The datagram is held once for every parsed value.
+            let payload = data.slice(pos..end);
+            (spans.into_extensions(data), payload)
+        } else if end == data.len() {
             // Nothing else points into the datagram: it becomes the payload
             // in place, without a reference-count bump.
             data.advance(pos);
-            pkt.payload = data;
+            (Extensions::new(), data)
         } else {
-            pkt.payload = data.slice(pos..end);
-            if !pkt.extensions.is_empty() {
-                // Held once for every parsed value.
-                pkt.extensions.buf = data;
-            }
-        }
-        Ok(pkt)
+            (Extensions::new(), data.slice(pos..end))
+        };
+        Ok(RtpPacket {
+            marker: b1 & 0x80 != 0,
+            payload_type: b1 & 0x7f,
+            sequence_number,
+            timestamp,
+            ssrc,
+            extensions,
+            payload,
+        })
     }
 }
 
@@ -365,10 +366,12 @@ impl Spans {
         }
     }
 
-    fn into_extensions(self) -> Extensions {
+    /// The list of the recorded values, pointing into `buf`.
+    #[inline]
+    fn into_extensions(self, buf: Bytes) -> Extensions {
         let at = self.at;
         Extensions {
-            buf: Bytes::new(),
+            buf,
             ids: self.ids,
             values: std::array::from_fn(|i| {
                 let (off, len) = at.get(i).copied().unwrap_or_default();

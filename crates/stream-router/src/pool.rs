@@ -55,6 +55,12 @@ pub(crate) struct PlayerExts {
 }
 
 impl PlayerExts {
+    /// The map's IDs as one word: equal keys, equal extension blocks.
+    #[inline]
+    pub(crate) fn key(self) -> u32 {
+        self.key
+    }
+
     pub(crate) fn new(map: &ExtMap) -> Self {
         let ids = map.forward_ids();
         PlayerExts {
@@ -80,41 +86,60 @@ impl Shared {
         self.any_forwarded && player.key != 0
     }
 
-    /// Serialises the rewritten header for `player` into `buf`, except
-    /// the SSRC (bytes 8..12), which the caller writes once per player;
-    /// returns its length. With the SSRC, byte-for-byte what
-    /// [`OutPacket::write_header`] writes for [`Shared::out_packet`].
+    /// Writes the extension block for `player` at `buf[12..]` (from the
+    /// packet's block cache when possible) and returns its length, 0 when
+    /// nothing is forwarded to `player` (`buf` is then untouched). The
+    /// bytes depend only on this packet and `player`, so a caller writing
+    /// several headers in a row for the same pair writes the block once.
     #[inline]
-    pub(crate) fn write_header_but_ssrc(
+    pub(crate) fn write_ext_block(
         &mut self,
         player: PlayerExts,
+        buf: &mut [u8; MAX_HEADER_LEN],
+    ) -> usize {
+        if self.forwards_any(player) {
+            self.ext_block(player, buf)
+        } else {
+            0
+        }
+    }
+
+    /// Writes bytes 0..8 of the rewritten header (V=2, X, M, PT, seq, ts)
+    /// into `buf` in one store, for an extension block of `ext_len` bytes
+    /// already at `buf[12..]`; returns the header's length. With the SSRC
+    /// at bytes 8..12 (written by the caller once per player), byte for
+    /// byte what [`OutPacket::write_header`] writes for
+    /// [`Shared::out_packet`].
+    #[inline(always)]
+    pub(crate) fn write_fixed_but_ssrc(
+        &self,
+        ext_len: usize,
         payload_type: u8,
         seq: u16,
         ts: u32,
         buf: &mut [u8; MAX_HEADER_LEN],
     ) -> usize {
-        let ext_len = if self.forwards_any(player) {
-            self.ext_block(player, buf)
-        } else {
-            0
-        };
-        // Bytes 0..8 in one store: V=2 and X, M and PT, seq, ts.
         let b0 = 0x80 | (u64::from(ext_len > 0) << 4);
         let b1 = (u64::from(self.pkt.marker) << 7) | u64::from(payload_type & 0x7f);
         let word = (b0 << 56) | (b1 << 48) | (u64::from(seq) << 32) | u64::from(ts);
-        buf[..8].copy_from_slice(&word.to_be_bytes());
+        if let Some(fixed) = buf.first_chunk_mut::<8>() {
+            *fixed = word.to_be_bytes();
+        }
         12 + ext_len
     }
 
     /// Drops the reference of one delivered queue entry (`id` is this
     /// slot's id); with the last one, the packet is released and the slot
     /// goes to `free`. Same as [`Pool::release`].
+    /// Returns whether the slot was freed.
     #[inline]
-    pub(crate) fn release_ref(&mut self, id: u32, free: &mut Vec<u32>) {
+    pub(crate) fn release_ref(&mut self, id: u32, free: &mut Vec<u32>) -> bool {
         if self.refs <= 1 {
             self.release_last(id, free);
+            true
         } else {
             self.refs -= 1;
+            false
         }
     }
 
@@ -275,6 +300,7 @@ impl Pool {
 
     /// Stores `pkt` (received on a leg with extension map `map`) with
     /// `refs` references; returns its id.
+    #[inline]
     pub(crate) fn insert(&mut self, pkt: RtpPacket, map: &ExtMap, refs: u32) -> u32 {
         let (fwd, any_forwarded) = forwarded(&pkt, map);
         let shared = Shared {

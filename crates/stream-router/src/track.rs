@@ -72,21 +72,20 @@ pub struct TrackStats {
     pub plis_sent: u64,
 }
 
-/// Outcome of [`Track::ingest`]. The packet travels inline in `Uncached`:
-/// boxing it would allocate on the packet path.
-#[allow(clippy::large_enum_variant)]
+/// Outcome of [`Track::ingest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ingest {
     /// Foreign SSRC/PT.
     Rejected,
     /// Already cached.
     Duplicate,
-    /// Stored in the cache under `ext`.
-    Cached { ext: i64, keyframe: bool },
-    /// Too old for the cache; forwarded from here.
-    Uncached {
+    /// Accepted under extended sequence number `ext`. If `cacheable`, the
+    /// caller stores it with [`Track::cache_packet`]; otherwise it is too
+    /// old for the cache and only forwarded.
+    Accepted {
         ext: i64,
         keyframe: bool,
-        pkt: RtpPacket,
+        cacheable: bool,
     },
 }
 
@@ -120,9 +119,10 @@ impl Track {
         }
     }
 
-    /// Validates, numbers, deduplicates and caches one incoming packet (in
-    /// `pool`, the cache holding one reference).
-    pub(crate) fn ingest(&mut self, pkt: RtpPacket, pool: &mut Pool) -> Ingest {
+    /// Validates, numbers and deduplicates one incoming packet, counting
+    /// it. The packet is only looked at: an accepted one is then moved once,
+    /// straight into its pool slot (see [`Track::cache_packet`]).
+    pub(crate) fn ingest(&mut self, pkt: &RtpPacket) -> Ingest {
         if pkt.ssrc != self.info.ssrc || pkt.payload_type != self.info.payload_type {
             self.stats.rejected += 1;
             return Ingest::Rejected;
@@ -142,21 +142,29 @@ impl Track {
         }
         let highest = self.seq.highest().unwrap_or(ext);
         let cap = self.cache.capacity() as i64;
-        if highest - ext >= cap {
-            return Ingest::Uncached { ext, keyframe, pkt };
+        Ingest::Accepted {
+            ext,
+            keyframe,
+            cacheable: highest - ext < cap,
         }
+    }
+
+    /// Stores a packet [`ingest`](Self::ingest) accepted as cacheable under
+    /// `ext`, in `pool` (the cache holding one reference); returns its slot.
+    #[inline(always)]
+    pub(crate) fn cache_packet(&mut self, ext: i64, pkt: RtpPacket, pool: &mut Pool) -> u32 {
         // Steady state: the packet this one evicts is referenced by the
         // cache only, so its pool slot is reused in place.
         if let Some(old) = self.cache.occupant(ext).filter(|&id| pool.is_sole(id)) {
             pool.replace(old, pkt, &self.info.extensions);
             self.cache.insert(ext, old);
-            return Ingest::Cached { ext, keyframe };
+            return old;
         }
         let id = pool.insert(pkt, &self.info.extensions, 1);
         if let Some(evicted) = self.cache.insert(ext, id) {
             pool.release(evicted);
         }
-        Ingest::Cached { ext, keyframe }
+        id
     }
 
     /// Releases the packets held by the retransmit cache (the track is
@@ -227,40 +235,70 @@ mod tests {
         }
     }
 
+    /// What happened to a packet: [`Track::ingest`], then
+    /// [`Track::cache_packet`] if cacheable.
+    #[allow(clippy::large_enum_variant)]
+    enum Ingested {
+        Rejected,
+        Duplicate,
+        Cached { ext: i64, keyframe: bool },
+        Uncached { ext: i64, pkt: RtpPacket },
+    }
+
+    fn ingest_into(t: &mut Track, pkt: RtpPacket, pool: &mut Pool) -> Ingested {
+        match t.ingest(&pkt) {
+            Ingest::Rejected => Ingested::Rejected,
+            Ingest::Duplicate => Ingested::Duplicate,
+            Ingest::Accepted {
+                ext,
+                keyframe,
+                cacheable: true,
+            } => {
+                let slot = t.cache_packet(ext, pkt, pool);
+                assert_eq!(t.cache.get(ext), Some(slot));
+                Ingested::Cached { ext, keyframe }
+            }
+            Ingest::Accepted { ext, .. } => Ingested::Uncached { ext, pkt },
+        }
+    }
+
     #[test]
     fn ingest_validates_dedups_and_caches() {
         let mut t = track(MediaKind::Video, Codec::Av1);
         let mut pool = Pool::default();
-        let mut ingest = |t: &mut Track, p| t.ingest(p, &mut pool);
+        let mut ingest = |t: &mut Track, p| ingest_into(t, p, &mut pool);
         assert_eq!(t.cache.capacity(), VIDEO_CACHE_PACKETS);
         let mut bad = pkt(1, b"x");
         bad.ssrc = 7;
-        assert!(matches!(ingest(&mut t, bad), Ingest::Rejected));
+        assert!(matches!(ingest(&mut t, bad), Ingested::Rejected));
         let mut bad = pkt(1, b"x");
         bad.payload_type = 97;
-        assert!(matches!(ingest(&mut t, bad), Ingest::Rejected));
+        assert!(matches!(ingest(&mut t, bad), Ingested::Rejected));
         assert!(matches!(
             ingest(&mut t, pkt(65535, &[0x08])),
-            Ingest::Cached {
+            Ingested::Cached {
                 ext: 65535,
                 keyframe: true
             }
         ));
         assert!(matches!(
             ingest(&mut t, pkt(0, &[0x00])),
-            Ingest::Cached {
+            Ingested::Cached {
                 ext: 65536,
                 keyframe: false
             }
         ));
-        assert!(matches!(ingest(&mut t, pkt(0, b"dup")), Ingest::Duplicate));
+        assert!(matches!(
+            ingest(&mut t, pkt(0, b"dup")),
+            Ingested::Duplicate
+        ));
         // Jump ahead by more than the cache: the old number is uncacheable.
         assert!(matches!(
             ingest(&mut t, pkt(2000, b"")),
-            Ingest::Cached { .. }
+            Ingested::Cached { .. }
         ));
         match ingest(&mut t, pkt(1, &[0, 1, 2, 3])) {
-            Ingest::Uncached { ext, pkt, .. } => {
+            Ingested::Uncached { ext, pkt, .. } => {
                 assert_eq!(ext, 65537);
                 assert_eq!(&pkt.payload[..], &[0, 1, 2, 3]);
             }
@@ -285,8 +323,8 @@ mod tests {
         assert_eq!(t.cache.capacity(), AUDIO_CACHE_PACKETS);
         let mut pool = Pool::default();
         assert!(matches!(
-            t.ingest(pkt(5, &[0x08]), &mut pool),
-            Ingest::Cached {
+            ingest_into(&mut t, pkt(5, &[0x08]), &mut pool),
+            Ingested::Cached {
                 keyframe: false,
                 ..
             }
