@@ -156,7 +156,14 @@ struct Worker {
     relay_out: HashMap<StreamHandle, Vec<usize>>,
     relay_in: HashMap<StreamKey, RelayIn>,
     timers: BinaryHeap<Reverse<(Instant, MediaId)>>,
+    /// Connections touched this turn: drain their output, re-arm timers.
     dirty: Vec<MediaId>,
+    /// Players that were only handed RTP this turn: drain their output.
+    /// Writing RTP never brings an `rtc` deadline forward (the sender-report
+    /// timer it may start is a full interval away, and housekeeping re-arms
+    /// every connection twice a second), so their `poll_timeout` — about a
+    /// microsecond through every handler — is skipped.
+    written: Vec<MediaId>,
     nacks: Vec<u16>,
 }
 
@@ -210,6 +217,7 @@ pub(crate) fn run(
             relay_in: HashMap::new(),
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
+            written: Vec::new(),
             nacks: Vec::with_capacity(64),
         };
         worker.run(commands, relays).await;
@@ -590,7 +598,7 @@ impl Worker {
             };
             if peer.connected {
                 let _ = peer.pc.handle_write(msg);
-                self.dirty.push(id);
+                self.written.push(id);
             }
         }
         while let Some((track, Upstream::Pli { media_ssrc })) = self.router.poll_upstream(now) {
@@ -727,8 +735,21 @@ impl Worker {
     async fn flush(&mut self) {
         self.dirty.sort_unstable();
         self.dirty.dedup();
+        self.written.sort_unstable();
+        self.written.dedup();
         let dirty = std::mem::take(&mut self.dirty);
+        let written = std::mem::take(&mut self.written);
         let mut dead = Vec::new();
+        for id in &written {
+            if dirty.binary_search(id).is_ok() {
+                continue; // drained below, with its timer
+            }
+            if let Some(peer) = self.peers.get_mut(id) {
+                while let Some(out) = peer.pc.poll_write() {
+                    self.sends.push(out.transport.peer_addr, out.message);
+                }
+            }
+        }
         for id in &dirty {
             let Some(peer) = self.peers.get_mut(id) else {
                 continue;
@@ -749,6 +770,8 @@ impl Worker {
         self.sends.flush(&self.socket).await;
         self.dirty = dirty;
         self.dirty.clear();
+        self.written = written;
+        self.written.clear();
         for id in dead {
             self.remove(id, true);
         }
