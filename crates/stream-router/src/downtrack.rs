@@ -75,23 +75,36 @@ pub(crate) enum Resend {
     Ignored,
 }
 
+/// `#[repr(C)]`, hot fields first: in the router's slab (64-byte aligned
+/// slots, generation first) a forwarded packet touches the first two cache
+/// lines of a down-track in `push_rtp` and again in `drain_output`: the
+/// rewriter (line 0, with the generation), the queue's positions, the leg
+/// and the sent counters (line 1). Everything after `bytes_sent` is only
+/// read on epoch changes, drops, feedback and setup.
+#[repr(C)]
 pub(crate) struct DownTrack {
-    pub(crate) kind: MediaKind,
+    rewriter: Rewriter,
+    queue: Ring<Entry>,
+    /// The config's extension IDs in the data path's compact form.
+    exts: PlayerExts,
     /// The player leg's SSRC and payload type (from the config).
     ssrc: u32,
     payload_type: u8,
+    pub(crate) kind: MediaKind,
+    /// Whether the handle sits in the router's ready list.
+    pub(crate) in_ready: bool,
+    /// `DownTrackStats::packets_sent` and `bytes_sent` (kept here, next to
+    /// the queue, rather than in `stats`).
+    packets_sent: u64,
+    bytes_sent: u64,
+    /// The other counters (`packets_sent` and `bytes_sent` there stay 0;
+    /// see [`DownTrack::stats`]).
+    pub(crate) stats: DownTrackStats,
     /// Attached stream; `None` while waiting for a publisher under `key`.
     pub(crate) stream: Option<StreamHandle>,
     pub(crate) key: StreamKey,
-    rewriter: Rewriter,
     gate_since: Option<Instant>,
-    /// The config's extension IDs in the data path's compact form.
-    exts: PlayerExts,
-    queue: Ring<Entry>,
-    /// Whether the handle sits in the router's ready list.
-    pub(crate) in_ready: bool,
     limiter: NackLimiter,
-    pub(crate) stats: DownTrackStats,
 }
 
 impl DownTrack {
@@ -101,18 +114,29 @@ impl DownTrack {
             MediaKind::Video => crate::cache::VIDEO_CACHE_PACKETS,
         };
         DownTrack {
-            kind,
+            rewriter: Rewriter::new(config.ssrc),
+            queue: Ring::new(config.queue_capacity),
+            exts: PlayerExts::new(&config.extensions),
             ssrc: config.ssrc,
             payload_type: config.payload_type,
+            kind,
+            in_ready: false,
+            packets_sent: 0,
+            bytes_sent: 0,
+            stats: DownTrackStats::default(),
             stream: None,
             key,
-            rewriter: Rewriter::new(config.ssrc),
             gate_since: None,
-            exts: PlayerExts::new(&config.extensions),
-            queue: Ring::new(config.queue_capacity),
-            in_ready: false,
             limiter: NackLimiter::new(history),
-            stats: DownTrackStats::default(),
+        }
+    }
+
+    /// The down-track's counters.
+    pub(crate) fn stats(&self) -> DownTrackStats {
+        DownTrackStats {
+            packets_sent: self.packets_sent,
+            bytes_sent: self.bytes_sent,
+            ..self.stats
         }
     }
 
@@ -275,8 +299,8 @@ impl DownTrack {
         if entry.rtx {
             self.stats.retransmitted += 1;
         } else {
-            self.stats.packets_sent += 1;
-            self.stats.bytes_sent += payload_len as u64;
+            self.packets_sent += 1;
+            self.bytes_sent += payload_len as u64;
         }
     }
 
@@ -292,9 +316,11 @@ impl DownTrack {
     #[inline]
     pub(crate) fn drained(&mut self, sent: Sent) {
         self.queue.clear();
-        self.stats.packets_sent += sent.packets;
-        self.stats.bytes_sent += sent.bytes;
-        self.stats.retransmitted += sent.retransmitted;
+        self.packets_sent += sent.packets;
+        self.bytes_sent += sent.bytes;
+        if sent.retransmitted > 0 {
+            self.stats.retransmitted += sent.retransmitted;
+        }
     }
 
     /// Takes the oldest queued packet as an owned [`OutPacket`], counting it
@@ -334,8 +360,8 @@ impl DownTrack {
             ssrc: self.ssrc,
             ntp,
             rtp_time: self.rewriter.rtp_time(rtp_time)?,
-            packet_count: self.stats.packets_sent as u32,
-            octet_count: self.stats.bytes_sent as u32,
+            packet_count: self.packets_sent as u32,
+            octet_count: self.bytes_sent as u32,
         })
     }
 }
@@ -432,6 +458,16 @@ mod tests {
     }
 
     #[test]
+    fn hot_fields_fit_two_cache_lines() {
+        use std::mem::{offset_of, size_of};
+        // The slab puts the value 8 bytes into a 64-byte aligned slot.
+        assert_eq!(size_of::<Rewriter>(), 56);
+        assert_eq!(offset_of!(DownTrack, queue), 56);
+        assert!(offset_of!(DownTrack, bytes_sent) + 8 <= 128 - 8);
+        assert_eq!(size_of::<Option<DownTrack>>(), size_of::<DownTrack>());
+    }
+
+    #[test]
     fn rewrites_header_and_extensions() {
         let mut f = fixture(MediaKind::Audio, Codec::Opus, 8);
         assert_eq!(f.push(500, 9000, b"a"), Forwarded::Queued);
@@ -439,11 +475,7 @@ mod tests {
         let p0 = f.pop().unwrap();
         let p1 = f.pop().unwrap();
         assert_eq!(f.pop(), None);
-        let (seq0, ts0) = {
-            let r = Rewriter::new(2222);
-            let mut r = r;
-            r.start(f.handle, 0, 0, 0, 1, f.t0)
-        };
+        let (seq0, ts0) = Rewriter::initial(2222);
         assert_eq!((p0.ssrc, p0.payload_type, p0.marker), (2222, 100, true));
         assert_eq!((p0.sequence_number, p0.timestamp), (seq0, ts0));
         assert_eq!(p1.sequence_number, seq0.wrapping_add(1));
@@ -454,7 +486,7 @@ mod tests {
         assert_eq!(&p0.extensions.get(7).unwrap()[..], &[0x85]);
         assert!(!p0.is_retransmission);
         assert_eq!(&p1.payload[..], b"b");
-        assert_eq!((f.dt.stats.packets_sent, f.dt.stats.bytes_sent), (2, 2));
+        assert_eq!((f.dt.stats().packets_sent, f.dt.stats().bytes_sent), (2, 2));
     }
 
     #[test]

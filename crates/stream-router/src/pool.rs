@@ -216,15 +216,18 @@ impl Shared {
                 block[at + 1] = v.len() as u8;
                 at += 2;
             }
-            block[at..at + v.len()].copy_from_slice(v);
+            copy_value(&mut block[at..at + v.len()], v);
             at += v.len();
         }
         block[at..].fill(0);
         if len <= BLOCK_INLINE {
-            if let Some(b) = self.blocks.iter_mut().find(|b| b.key == 0) {
+            // Fixed-size copy (bytes past `len` are scratch, as in
+            // `ext_block`).
+            let data = out.first_chunk::<BLOCK_INLINE>();
+            if let (Some(b), Some(data)) = (self.blocks.iter_mut().find(|b| b.key == 0), data) {
                 b.key = player.key;
                 b.len = len as u8;
-                b.data[..len].copy_from_slice(block);
+                b.data = *data;
             }
         }
         len
@@ -267,6 +270,19 @@ impl Shared {
 
     pub(crate) fn payload(&self) -> &Bytes {
         &self.pkt.payload
+    }
+}
+
+/// `dst.copy_from_slice(src)` for equal lengths, without a `memcpy` call
+/// for the short values extensions usually carry.
+#[inline(always)]
+fn copy_value(dst: &mut [u8], src: &[u8]) {
+    match (dst, src) {
+        ([d0], [s0]) => *d0 = *s0,
+        ([d0, d1], [s0, s1]) => (*d0, *d1) = (*s0, *s1),
+        ([d0, d1, d2], [s0, s1, s2]) => (*d0, *d1, *d2) = (*s0, *s1, *s2),
+        ([d0, d1, d2, d3], [s0, s1, s2, s3]) => (*d0, *d1, *d2, *d3) = (*s0, *s1, *s2, *s3),
+        (d, s) => d.copy_from_slice(s),
     }
 }
 

@@ -7,36 +7,44 @@
 //! `downtrack::Entry`), so pushing and popping move a few bytes.
 
 /// Bounded FIFO queue of small `Copy` items; never reallocates after
-/// construction. The buffer is a power of two (index = `pos & mask`), the
-/// logical capacity is exactly the one asked for.
+/// construction. The buffer is a power of two (index = `pos & (len - 1)`),
+/// the logical capacity is exactly the one asked for. 32 bytes: `u32`
+/// positions.
 pub(crate) struct Ring<T> {
     buf: Box<[T]>,
-    mask: usize,
-    cap: usize,
-    head: usize,
-    len: usize,
+    mask: u32,
+    cap: u32,
+    head: u32,
+    len: u32,
 }
 
 impl<T: Copy + Default> Ring<T> {
-    /// A ring holding up to `capacity` items (at least 1).
+    /// A ring holding up to `capacity` items (at least 1, at most
+    /// `u32::MAX`).
     pub(crate) fn new(capacity: usize) -> Self {
-        let cap = capacity.max(1);
-        let size = cap.next_power_of_two();
+        let cap = u32::try_from(capacity.max(1)).unwrap_or(u32::MAX);
+        let size = (cap as usize).next_power_of_two();
         Ring {
             buf: vec![T::default(); size].into_boxed_slice(),
-            mask: size - 1,
+            mask: (size - 1) as u32,
             cap,
             head: 0,
             len: 0,
         }
     }
 
-    pub(crate) fn capacity(&self) -> usize {
-        self.cap
+    #[inline]
+    fn mask(&self) -> usize {
+        self.mask as usize
     }
 
+    pub(crate) fn capacity(&self) -> usize {
+        self.cap as usize
+    }
+
+    #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     /// Appends `value`, or returns it back when the ring is full.
@@ -45,7 +53,8 @@ impl<T: Copy + Default> Ring<T> {
         if self.len >= self.cap {
             return Err(value);
         }
-        match self.buf.get_mut((self.head + self.len) & self.mask) {
+        let i = (self.head as usize + self.len as usize) & self.mask();
+        match self.buf.get_mut(i) {
             Some(slot) => {
                 *slot = value;
                 self.len += 1;
@@ -61,8 +70,8 @@ impl<T: Copy + Default> Ring<T> {
         if self.len == 0 {
             return None;
         }
-        let value = *self.buf.get(self.head)?;
-        self.head = (self.head + 1) & self.mask;
+        let value = *self.buf.get(self.head as usize)?;
+        self.head = ((self.head as usize + 1) & self.mask()) as u32;
         self.len -= 1;
         Some(value)
     }
@@ -70,7 +79,8 @@ impl<T: Copy + Default> Ring<T> {
     /// The queued items, oldest first.
     #[inline]
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> + '_ {
-        (0..self.len).filter_map(move |i| self.buf.get((self.head + i) & self.mask))
+        let (head, mask) = (self.head as usize, self.mask());
+        (0..self.len as usize).filter_map(move |i| self.buf.get((head + i) & mask))
     }
 
     /// Forgets every queued item. The next item goes to the start of the

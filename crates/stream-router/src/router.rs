@@ -399,7 +399,7 @@ impl Router {
 
     /// A down-track's counters.
     pub fn downtrack_stats(&self, downtrack: DownTrackHandle) -> Option<DownTrackStats> {
-        self.downtracks.get(downtrack.0).map(|d| d.stats)
+        self.downtracks.get(downtrack.0).map(|d| d.stats())
     }
 
     /// Number of packets queued on a down-track (0 for a stale handle).

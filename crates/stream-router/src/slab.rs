@@ -13,6 +13,19 @@ pub(crate) struct RawHandle {
     generation: u32,
 }
 
+impl RawHandle {
+    /// A placeholder that no slab of this size issues (used only where a
+    /// separate flag says the handle is absent).
+    pub(crate) const NONE: RawHandle = RawHandle {
+        index: u32::MAX,
+        generation: u32::MAX,
+    };
+}
+
+/// `repr(C)` with the generation first, on its own 64-byte boundary: the
+/// generation check and the first bytes of the value (a down-track's hot
+/// fields) share one cache line.
+#[repr(C, align(64))]
 struct Slot<T> {
     generation: u32,
     value: Option<T>,
