@@ -14,6 +14,7 @@
 pub mod cli;
 pub mod peer;
 pub mod report;
+pub mod rtp_header;
 pub mod signal;
 pub mod stats;
 pub mod worker;

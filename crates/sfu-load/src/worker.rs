@@ -26,6 +26,7 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use crate::peer::{PubTracks, AUDIO_CLOCK, OPUS_PT, VIDEO_CLOCK, VP8_PT};
+use crate::rtp_header::{self, RtpHeader};
 use crate::stats::{self, Latency, PlayerStats, OPUS_TS_OFFSET, VP8_TS_OFFSET};
 
 /// Token of the waker that announces new connections.
@@ -33,6 +34,8 @@ pub const WAKE: Token = Token(usize::MAX);
 const FPS: u32 = 30;
 const AUDIO_PTIME: Duration = Duration::from_millis(20);
 const MAX_RTP_PAYLOAD: usize = 1100;
+/// A player decrypts (and takes the latency of) one RTP packet in this many.
+const DECRYPT_EVERY: u32 = 4;
 /// Longest sleep, so stop flags and new peers are noticed promptly.
 const MAX_SLEEP: Duration = Duration::from_millis(50);
 
@@ -94,6 +97,8 @@ struct Peer {
     connected: bool,
     dead: bool,
     armed: Option<Instant>,
+    /// RTP datagrams received (players), for sampling decryption.
+    rtp_seen: u32,
 }
 
 /// Local counters, flushed to the shared atomics once per loop turn.
@@ -220,6 +225,7 @@ impl Worker {
             connected: false,
             dead: false,
             armed: None,
+            rtp_seen: 0,
         });
         // Kick ICE: the agent starts checking on its first timeout.
         let now = Instant::now();
@@ -227,18 +233,44 @@ impl Worker {
         self.service(idx, now);
     }
 
+    /// Feed everything the socket holds to its connection, then service the
+    /// connection once (not once per datagram: `poll_event` and
+    /// `poll_timeout` walk every handler of the connection).
+    ///
+    /// A connected player's RTP is counted from its clear header; only one
+    /// packet in [`DECRYPT_EVERY`] goes through `rtc` (SRTP and the whole
+    /// read pipeline cost more than the server spends to send it), and those
+    /// give the latency samples.
     fn drain_socket(&mut self, idx: usize) {
+        let mut fed = false;
+        let (wall_now, clock_now) = (stats::unix_micros(), Instant::now());
         loop {
             let Some(peer) = self.peers.get_mut(idx) else {
                 return;
             };
             let (n, from) = match peer.socket.recv_from(&mut self.buf) {
                 Ok(r) => r,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => return,
+                Err(_) => break, // WouldBlock: drained
             };
             let now = Instant::now();
+            if let (true, Role::Player(stats)) = (peer.connected, &mut peer.role) {
+                if let Some(h) = rtp_header::parse(&self.buf[..n]) {
+                    peer.rtp_seen = peer.rtp_seen.wrapping_add(1);
+                    if peer.rtp_seen % DECRYPT_EVERY != 0 {
+                        let payload = n.saturating_sub(h.len + rtp_header::SRTP_TAG);
+                        self.tally.pkts_in += 1;
+                        self.tally.bytes_in += payload as u64 + 12;
+                        if self.measuring {
+                            let since = now.saturating_duration_since(clock_now);
+                            let arrival = wall_now + since.as_micros() as u64;
+                            record(stats, &h, payload, arrival);
+                        }
+                        continue;
+                    }
+                }
+            }
+            fed = true;
             let msg = TaggedBytesMut {
                 now,
                 transport: TransportContext {
@@ -252,7 +284,9 @@ impl Worker {
             if let Err(e) = peer.pc.handle_read(msg) {
                 tracing::trace!("datagram refused: {e}");
             }
-            self.service(idx, now);
+        }
+        if fed {
+            self.service(idx, Instant::now());
         }
     }
 
@@ -285,7 +319,14 @@ impl Worker {
                 }
             }
         }
-        while let Some(TaggedRTCMessage { message, .. }) = peer.pc.poll_read() {
+        // Arrival times come from the instant each datagram was read, which
+        // the message carries, mapped onto the wall clock once.
+        let (wall_now, clock_now) = (stats::unix_micros(), Instant::now());
+        while let Some(TaggedRTCMessage {
+            message,
+            now: read_at,
+        }) = peer.pc.poll_read()
+        {
             let RTCMessage::RtpPacket(_, packet) = message else {
                 continue;
             };
@@ -297,19 +338,17 @@ impl Worker {
             if !self.measuring {
                 continue;
             }
-            let arrival = stats::unix_micros();
-            let (track, clock, offset) = match packet.header.payload_type {
-                VP8_PT => (&mut stats.video, VIDEO_CLOCK, VP8_TS_OFFSET),
-                OPUS_PT => (&mut stats.audio, AUDIO_CLOCK, OPUS_TS_OFFSET),
-                _ => continue,
+            let waited = clock_now.saturating_duration_since(read_at).as_micros() as u64;
+            let arrival = wall_now.saturating_sub(waited);
+            let h = RtpHeader {
+                payload_type: packet.header.payload_type,
+                sequence_number: packet.header.sequence_number,
+                timestamp: packet.header.timestamp,
+                len: 12,
             };
-            track.on_packet(
-                packet.header.sequence_number,
-                packet.header.timestamp,
-                clock,
-                arrival,
-                packet.payload.len() + 12,
-            );
+            let Some(offset) = record(stats, &h, packet.payload.len(), arrival) else {
+                continue;
+            };
             if let Some(sent) = stats::read_ts(&packet.payload, offset) {
                 self.latency.record(arrival.saturating_sub(sent));
             }
@@ -499,4 +538,27 @@ pub fn poll_and_waker() -> std::io::Result<(Poll, Arc<Waker>)> {
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
     Ok((poll, waker))
+}
+
+/// Count one received RTP packet of a player (header fields and payload
+/// length); returns the offset of the send timestamp in its payload.
+fn record(
+    stats: &mut PlayerStats,
+    h: &RtpHeader,
+    payload: usize,
+    arrival_us: u64,
+) -> Option<usize> {
+    let (track, clock, offset) = match h.payload_type {
+        VP8_PT => (&mut stats.video, VIDEO_CLOCK, VP8_TS_OFFSET),
+        OPUS_PT => (&mut stats.audio, AUDIO_CLOCK, OPUS_TS_OFFSET),
+        _ => return None,
+    };
+    track.on_packet(
+        h.sequence_number,
+        h.timestamp,
+        clock,
+        arrival_us,
+        payload + 12,
+    );
+    Some(offset)
 }
