@@ -93,18 +93,45 @@ fn write_block_at<'a>(items: impl Iterator<Item = (u8, &'a [u8])>, one_byte: boo
         if id == 0 || value.len() > 255 {
             continue;
         }
-        if one_byte {
-            out[i] = (id << 4) | (value.len() as u8).wrapping_sub(1);
-            i += 1;
-        } else {
-            out[i] = id;
-            out[i + 1] = value.len() as u8;
-            i += 2;
-        }
-        out[i..i + value.len()].copy_from_slice(value);
-        i += value.len();
+        i = put_element(out, i, id, value, one_byte);
     }
     out[i..].fill(0);
+}
+
+/// Writes one RFC 8285 element (`id`, `value`) at `at` in the one-byte or
+/// two-byte form; returns where the next one starts. The caller has laid
+/// the block out, so it fits.
+#[inline(always)]
+pub(crate) fn put_element(
+    out: &mut [u8],
+    at: usize,
+    id: u8,
+    value: &[u8],
+    one_byte: bool,
+) -> usize {
+    let at = if one_byte {
+        out[at] = (id << 4) | (value.len() as u8).wrapping_sub(1);
+        at + 1
+    } else {
+        out[at] = id;
+        out[at + 1] = value.len() as u8;
+        at + 2
+    };
+    copy_value(&mut out[at..at + value.len()], value);
+    at + value.len()
+}
+
+/// `dst.copy_from_slice(src)` for equal lengths, without a `memcpy` call
+/// for the short values extensions usually carry.
+#[inline(always)]
+fn copy_value(dst: &mut [u8], src: &[u8]) {
+    match (dst, src) {
+        ([d0], [s0]) => *d0 = *s0,
+        ([d0, d1], [s0, s1]) => (*d0, *d1) = (*s0, *s1),
+        ([d0, d1, d2], [s0, s1, s2]) => (*d0, *d1, *d2) = (*s0, *s1, *s2),
+        ([d0, d1, d2, d3], [s0, s1, s2, s3]) => (*d0, *d1, *d2, *d3) = (*s0, *s1, *s2, *s3),
+        (d, s) => d.copy_from_slice(s),
+    }
 }
 
 /// Writes the 12-byte fixed RTP header (version 2, no padding, no CSRCs).

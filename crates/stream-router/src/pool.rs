@@ -17,7 +17,7 @@
 use bytes::Bytes;
 
 use crate::ext::{ExtKind, ExtMap};
-use crate::out::{OutPacket, MAX_HEADER_LEN};
+use crate::out::{put_element, OutPacket, MAX_HEADER_LEN};
 use crate::packet::{Extensions, RtpPacket, MAX_EXTENSIONS};
 
 /// Largest extension block cached per player map; larger ones are
@@ -207,17 +207,7 @@ impl Shared {
             if id == 0 {
                 continue;
             }
-            let v = exts.value(i);
-            if one_byte {
-                block[at] = (id << 4) | (v.len() as u8).wrapping_sub(1);
-                at += 1;
-            } else {
-                block[at] = id;
-                block[at + 1] = v.len() as u8;
-                at += 2;
-            }
-            copy_value(&mut block[at..at + v.len()], v);
-            at += v.len();
+            at = put_element(block, at, id, exts.value(i), one_byte);
         }
         block[at..].fill(0);
         if len <= BLOCK_INLINE {
@@ -270,19 +260,6 @@ impl Shared {
 
     pub(crate) fn payload(&self) -> &Bytes {
         &self.pkt.payload
-    }
-}
-
-/// `dst.copy_from_slice(src)` for equal lengths, without a `memcpy` call
-/// for the short values extensions usually carry.
-#[inline(always)]
-fn copy_value(dst: &mut [u8], src: &[u8]) {
-    match (dst, src) {
-        ([d0], [s0]) => *d0 = *s0,
-        ([d0, d1], [s0, s1]) => (*d0, *d1) = (*s0, *s1),
-        ([d0, d1, d2], [s0, s1, s2]) => (*d0, *d1, *d2) = (*s0, *s1, *s2),
-        ([d0, d1, d2, d3], [s0, s1, s2, s3]) => (*d0, *d1, *d2, *d3) = (*s0, *s1, *s2, *s3),
-        (d, s) => d.copy_from_slice(s),
     }
 }
 
