@@ -135,7 +135,7 @@ impl SendQueue {
                         break;
                     }
                 }
-                Err(e) if self.gso && messages[0].count > 1 => {
+                Err(e) if self.gso && messages[0].count > 1 && gso_refused(&e) => {
                     // Retry the same datagrams one per message.
                     tracing::warn!("UDP GSO refused ({e}); sending without it");
                     self.gso = false;
@@ -189,6 +189,15 @@ impl SendQueue {
         }
         planned
     }
+}
+
+/// Whether a failed GSO send means the kernel or the device cannot do GSO
+/// (as opposed to a problem with that one destination, such as no route).
+fn gso_refused(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EIO | libc::EINVAL | libc::EOPNOTSUPP | libc::ENOPROTOOPT | libc::EMSGSIZE)
+    )
 }
 
 /// Room for one `UDP_SEGMENT` control message, aligned for `cmsghdr`.
@@ -446,6 +455,30 @@ mod tests {
         assert!(queue.gso(), "the kernel refused UDP GSO on loopback");
         assert_eq!(stats.messages, 12, "{stats:?}");
         assert_eq!(stats.calls, 1, "{stats:?}");
+    }
+
+    /// A destination the kernel refuses (broadcast without SO_BROADCAST:
+    /// EACCES) loses its own datagrams only, and does not turn GSO off.
+    #[tokio::test]
+    async fn a_refused_destination_costs_only_its_own_datagrams() {
+        let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = receiver.local_addr().unwrap();
+        let mut queue = SendQueue::new(true);
+        let refused: SocketAddr = "255.255.255.255:9".parse().unwrap();
+        for i in 0..3 {
+            queue.push(refused, datagram(i, 500));
+        }
+        for i in 0..3 {
+            queue.push(to, datagram(i, 500));
+        }
+        queue.flush(&sender).await;
+        let got = receive_all(&receiver, 3).await;
+        for (i, d) in got.iter().enumerate() {
+            assert_eq!(&d[..4], &(i as u32).to_be_bytes());
+        }
+        assert!(queue.gso(), "a refused destination turned GSO off");
+        assert_eq!(queue.stats().datagrams, 3, "{:?}", queue.stats());
     }
 
     #[tokio::test]
