@@ -35,6 +35,22 @@ pub struct ServerSection {
     /// Send a player's back-to-back datagrams as one UDP GSO message (Linux
     /// falls back by itself when the kernel refuses it).
     pub udp_gso: bool,
+    /// Peer connections (publishes and plays) the whole server holds at once.
+    pub max_peer_connections: usize,
+    /// Peer connections one app holds at once.
+    pub max_peer_connections_per_app: usize,
+    /// TCP connections (HTTP and WebSocket) open at once; beyond, new ones
+    /// get `503` and are closed.
+    pub max_http_connections: usize,
+    /// Signaling WebSockets open at once (`1000090`, close 1013).
+    pub max_web_socket_connections: usize,
+    /// A request's headers must arrive within this (also: an idle keep-alive
+    /// connection is closed after it).
+    pub http_header_timeout_ms: u64,
+    /// A request's body must arrive within this (`408`).
+    pub http_body_timeout_ms: u64,
+    /// Largest HTTP request body (SDP offers, admin calls), in bytes (`413`).
+    pub max_request_body_bytes: usize,
 }
 
 impl Default for ServerSection {
@@ -49,6 +65,13 @@ impl Default for ServerSection {
             ice_disconnected_timeout_ms: 15_000,
             ice_failed_timeout_ms: 30_000,
             udp_gso: true,
+            max_peer_connections: 20_000,
+            max_peer_connections_per_app: 10_000,
+            max_http_connections: 25_000,
+            max_web_socket_connections: 20_000,
+            http_header_timeout_ms: 10_000,
+            http_body_timeout_ms: 10_000,
+            max_request_body_bytes: 128 * 1024,
         }
     }
 }
@@ -80,8 +103,21 @@ impl ServerSection {
                     .max(self.ice_disconnected_timeout_ms),
             ),
             udp_gso: self.udp_gso,
+            max_peers: self.max_peer_connections.max(1),
+            max_peers_per_app: self.max_peer_connections_per_app.max(1),
             ..Default::default()
         })
+    }
+
+    /// The HTTP listener's limits these keys describe.
+    pub fn http(&self) -> sfu_core::HttpLimits {
+        sfu_core::HttpLimits {
+            max_connections: self.max_http_connections.max(1),
+            max_websockets: self.max_web_socket_connections.max(1),
+            header_timeout: std::time::Duration::from_millis(self.http_header_timeout_ms.max(100)),
+            body_timeout: std::time::Duration::from_millis(self.http_body_timeout_ms.max(100)),
+            max_body_bytes: self.max_request_body_bytes.max(1024),
+        }
     }
 }
 

@@ -169,6 +169,7 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
             bind: cfg.server.bind,
             signal: cfg.signal(),
             media: Some(cfg.server.media()?),
+            http: cfg.server.http(),
             dev: cli.dev,
         })
         .await?;

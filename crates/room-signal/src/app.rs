@@ -2,12 +2,13 @@
 //! stream IDs claimed in it. The `Hub` holds every app and hands out sessions.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use crate::config::{AppConfig, Limits, SignalConfig};
+use crate::error::{code, SignalError};
 use crate::limiter::Limiter;
 use crate::media::{MediaControl, MediaId, NoMedia};
 use crate::outbox::{self, Inbox, Outbound, Outbox};
@@ -37,6 +38,8 @@ pub struct App {
     rooms: Mutex<HashMap<Arc<str>, Arc<Room>>>,
     /// Stream IDs published in this app (unique per app, whatever the room).
     streams: Mutex<HashMap<Arc<str>, Published>>,
+    /// Live sessions (signaling connections and WHIP/WHEP resources).
+    sessions: AtomicUsize,
 }
 
 impl App {
@@ -48,7 +51,18 @@ impl App {
             media,
             rooms: Mutex::new(HashMap::new()),
             streams: Mutex::new(HashMap::new()),
+            sessions: AtomicUsize::new(0),
         }
+    }
+
+    /// Live sessions of this app.
+    pub fn session_count(&self) -> usize {
+        self.sessions.load(Ordering::Relaxed)
+    }
+
+    /// Called by `Session::drop`.
+    pub(crate) fn session_ended(&self) {
+        self.sessions.fetch_sub(1, Ordering::Relaxed);
     }
 
     pub fn id(&self) -> u32 {
@@ -231,8 +245,27 @@ impl Hub {
         self.apps.get(&app_id).cloned()
     }
 
-    /// A new session for a connection to `app`, and the inbox its task drains.
+    /// A new session for a connection to `app`, and the inbox its task
+    /// drains; `1001005` when the app has `limits.maxSessionsPerApp` already.
+    pub fn try_connect(&self, app: Arc<App>) -> Result<(Session, Inbox), SignalError> {
+        let max = self.limits.max_sessions_per_app;
+        if app.sessions.fetch_add(1, Ordering::Relaxed) >= max {
+            app.sessions.fetch_sub(1, Ordering::Relaxed);
+            return Err(SignalError::new(
+                code::APP_SESSION_LIMIT,
+                format!("the app has {max} sessions already (limits.maxSessionsPerApp)"),
+            ));
+        }
+        Ok(self.session(app))
+    }
+
+    /// A new session for `app` whatever the session limit (tests, tools).
     pub fn connect(&self, app: Arc<App>) -> (Session, Inbox) {
+        app.sessions.fetch_add(1, Ordering::Relaxed);
+        self.session(app)
+    }
+
+    fn session(&self, app: Arc<App>) -> (Session, Inbox) {
         let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let (outbox, inbox) = outbox::channel(conn_id, self.limits.outbox_capacity);
         (Session::new(conn_id, app, outbox), inbox)

@@ -53,6 +53,15 @@ pub struct Limits {
     pub online_count_interval_ms: u64,
     /// Frames queued for one connection before it is dropped as too slow.
     pub outbox_capacity: usize,
+    /// Streams one connection may publish at once (`1003029`).
+    pub max_publishes_per_connection: usize,
+    /// Streams one connection may play at once (`1004020`).
+    pub max_plays_per_connection: usize,
+    /// Publishes and plays of one connection whose media has not connected
+    /// yet (`1005010`).
+    pub max_connecting_peers_per_connection: usize,
+    /// Signaling and WHIP/WHEP sessions one app may have at once (`1001005`).
+    pub max_sessions_per_app: usize,
 }
 
 impl Default for Limits {
@@ -75,6 +84,10 @@ impl Default for Limits {
             token_will_expire_ms: 30_000,
             online_count_interval_ms: 30_000,
             outbox_capacity: 1024,
+            max_publishes_per_connection: 8,
+            max_plays_per_connection: 32,
+            max_connecting_peers_per_connection: 8,
+            max_sessions_per_app: 20_000,
         }
     }
 }

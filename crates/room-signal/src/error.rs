@@ -49,6 +49,23 @@ pub mod code {
     pub const BAD_SDP: u32 = 1_005_001;
     /// Not in the contract: the media connection (ICE/DTLS) failed or timed out.
     pub const MEDIA_DISCONNECTED: u32 = 1_005_003;
+    /// Not in the contract: this connection publishes `maxPublishesPerConnection` streams already.
+    pub const TOO_MANY_PUBLISHES: u32 = 1_003_029;
+    /// Not in the contract: this connection plays `maxPlaysPerConnection` streams already.
+    pub const TOO_MANY_PLAYS: u32 = 1_004_020;
+    /// Not in the contract: this connection has `maxConnectingPeersPerConnection`
+    /// media connections that have not connected yet.
+    pub const TOO_MANY_CONNECTING: u32 = 1_005_010;
+    /// Not in the contract: the app's or the server's peer-connection limit is reached.
+    pub const PEER_LIMIT: u32 = 1_005_011;
+    /// Not in the contract: the app's session limit is reached.
+    pub const APP_SESSION_LIMIT: u32 = 1_001_005;
+    /// Not in the contract: the server's connection limit (WebSocket or HTTP) is reached.
+    pub const SERVER_BUSY: u32 = 1_000_090;
+    /// Not in the contract: an HTTP request body over `server.maxRequestBodyBytes`.
+    pub const BODY_TOO_LARGE: u32 = 1_000_091;
+    /// Not in the contract: an HTTP request whose headers or body came too slowly.
+    pub const REQUEST_TIMEOUT: u32 = 1_000_092;
     pub const MESSAGE_EMPTY: u32 = 1_009_001;
     pub const MESSAGE_TOO_LONG: u32 = 1_009_002;
     pub const SENDER_NOT_IN_ROOM: u32 = 1_009_005;

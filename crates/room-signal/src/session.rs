@@ -490,6 +490,7 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.leave_all(DeleteReason::Disconnected);
+        self.app.session_ended();
     }
 }
 

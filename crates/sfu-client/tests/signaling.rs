@@ -22,6 +22,7 @@ async fn start_server_with(signal: SignalConfig) -> anyhow::Result<String> {
         bind: "127.0.0.1:0".parse()?,
         signal,
         media: None,
+        http: Default::default(),
         dev: false,
     })
     .await?;

@@ -32,8 +32,37 @@ pub struct ServerConfig {
     pub signal: SignalConfig,
     /// The media plane (UDP port, workers); `None` runs signaling only.
     pub media: Option<media::MediaConfig>,
+    /// Connection counts, timeouts and body size of the HTTP listener.
+    pub http: HttpLimits,
     /// Development mode: offers `GET /dev/token` to mint tokens for the demo.
     pub dev: bool,
+}
+
+/// Limits of the HTTP/WebSocket listener (`server.*` keys of `sfu.toml`).
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// TCP connections open at once (HTTP and WebSocket).
+    pub max_connections: usize,
+    /// Signaling WebSockets open at once.
+    pub max_websockets: usize,
+    /// A request's headers must arrive within this.
+    pub header_timeout: Duration,
+    /// A request's body must arrive within this.
+    pub body_timeout: Duration,
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_connections: 25_000,
+            max_websockets: 20_000,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            max_body_bytes: 128 * 1024,
+        }
+    }
 }
 
 /// Shared state of the HTTP handlers.

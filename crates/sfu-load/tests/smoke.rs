@@ -13,6 +13,7 @@ async fn one_publisher_three_players() -> anyhow::Result<()> {
             workers: 2,
             ..Default::default()
         }),
+        http: Default::default(),
         dev: true,
     })
     .await?;

@@ -52,6 +52,10 @@ pub struct MediaConfig {
     pub ice_failed_timeout: Duration,
     /// Send runs of datagrams to one address with UDP GSO (see `batch`).
     pub udp_gso: bool,
+    /// Peer connections the server holds at once (`1005011` beyond).
+    pub max_peers: usize,
+    /// Peer connections one app holds at once (`1005011` beyond).
+    pub max_peers_per_app: usize,
 }
 
 impl Default for MediaConfig {
@@ -65,6 +69,8 @@ impl Default for MediaConfig {
             ice_disconnected_timeout: Duration::from_secs(15),
             ice_failed_timeout: Duration::from_secs(30),
             udp_gso: true,
+            max_peers: 20_000,
+            max_peers_per_app: 10_000,
         }
     }
 }
