@@ -40,6 +40,8 @@ pub(crate) struct Publish {
     pub(crate) stream_id: Arc<str>,
     pub(crate) room_id: Arc<str>,
     pub(crate) media: MediaId,
+    /// Its media connection is up (ICE and DTLS).
+    pub(crate) connected: bool,
 }
 
 /// A stream this connection plays, bound to one of its rooms.
@@ -47,6 +49,8 @@ pub(crate) struct Play {
     pub(crate) stream_id: Arc<str>,
     pub(crate) room_id: Arc<str>,
     pub(crate) media: MediaId,
+    /// Its media connection is up (ICE and DTLS).
+    pub(crate) connected: bool,
 }
 
 pub struct Session {

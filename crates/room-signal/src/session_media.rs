@@ -17,6 +17,15 @@ use crate::session::{not_in_room, one, OpResult, Play, Publish, Session};
 use crate::token::EXP_LEEWAY_SECS;
 use crate::wire;
 
+/// What a limit check is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Publish,
+    /// A play; `replaced` is the index of the play of the same stream it
+    /// replaces (which then does not count).
+    Play { replaced: Option<usize> },
+}
+
 /// Longest stream extra info, in bytes.
 pub const MAX_STREAM_EXTRA_INFO: usize = 1024;
 
@@ -78,6 +87,7 @@ impl Session {
                 "the room token does not permit publishing this stream",
             ));
         }
+        self.check_media_limits(Want::Publish)?;
         let stream: Arc<str> = Arc::from(req.stream_id);
         let room = joined.room.clone();
         let join = joined.join;
@@ -111,6 +121,7 @@ impl Session {
             stream_id: stream,
             room_id: room.id.clone(),
             media: accepted.id,
+            connected: false,
         });
         Ok(Some(one("sdp", json!(accepted.answer_sdp))))
     }
@@ -154,12 +165,14 @@ impl Session {
         let Some((listed_in, _)) = self.app.stream_room(&req.stream_id) else {
             return Err(unknown_stream(&req.stream_id));
         };
-        // Playing the same stream again replaces the earlier play.
-        if let Some(pos) = self
+        // Playing the same stream again replaces the earlier play (which
+        // then does not count against the limits).
+        let replaced = self
             .plays
             .iter()
-            .position(|p| *p.stream_id == *req.stream_id)
-        {
+            .position(|p| *p.stream_id == *req.stream_id);
+        self.check_media_limits(Want::Play { replaced })?;
+        if let Some(pos) = replaced {
             let old = self.plays.remove(pos);
             self.end_play_media(&old);
         }
@@ -190,6 +203,7 @@ impl Session {
             stream_id: Arc::from(req.stream_id),
             room_id: bound,
             media: accepted.id,
+            connected: false,
         });
         Ok(Some(one("sdp", json!(accepted.answer_sdp))))
     }
@@ -291,7 +305,61 @@ impl Session {
         }
     }
 
+    /// The per-connection limits for one more publish or play.
+    fn check_media_limits(&self, want: Want) -> Result<()> {
+        let limits = &self.app.limits;
+        let replaced = match want {
+            Want::Publish => None,
+            Want::Play { replaced } => replaced,
+        };
+        if want == Want::Publish && self.publishes.len() >= limits.max_publishes_per_connection {
+            return Err(SignalError::new(
+                code::TOO_MANY_PUBLISHES,
+                format!(
+                    "this connection publishes {} streams already (limits.maxPublishesPerConnection)",
+                    limits.max_publishes_per_connection
+                ),
+            ));
+        }
+        let counted = self.plays.len() - usize::from(replaced.is_some());
+        if want != Want::Publish && counted >= limits.max_plays_per_connection {
+            return Err(SignalError::new(
+                code::TOO_MANY_PLAYS,
+                format!(
+                    "this connection plays {} streams already (limits.maxPlaysPerConnection)",
+                    limits.max_plays_per_connection
+                ),
+            ));
+        }
+        let connecting = self.publishes.iter().filter(|p| !p.connected).count()
+            + self
+                .plays
+                .iter()
+                .enumerate()
+                .filter(|(i, p)| !p.connected && Some(*i) != replaced)
+                .count();
+        if connecting >= limits.max_connecting_peers_per_connection {
+            return Err(SignalError::new(
+                code::TOO_MANY_CONNECTING,
+                format!(
+                    "{connecting} media connections of this connection have not connected yet \
+                     (limits.maxConnectingPeersPerConnection)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     pub(crate) fn on_media_event(&mut self, id: MediaId, event: MediaEvent) -> Vec<Bytes> {
+        if event == MediaEvent::Connected {
+            if let Some(p) = self.publishes.iter_mut().find(|p| p.media == id) {
+                p.connected = true;
+            }
+            if let Some(p) = self.plays.iter_mut().find(|p| p.media == id) {
+                p.connected = true;
+            }
+            return Vec::new();
+        }
         if event != MediaEvent::Failed {
             return Vec::new();
         }
@@ -361,6 +429,7 @@ impl Session {
             stream_id: stream,
             room_id: room.id.clone(),
             media: 0,
+            connected: true,
         });
         Ok(())
     }

@@ -383,8 +383,9 @@ impl Router {
     }
 
     /// Registers a keyframe request for `track` (coalesced, see
-    /// [`Router::poll_upstream`]).
-    pub(crate) fn request_keyframe(&mut self, track: TrackHandle) {
+    /// [`Router::poll_upstream`]): e.g. one relayed from a player on
+    /// another event loop.
+    pub fn request_keyframe(&mut self, track: TrackHandle) {
         if let Some(t) = self.tracks.get_mut(track.0) {
             if t.request_keyframe() {
                 self.pli_list.push(track);
@@ -419,6 +420,16 @@ impl Router {
             .unwrap_or(&[])
             .iter()
             .copied()
+    }
+
+    /// Are down-tracks waiting for a stream to be added under `key`?
+    pub fn is_awaited(&self, key: &StreamKey) -> bool {
+        self.waiting.get(key).is_some_and(|l| !l.is_empty())
+    }
+
+    /// Number of keys that down-tracks wait for.
+    pub fn awaited_keys(&self) -> usize {
+        self.waiting.len()
     }
 
     /// Number of live streams, tracks and down-tracks.

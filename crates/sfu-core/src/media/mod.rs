@@ -10,11 +10,13 @@
 
 pub mod batch;
 pub mod convert;
+pub mod directory;
 pub mod peer;
+pub mod relay;
+mod service;
 pub mod stun;
 pub mod worker;
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,11 +29,10 @@ use room_signal::media::{
 };
 use room_signal::outbox::{Outbound, Outbox};
 use room_signal::{code, SignalError};
-use rtc::peer_connection::RTCPeerConnection;
 use stream_router::StreamKey;
-use tokio::sync::mpsc;
 
-use self::peer::{CandidateAddrs, Leg, Negotiated};
+use self::directory::{Directory, DirectoryStats, NewConn, Parked, Role};
+use self::peer::CandidateAddrs;
 
 /// How the media plane is set up.
 #[derive(Debug, Clone)]
@@ -75,114 +76,66 @@ impl Default for MediaConfig {
     }
 }
 
-/// Relayed packets queued between two workers before drops.
-const RELAY_QUEUE: usize = 4096;
-
-/// A connection built from an offer, waiting for its first STUN check.
-pub(crate) struct Pending {
-    pub id: MediaId,
-    pub pc: RTCPeerConnection,
-    pub notify: Outbox,
-    pub key: StreamKey,
-    pub role: PendingRole,
-    pub created: Instant,
-}
-
-pub(crate) enum PendingRole {
-    Publish,
-    Play(Vec<Leg>),
-}
-
-/// Where a connection lives.
-enum Owner {
-    Pending(String),
-    Worker(usize),
-}
-
-struct Published {
-    id: MediaId,
-    codecs: Vec<Negotiated>,
-    /// The worker that owns the publisher once its first check arrived.
-    worker: Option<usize>,
-}
-
 /// State shared by the control-plane calls and the workers (never per packet).
 pub(crate) struct Shared {
     pub config: MediaConfig,
     pub candidates: CandidateAddrs,
-    pub pending: Mutex<HashMap<String, Pending>>,
-    owners: Mutex<HashMap<MediaId, Owner>>,
-    directory: Mutex<HashMap<StreamKey, Published>>,
-    /// Workers that have players of a stream (they need its packets).
-    interest: Mutex<HashMap<StreamKey, Vec<usize>>>,
-    workers: Vec<mpsc::UnboundedSender<worker::Command>>,
-    /// Bounded, lossy packet channels between workers (one per worker).
-    relays: Vec<mpsc::Sender<worker::Relay>>,
+    /// The one owner of which connections and streams exist, and where.
+    pub directory: Mutex<Directory>,
+    /// Each worker's mailbox (commands and relayed packets, in order).
+    mailboxes: Vec<relay::Mailbox>,
     next_id: AtomicU64,
 }
 
 impl Shared {
-    /// A worker took connection `id` out of the pending table; false if it
-    /// was stopped meanwhile (then the worker drops it).
-    pub fn adopted(&self, id: MediaId, worker: usize) -> bool {
-        match self.owners.lock().get_mut(&id) {
-            Some(owner) => {
-                *owner = Owner::Worker(worker);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// A connection ended on its own (failure, timeout): forget it.
-    pub fn forget(&self, id: MediaId) {
-        self.owners.lock().remove(&id);
-        self.directory.lock().retain(|_, p| p.id != id);
-    }
-
-    /// Publisher `id` of `key` now lives on `worker`: returns the other
-    /// workers that already have players of it.
-    pub fn publisher_adopted(&self, key: &StreamKey, id: MediaId, worker: usize) -> Vec<usize> {
-        if let Some(p) = self.directory.lock().get_mut(key) {
-            if p.id == id {
-                p.worker = Some(worker);
-            }
-        }
-        self.interest
-            .lock()
-            .get(key)
-            .map(|w| w.iter().copied().filter(|w| *w != worker).collect())
-            .unwrap_or_default()
-    }
-
-    /// A player of `key` now lives on `worker`: returns the publisher's
-    /// worker if it is another one (which must start relaying).
-    pub fn player_adopted(&self, key: &StreamKey, worker: usize) -> Option<usize> {
-        let mut interest = self.interest.lock();
-        let list = interest.entry(key.clone()).or_default();
-        if !list.contains(&worker) {
-            list.push(worker);
-        }
-        drop(interest);
-        self.directory
-            .lock()
-            .get(key)
-            .and_then(|p| p.worker)
-            .filter(|w| *w != worker)
-    }
-
-    pub fn command(&self, worker: usize, cmd: worker::Command) {
-        if let Some(tx) = self.workers.get(worker) {
-            let _ = tx.send(cmd);
+    pub fn command(&self, worker: usize, cmd: relay::Command) {
+        if let Some(m) = self.mailboxes.get(worker) {
+            m.command(cmd);
         }
     }
 
     /// Queue a relayed packet for `worker`; dropped if that worker is behind.
-    pub fn relay(&self, worker: usize, relay: worker::Relay) -> bool {
-        self.relays
-            .get(worker)
-            .is_some_and(|tx| tx.try_send(relay).is_ok())
+    pub fn relay(&self, worker: usize, relay: relay::Relay) -> bool {
+        self.mailboxes.get(worker).is_some_and(|m| m.relay(relay))
     }
+
+    /// End connection `id` in the directory (the first caller wins) and
+    /// tell the publisher's worker when a worker no longer needs its relay.
+    /// The worker that holds the connection is not told: the caller does
+    /// that (or is that worker).
+    pub fn remove(&self, id: MediaId) -> Option<directory::Removed> {
+        let removed = self.directory.lock().remove(id)?;
+        if let Some((worker, publisher, to)) = removed.relay_stop {
+            self.command(
+                worker,
+                relay::Command::RelayStop {
+                    key: removed.key.clone(),
+                    publisher,
+                    to,
+                },
+            );
+        }
+        Some(removed)
+    }
+
+    /// Parked connections that never got a STUN check: failed.
+    pub fn expire_parked(&self, now: Instant) {
+        let timeout = self.config.connect_timeout;
+        let expired = self.directory.lock().expired(now, timeout);
+        for id in expired {
+            if let Some(removed) = self.remove(id) {
+                tracing::info!(media = id, "no ICE check before the connect timeout");
+                notify(&removed.notify, id, MediaEvent::Failed);
+            }
+        }
+    }
+}
+
+/// Sizes of every map of the media plane (tests and diagnostics).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MediaStats {
+    pub directory: DirectoryStats,
+    pub workers: Vec<worker::WorkerStats>,
 }
 
 /// The media plane handle the control plane talks to.
@@ -238,15 +191,12 @@ impl MediaPlane {
         if let Some(public) = config.public_ip.filter(|p| *p != host) {
             announced.push(SocketAddr::new(public, local_addr.port()));
         }
-        let mut senders = Vec::new();
+        let mut mailboxes = Vec::new();
         let mut receivers = Vec::new();
-        let mut relay_senders = Vec::new();
         for _ in 0..workers {
-            let (tx, rx) = mpsc::unbounded_channel();
-            let (relay_tx, relay_rx) = mpsc::channel(RELAY_QUEUE);
-            senders.push(tx);
-            relay_senders.push(relay_tx);
-            receivers.push((rx, relay_rx));
+            let (tx, rx) = relay::mailbox();
+            mailboxes.push(tx);
+            receivers.push(rx);
         }
         let shared = Arc::new(Shared {
             candidates: CandidateAddrs {
@@ -254,20 +204,20 @@ impl MediaPlane {
                 ice_disconnected: config.ice_disconnected_timeout,
                 ice_failed: config.ice_failed_timeout,
             },
+            directory: Mutex::new(Directory::new(
+                workers,
+                config.max_peers,
+                config.max_peers_per_app,
+            )),
             config,
-            pending: Mutex::new(HashMap::new()),
-            owners: Mutex::new(HashMap::new()),
-            directory: Mutex::new(HashMap::new()),
-            interest: Mutex::new(HashMap::new()),
-            workers: senders,
-            relays: relay_senders,
+            mailboxes,
             next_id: AtomicU64::new(1),
         });
-        for (idx, (socket, (commands, relays))) in sockets.into_iter().zip(receivers).enumerate() {
+        for (idx, (socket, mailbox)) in sockets.into_iter().zip(receivers).enumerate() {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name(format!("media-{idx}"))
-                .spawn(move || worker::run(idx, socket, shared, commands, relays))
+                .spawn(move || worker::run(idx, socket, shared, mailbox))
                 .context("spawning a media worker")?;
         }
         tracing::info!(%local_addr, ?announced, workers, "media plane listening");
@@ -282,12 +232,18 @@ impl MediaPlane {
         self.shared.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn park(&self, pending: Pending, ufrag: String) {
-        self.shared
-            .owners
-            .lock()
-            .insert(pending.id, Owner::Pending(ufrag.clone()));
-        self.shared.pending.lock().insert(ufrag, pending);
+    /// Sizes of every map of the media plane: the directory's, and each
+    /// worker's (asked through its mailbox, so everything queued before is
+    /// processed first).
+    pub async fn stats(&self) -> MediaStats {
+        let directory = self.shared.directory.lock().stats();
+        let mut workers = Vec::new();
+        for w in 0..self.shared.mailboxes.len() {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            self.shared.command(w, relay::Command::Stats(tx));
+            workers.push(rx.await.unwrap_or_default());
+        }
+        MediaStats { directory, workers }
     }
 }
 
@@ -304,44 +260,42 @@ fn primary_ip() -> Option<IpAddr> {
 
 impl MediaControl for MediaPlane {
     fn publish(&self, req: PublishRequest<'_>) -> Result<Accepted, SignalError> {
+        self.shared.directory.lock().check_room(req.app_id)?;
         let (ufrag, pwd) = (random_token(16), random_token(32));
         let now = Instant::now();
         let (pc, answer_sdp, codecs) =
             peer::publisher(req.offer_sdp, &ufrag, &pwd, &self.shared.candidates, now)?;
         let id = self.next_id();
-        let key = StreamKey::new(req.app_id, req.stream_id);
-        self.shared.directory.lock().insert(
-            key.clone(),
-            Published {
-                id,
-                codecs,
-                worker: None,
-            },
-        );
-        self.park(
-            Pending {
-                id,
+        self.shared.directory.lock().park(NewConn {
+            id,
+            app: req.app_id,
+            key: StreamKey::new(req.app_id, req.stream_id),
+            role: Role::Publish,
+            notify: req.notify,
+            ufrag,
+            codecs: Some(codecs),
+            parked: Parked {
                 pc,
-                notify: req.notify,
-                key,
-                role: PendingRole::Publish,
+                pwd,
+                legs: Vec::new(),
                 created: now,
             },
-            ufrag,
-        );
+        })?;
         Ok(Accepted { id, answer_sdp })
     }
 
     fn play(&self, req: PlayRequest<'_>) -> Result<Accepted, SignalError> {
         let key = StreamKey::new(req.app_id, req.stream_id);
-        let codecs = match self.shared.directory.lock().get(&key) {
-            Some(p) => p.codecs.clone(),
-            None => {
-                return Err(SignalError::new(
-                    code::STREAM_NOT_FOUND,
-                    format!("stream `{}` is not being published", req.stream_id),
-                ))
-            }
+        let codecs = {
+            let directory = self.shared.directory.lock();
+            directory.check_room(req.app_id)?;
+            directory.codecs(&key)
+        };
+        let Some(codecs) = codecs else {
+            return Err(SignalError::new(
+                code::STREAM_NOT_FOUND,
+                format!("stream `{}` is not being published", req.stream_id),
+            ));
         };
         let (ufrag, pwd) = (random_token(16), random_token(32));
         let now = Instant::now();
@@ -355,17 +309,21 @@ impl MediaControl for MediaPlane {
             now,
         )?;
         let id = self.next_id();
-        self.park(
-            Pending {
-                id,
+        self.shared.directory.lock().park(NewConn {
+            id,
+            app: req.app_id,
+            key,
+            role: Role::Play,
+            notify: req.notify,
+            ufrag,
+            codecs: None,
+            parked: Parked {
                 pc,
-                notify: req.notify,
-                key,
-                role: PendingRole::Play(legs),
+                pwd,
+                legs,
                 created: now,
             },
-            ufrag,
-        );
+        })?;
         Ok(Accepted { id, answer_sdp })
     }
 
@@ -383,25 +341,10 @@ impl MediaControl for MediaPlane {
     }
 
     fn stop(&self, id: MediaId) {
-        let mut ended = Vec::new();
-        self.shared.directory.lock().retain(|k, p| {
-            if p.id == id {
-                ended.push(k.clone());
+        if let Some(removed) = self.shared.remove(id) {
+            if let Some(w) = removed.worker {
+                self.shared.command(w, relay::Command::Stop(id));
             }
-            p.id != id
-        });
-        let mut interest = self.shared.interest.lock();
-        for k in ended {
-            interest.remove(&k);
-        }
-        drop(interest);
-        let owner = self.shared.owners.lock().remove(&id);
-        match owner {
-            Some(Owner::Pending(ufrag)) => {
-                self.shared.pending.lock().remove(&ufrag);
-            }
-            Some(Owner::Worker(w)) => self.shared.command(w, worker::Command::Stop(id)),
-            None => {}
         }
     }
 }

@@ -1,124 +1,128 @@
 //! A media worker: one thread, one socket on the shared UDP port, and the
 //! peer connections that reached it. It owns its peers and its stream router
-//! outright, so the packet path takes no lock: datagram → demux (5-tuple,
-//! else STUN ufrag) → `rtc` (SRTP, RTCP, interceptors) → router fan-out →
-//! players' `rtc` connections → one `sendmmsg` batch per loop turn → socket.
-//! Timers come from a deadline heap.
+//! outright, so the packet path takes no lock: datagram → demux (STUN checks
+//! by ufrag after their MESSAGE-INTEGRITY is verified, everything else by
+//! 5-tuple) → `rtc` (SRTP, RTCP, interceptors) → router fan-out → players'
+//! `rtc` connections → one `sendmmsg` batch per loop turn → socket. Timers
+//! come from a deadline heap.
+//!
+//! What the worker keeps is derived from its peers: the address and ufrag
+//! indexes, the router handles of their tracks and down-tracks, and the
+//! source of each router stream ([`Source`]). A peer ends through
+//! [`Worker::drop_peer`] only, which undoes all of it; the media plane's
+//! [`Directory`](super::directory::Directory) is told first, so each end is
+//! reported once. A panic while handling one peer (inside `rtc` or here)
+//! ends that peer as a media failure; the worker and its other peers go on.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use room_signal::media::{MediaEvent, MediaId};
 use room_signal::outbox::Outbox;
-use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
-use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
-use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::RTCPeerConnection;
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::RTCRtpReceiverId;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use stream_router::{
-    Codec, DownTrackConfig, DownTrackHandle, ExtMap, Feedback, MediaKind, Router, RtpPacket,
-    StreamHandle, StreamKey, TrackHandle, TrackInfo, Upstream,
+    Codec, DownTrackConfig, DownTrackHandle, ExtMap, MediaKind, Router, StreamHandle, StreamKey,
+    TrackHandle,
 };
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 
 use super::batch::{RecvBatch, SendQueue};
-use super::convert::{self, PlayerFeedback};
-use super::peer::{self, Leg};
-use super::{notify, PendingRole, Shared};
-
-/// Messages from the control plane and other workers to a worker.
-pub enum Command {
-    /// End connection `id` (asked for: no event is reported).
-    Stop(MediaId),
-    /// Worker `to` has players of `key`: relay this worker's publisher to it.
-    RelayTo { key: StreamKey, to: usize },
-    /// A player elsewhere needs a keyframe of `key`'s `kind` track.
-    RelayPli { key: StreamKey, kind: MediaKind },
-    /// The publisher of `key` on worker `from` is gone.
-    RelayEnd { key: StreamKey },
-}
-
-/// A publisher's packet relayed to a worker that has players of it (one
-/// hop per worker, never one per player). Carries its track's description
-/// so that the receiving worker can (re)create the track on the fly.
-pub struct Relay {
-    pub key: StreamKey,
-    pub from: usize,
-    pub info: TrackInfo,
-    pub packet: RtpPacket,
-}
+use super::directory::{Adopted, Relaying, Role as ConnRole};
+use super::peer::Leg;
+use super::relay::{Command, MailboxRx, Source};
+use super::{notify, stun, Shared};
 
 /// Where a router track's packets come from (and keyframe requests go).
-enum Origin {
+pub(crate) enum Origin {
     /// A publisher connection here: (peer, index of its track).
     Publisher(MediaId, usize),
-    /// Relayed from the publisher's worker.
+    /// Relayed from publisher `publisher` on worker `from`.
     Relayed {
         key: StreamKey,
         kind: MediaKind,
         from: usize,
+        publisher: MediaId,
     },
-}
-
-/// A stream relayed into this worker.
-struct RelayIn {
-    stream: StreamHandle,
-    tracks: Vec<(TrackHandle, TrackInfo)>,
 }
 
 /// How long an idle loop sleeps at most (housekeeping).
 const HOUSEKEEPING: Duration = Duration::from_millis(500);
-/// Relayed packets taken per wake-up before servicing timers and commands.
-const RECV_BATCH: usize = 64;
+/// Mailbox messages taken per wake-up before servicing timers and sockets.
+const MAILBOX_BATCH: usize = 64;
 /// `recvmmsg` calls (of `batch::RECV_BATCH` datagrams) per wake-up.
 const RECV_CALLS: usize = 2;
+/// Addresses one peer may be reached at (ICE candidates it checked from);
+/// a new one beyond this replaces the oldest.
+pub const MAX_PEER_ADDRS: usize = 8;
 
-struct PubTrack {
-    track_id: String,
-    receiver_id: RTCRtpReceiverId,
-    kind: MediaKind,
-    codec: Codec,
-    clock_rate: u32,
-    extensions: ExtMap,
-    router: Option<TrackHandle>,
+pub(crate) struct PubTrack {
+    pub track_id: String,
+    pub receiver_id: RTCRtpReceiverId,
+    pub kind: MediaKind,
+    pub codec: Codec,
+    pub clock_rate: u32,
+    pub extensions: ExtMap,
+    pub router: Option<TrackHandle>,
 }
 
-struct PlayLeg {
-    leg: Leg,
-    downtrack: DownTrackHandle,
+pub(crate) struct PlayLeg {
+    pub leg: Leg,
+    pub downtrack: DownTrackHandle,
 }
 
-enum Role {
+pub(crate) enum Role {
     Publisher {
+        /// The router stream this publisher feeds (its `Source::Local`).
         stream: Option<StreamHandle>,
         tracks: Vec<PubTrack>,
+        /// Other workers with players of this stream.
+        targets: Vec<usize>,
     },
     Player {
         legs: Vec<PlayLeg>,
     },
 }
 
-struct Peer {
-    pc: RTCPeerConnection,
-    notify: Outbox,
-    key: StreamKey,
-    role: Role,
-    ufrag: String,
-    addrs: Vec<SocketAddr>,
-    connected: bool,
+pub(crate) struct Peer {
+    pub pc: RTCPeerConnection,
+    pub notify: Outbox,
+    pub key: StreamKey,
+    pub role: Role,
+    pub ufrag: String,
+    pub pwd: String,
+    /// Addresses bound to this peer, oldest first.
+    pub addrs: Vec<SocketAddr>,
+    pub connected: bool,
     /// Failed or closed on its own: to be reported and removed.
-    dead: bool,
+    pub dead: bool,
     /// The deadline this peer has in the timer heap, if any (so that a busy
     /// peer does not push an entry per loop turn).
-    armed: Option<Instant>,
+    pub armed: Option<Instant>,
+}
+
+/// Sizes of a worker's maps (tests and diagnostics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    pub peers: usize,
+    pub by_addr: usize,
+    pub by_ufrag: usize,
+    pub downtracks: usize,
+    pub router_tracks: usize,
+    pub sources: usize,
+    pub nominations: usize,
+    /// Router streams, tracks, down-tracks, and keys down-tracks wait for.
+    pub router_streams: usize,
+    pub router_track_count: usize,
+    pub router_downtracks: usize,
+    pub router_awaited: usize,
 }
 
 /// A nominating check received before the connection was up. `rtc`'s lite
@@ -137,44 +141,50 @@ struct Nomination {
 /// When a stashed nomination is handed over again.
 const RENOMINATE_EVERY: Duration = Duration::from_millis(15);
 const RENOMINATE_TIMES: u8 = 12;
+const MAX_NOMINATIONS: usize = 1024;
 
-struct Worker {
-    idx: usize,
+/// Run `f`, turning a panic into `Err` (the caller ends the peer it was
+/// handling). The panic message itself goes to the panic hook.
+pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, ()> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|_| ())
+}
+
+pub(crate) struct Worker {
+    pub idx: usize,
     /// This loop turn's outgoing datagrams, sent in batches.
     sends: SendQueue,
     nominations: Vec<Nomination>,
     socket: UdpSocket,
     local_addr: SocketAddr,
-    shared: Arc<Shared>,
-    peers: HashMap<MediaId, Peer>,
+    pub shared: Arc<Shared>,
+    pub peers: HashMap<MediaId, Peer>,
     by_addr: HashMap<SocketAddr, MediaId>,
     by_ufrag: HashMap<String, MediaId>,
-    router: Router,
-    downtracks: HashMap<DownTrackHandle, (MediaId, usize)>,
-    router_tracks: HashMap<TrackHandle, Origin>,
-    /// Local publisher streams → workers they are relayed to.
-    relay_out: HashMap<StreamHandle, Vec<usize>>,
-    relay_in: HashMap<StreamKey, RelayIn>,
+    pub router: Router,
+    pub downtracks: HashMap<DownTrackHandle, (MediaId, usize)>,
+    pub router_tracks: HashMap<TrackHandle, Origin>,
+    /// What feeds each router stream of this worker.
+    pub sources: HashMap<StreamKey, Source>,
     timers: BinaryHeap<Reverse<(Instant, MediaId)>>,
     /// Connections touched this turn: drain their output, re-arm timers.
-    dirty: Vec<MediaId>,
+    pub dirty: Vec<MediaId>,
     /// Players that were only handed RTP this turn: drain their output.
     /// Writing RTP never brings an `rtc` deadline forward (the sender-report
     /// timer it may start is a full interval away, and housekeeping re-arms
     /// every connection twice a second), so their `poll_timeout` — about a
     /// microsecond through every handler — is skipped.
-    written: Vec<MediaId>,
-    nacks: Vec<u16>,
+    pub written: Vec<MediaId>,
+    /// Connections whose handling panicked this turn: ended as failed.
+    pub panicked: Vec<MediaId>,
+    pub nacks: Vec<u16>,
+    /// Test hook (debug builds): `SFU_TEST_PANIC_STREAM` names a stream
+    /// whose publisher's handling panics on its first RTP packet.
+    #[cfg(debug_assertions)]
+    pub panic_stream: Option<String>,
 }
 
 /// Thread body: a current-thread runtime driving one worker.
-pub(crate) fn run(
-    idx: usize,
-    socket: StdUdpSocket,
-    shared: Arc<Shared>,
-    commands: mpsc::UnboundedReceiver<Command>,
-    relays: mpsc::Receiver<Relay>,
-) {
+pub(crate) fn run(idx: usize, socket: StdUdpSocket, shared: Arc<Shared>, mailbox: MailboxRx) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -213,23 +223,21 @@ pub(crate) fn run(
             router: Router::new(),
             downtracks: HashMap::new(),
             router_tracks: HashMap::new(),
-            relay_out: HashMap::new(),
-            relay_in: HashMap::new(),
+            sources: HashMap::new(),
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
             written: Vec::new(),
+            panicked: Vec::new(),
             nacks: Vec::with_capacity(64),
+            #[cfg(debug_assertions)]
+            panic_stream: std::env::var("SFU_TEST_PANIC_STREAM").ok(),
         };
-        worker.run(commands, relays).await;
+        worker.run(mailbox).await;
     });
 }
 
 impl Worker {
-    async fn run(
-        &mut self,
-        mut commands: mpsc::UnboundedReceiver<Command>,
-        mut relays: mpsc::Receiver<Relay>,
-    ) {
+    async fn run(&mut self, mut mailbox: MailboxRx) {
         let mut recv = RecvBatch::default();
         let mut housekeeping = Instant::now() + HOUSEKEEPING;
         loop {
@@ -266,21 +274,14 @@ impl Worker {
                         }
                     }
                 }
-                cmd = commands.recv() => {
-                    match cmd {
-                        Some(cmd) => self.on_command(cmd, Instant::now()),
-                        None => return,
-                    }
-                }
-                relay = relays.recv() => {
-                    if let Some(relay) = relay {
-                        let now = Instant::now();
-                        self.on_relay(relay, now);
-                        for _ in 1..RECV_BATCH {
-                            match relays.try_recv() {
-                                Ok(relay) => self.on_relay(relay, now),
-                                Err(_) => break,
-                            }
+                msg = mailbox.recv() => {
+                    let Some(msg) = msg else { return };
+                    let now = Instant::now();
+                    self.on_inbound(msg, now);
+                    for _ in 1..MAILBOX_BATCH {
+                        match mailbox.try_recv() {
+                            Some(msg) => self.on_inbound(msg, now),
+                            None => break,
                         }
                     }
                 }
@@ -299,30 +300,27 @@ impl Worker {
     }
 
     fn on_datagram(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
-        let id = match self.by_addr.get(&from) {
-            Some(id) => *id,
-            None => {
-                let Some(ufrag) = super::stun::server_ufrag(data) else {
-                    return; // unknown address and not a binding request: drop
-                };
-                let id = match self.by_ufrag.get(ufrag) {
-                    Some(id) => *id,
-                    None => match self.adopt(ufrag) {
-                        Some(id) => id,
-                        None => return,
-                    },
-                };
-                self.by_addr.insert(from, id);
-                if let Some(p) = self.peers.get_mut(&id) {
-                    p.addrs.push(from);
-                }
-                id
-            }
+        // A binding request is routed by the ufrag it names, once its
+        // MESSAGE-INTEGRITY proves the sender knows that peer's password:
+        // only then is its address bound to the peer. Everything else goes
+        // by address, and an unknown address is dropped.
+        let id = match stun::server_ufrag(data) {
+            Some(ufrag) => match self.check(ufrag, from, data) {
+                Some(id) => id,
+                None => return,
+            },
+            None => match self.by_addr.get(&from) {
+                Some(id) => *id,
+                None => return,
+            },
         };
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        if !peer.connected && super::stun::is_nomination(data) && self.nominations.len() < 1024 {
+        if !peer.connected
+            && stun::is_nomination(data)
+            && self.nominations.len() < MAX_NOMINATIONS
+        {
             self.nominations.push(Nomination {
                 id,
                 from,
@@ -332,6 +330,53 @@ impl Worker {
             });
         }
         self.feed(id, from, data, now);
+    }
+
+    /// An authenticated binding request for `ufrag` from `from`: the peer
+    /// it belongs to (adopted from the parked table on its first check),
+    /// with `from` bound to it.
+    fn check(&mut self, ufrag: &str, from: SocketAddr, data: &[u8]) -> Option<MediaId> {
+        let id = match self.by_ufrag.get(ufrag) {
+            Some(id) => {
+                let peer = self.peers.get(id)?;
+                if !stun::verify_integrity(data, peer.pwd.as_bytes()) {
+                    return None;
+                }
+                *id
+            }
+            None => {
+                let pwd = self.shared.directory.lock().parked_pwd(ufrag)?;
+                if !stun::verify_integrity(data, pwd.as_bytes()) {
+                    return None;
+                }
+                let adopted = self.shared.directory.lock().adopt(ufrag, self.idx)?;
+                self.adopt(ufrag, adopted)
+            }
+        };
+        if self.by_addr.get(&from) != Some(&id) {
+            self.bind_addr(id, from);
+        }
+        Some(id)
+    }
+
+    /// Bind `from` to peer `id` (taking it from another peer if it was
+    /// bound elsewhere: the client's NAT reused the port).
+    fn bind_addr(&mut self, id: MediaId, from: SocketAddr) {
+        if let Some(old) = self.by_addr.insert(from, id) {
+            if let Some(p) = self.peers.get_mut(&old) {
+                p.addrs.retain(|a| *a != from);
+            }
+        }
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        peer.addrs.push(from);
+        if peer.addrs.len() > MAX_PEER_ADDRS {
+            let oldest = peer.addrs.remove(0);
+            if self.by_addr.get(&oldest) == Some(&id) {
+                self.by_addr.remove(&oldest);
+            }
+        }
     }
 
     /// Hand one datagram to connection `id`.
@@ -349,48 +394,49 @@ impl Worker {
             },
             message: BytesMut::from(data),
         };
-        if let Err(e) = peer.pc.handle_read(msg) {
-            tracing::trace!(media = id, "datagram refused: {e}");
+        let pc = &mut peer.pc;
+        match guarded(|| pc.handle_read(msg)) {
+            Ok(Err(e)) => tracing::trace!(media = id, "datagram refused: {e}"),
+            Ok(Ok(())) => {}
+            Err(()) => {
+                self.panicked.push(id);
+                return;
+            }
         }
-        self.service(id, now);
+        if guarded(|| self.service(id, now)).is_err() {
+            self.panicked.push(id);
+        }
     }
 
-    /// Take a pending connection whose ufrag the first STUN check named.
-    fn adopt(&mut self, ufrag: &str) -> Option<MediaId> {
-        let pending = self.shared.pending.lock().remove(ufrag)?;
-        if !self.shared.adopted(pending.id, self.idx) {
-            return None;
-        }
-        let id = pending.id;
-        let role = match pending.role {
-            PendingRole::Publish => {
-                let stream = match self.router.add_stream(pending.key.clone()) {
-                    Ok(s) => Some(s),
-                    Err(_) => {
-                        // A stale stream under the same key: replace it.
-                        if let Some(old) = self.router.find_stream(&pending.key) {
-                            let _ = self.router.remove_stream(old);
-                        }
-                        self.router.add_stream(pending.key.clone()).ok()
-                    }
+    /// Take over a connection the directory handed to this worker.
+    fn adopt(&mut self, ufrag: &str, adopted: Adopted) -> MediaId {
+        let Adopted {
+            id,
+            key,
+            role,
+            notify,
+            parked,
+            relay,
+        } = adopted;
+        let role = match role {
+            ConnRole::Publish => {
+                let stream = self.local_stream(&key, id);
+                let targets = match relay {
+                    Relaying::To(t) => t,
+                    _ => Vec::new(),
                 };
-                if let Some(stream) = stream {
-                    let targets = self
-                        .shared
-                        .publisher_adopted(&pending.key, pending.id, self.idx);
-                    self.relay_out.insert(stream, targets);
-                }
                 Role::Publisher {
                     stream,
                     tracks: Vec::new(),
+                    targets,
                 }
             }
-            PendingRole::Play(legs) => {
+            ConnRole::Play => {
                 let queue = self.shared.config.player_queue;
-                let mut play_legs = Vec::new();
-                for (i, leg) in legs.into_iter().enumerate() {
+                let mut legs = Vec::new();
+                for (i, leg) in parked.legs.into_iter().enumerate() {
                     let dt = self.router.subscribe_key(
-                        &pending.key,
+                        &key,
                         leg.kind,
                         DownTrackConfig {
                             ssrc: leg.ssrc,
@@ -400,18 +446,19 @@ impl Worker {
                         },
                     );
                     self.downtracks.insert(dt, (id, i));
-                    play_legs.push(PlayLeg { leg, downtrack: dt });
+                    legs.push(PlayLeg { leg, downtrack: dt });
                 }
-                if let Some(owner) = self.shared.player_adopted(&pending.key, self.idx) {
+                if let Relaying::From { worker, publisher } = relay {
                     self.shared.command(
-                        owner,
+                        worker,
                         Command::RelayTo {
-                            key: pending.key.clone(),
+                            key: key.clone(),
+                            publisher,
                             to: self.idx,
                         },
                     );
                 }
-                Role::Player { legs: play_legs }
+                Role::Player { legs }
             }
         };
         tracing::debug!(worker = self.idx, media = id, "connection adopted");
@@ -419,316 +466,47 @@ impl Worker {
         self.peers.insert(
             id,
             Peer {
-                pc: pending.pc,
-                notify: pending.notify,
-                key: pending.key,
+                pc: parked.pc,
+                notify,
+                key,
                 role,
                 ufrag: ufrag.to_string(),
+                pwd: parked.pwd,
                 addrs: Vec::new(),
                 connected: false,
                 dead: false,
                 armed: None,
             },
         );
-        Some(id)
-    }
-
-    /// Drain a peer's events and messages after an input.
-    fn service(&mut self, id: MediaId, now: Instant) {
-        let Some(peer) = self.peers.get_mut(&id) else {
-            return;
-        };
-        while let Some(event) = peer.pc.poll_event() {
-            match event {
-                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
-                    RTCPeerConnectionState::Connected if !peer.connected => {
-                        peer.connected = true;
-                        notify(&peer.notify, id, MediaEvent::Connected);
-                        tracing::debug!(media = id, "connected");
-                    }
-                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
-                        peer.dead = true
-                    }
-                    _ => {}
-                },
-                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
-                    if let Role::Publisher { tracks, .. } = &mut peer.role {
-                        let Some(mut receiver) = peer.pc.rtp_receiver(init.receiver_id) else {
-                            continue;
-                        };
-                        let Some(kind) = peer::media_kind(receiver.track().kind()) else {
-                            continue;
-                        };
-                        let codec = receiver
-                            .get_parameters()
-                            .rtp_parameters
-                            .codecs
-                            .first()
-                            .cloned();
-                        let extensions = peer::receiver_extensions(&mut peer.pc, init.receiver_id);
-                        let (codec, clock_rate) = codec
-                            .map(|c| {
-                                (
-                                    peer::codec_of(&c.rtp_codec.mime_type),
-                                    c.rtp_codec.clock_rate,
-                                )
-                            })
-                            .unwrap_or((Codec::Other, 90_000));
-                        tracks.push(PubTrack {
-                            track_id: init.track_id.to_string(),
-                            receiver_id: init.receiver_id,
-                            kind,
-                            codec,
-                            clock_rate,
-                            extensions,
-                            router: None,
-                        });
-                    }
-                }
-                _ => {}
-            }
-        }
-        while let Some(TaggedRTCMessage { message, .. }) = peer.pc.poll_read() {
-            match message {
-                RTCMessage::RtpPacket(track_id, packet) => {
-                    let Role::Publisher {
-                        stream: Some(stream),
-                        tracks,
-                    } = &mut peer.role
-                    else {
-                        continue;
-                    };
-                    let Some((i, t)) = tracks
-                        .iter_mut()
-                        .enumerate()
-                        .find(|(_, t)| t.track_id == track_id)
-                    else {
-                        continue;
-                    };
-                    let track = match t.router {
-                        Some(h) => h,
-                        None => {
-                            let info = TrackInfo {
-                                kind: t.kind,
-                                codec: t.codec,
-                                clock_rate: t.clock_rate,
-                                ssrc: packet.header.ssrc,
-                                payload_type: packet.header.payload_type,
-                                extensions: t.extensions,
-                            };
-                            let Ok(h) = self.router.add_track(*stream, info) else {
-                                continue;
-                            };
-                            t.router = Some(h);
-                            self.router_tracks.insert(h, Origin::Publisher(id, i));
-                            h
-                        }
-                    };
-                    let packet = convert::to_router(packet);
-                    if let Some(targets) = self.relay_out.get(stream).filter(|t| !t.is_empty()) {
-                        if let Some(info) = self.router.track_info(track).copied() {
-                            for &to in targets {
-                                self.shared.relay(
-                                    to,
-                                    Relay {
-                                        key: peer.key.clone(),
-                                        from: self.idx,
-                                        info,
-                                        packet: packet.clone(),
-                                    },
-                                );
-                            }
-                        }
-                    }
-                    let _ = self.router.push_rtp(track, packet, now);
-                }
-                RTCMessage::RtcpPacket(_, packets) => {
-                    let Role::Player { legs } = &peer.role else {
-                        continue;
-                    };
-                    for p in &packets {
-                        let Some(fb) = convert::player_feedback(p.as_ref(), &mut self.nacks) else {
-                            continue;
-                        };
-                        let (ssrc, is_nack) = match fb {
-                            PlayerFeedback::KeyFrame { media_ssrc } => (media_ssrc, false),
-                            PlayerFeedback::Nack { media_ssrc } => (media_ssrc, true),
-                        };
-                        let Some(leg) = legs.iter().find(|l| l.leg.ssrc == ssrc) else {
-                            continue;
-                        };
-                        let feedback = if is_nack {
-                            Feedback::Nack(&self.nacks)
-                        } else {
-                            Feedback::Pli
-                        };
-                        let _ = self
-                            .router
-                            .handle_player_feedback(leg.downtrack, feedback, now);
-                    }
-                }
-                _ => {}
-            }
-        }
         self.dirty.push(id);
+        id
     }
 
-    /// Move router output into the players' connections and keyframe
-    /// requests into the publishers'.
-    fn pump_router(&mut self, now: Instant) {
-        while let Some((dt, out)) = self.router.poll_output() {
-            let Some(&(id, leg)) = self.downtracks.get(&dt) else {
-                continue;
-            };
-            let Some(peer) = self.peers.get_mut(&id) else {
-                continue;
-            };
-            let Role::Player { legs } = &peer.role else {
-                continue;
-            };
-            if legs.get(leg).is_none() {
-                continue;
+    /// The router stream for local publisher `id` of `key`: a relayed copy
+    /// (an older publisher elsewhere) or an older local publisher of the
+    /// same key gives way; their players stay subscribed.
+    fn local_stream(&mut self, key: &StreamKey, id: MediaId) -> Option<StreamHandle> {
+        match self.sources.get(key) {
+            Some(Source::Local(old)) => {
+                let old = *old;
+                // Its Stop is still in the mailbox: end it now.
+                self.end_peer(old, "replaced by a new publisher");
             }
-            // `rtc` routes an outgoing packet by its SSRC and ignores the
-            // track id here, so an empty (unallocated) one saves a String
-            // per packet per player.
-            let msg = TaggedRTCMessage {
-                now,
-                message: RTCMessage::RtpPacket(String::new(), convert::to_rtc(out)),
-            };
-            if peer.connected {
-                let _ = peer.pc.handle_write(msg);
-                self.written.push(id);
-            }
+            Some(Source::Relayed(_)) => self.end_relay_in(key),
+            None => {}
         }
-        while let Some((track, Upstream::Pli { media_ssrc })) = self.router.poll_upstream(now) {
-            match self.router_tracks.get(&track) {
-                Some(Origin::Publisher(id, t)) => {
-                    let (id, t) = (*id, *t);
-                    self.send_pli(id, t, media_ssrc, now);
+        let stream = match self.router.add_stream(key.clone()) {
+            Ok(s) => Some(s),
+            Err(_) => {
+                // Not expected (every router stream has a source); recover.
+                if let Some(old) = self.router.find_stream(key) {
+                    let _ = self.router.remove_stream(old);
                 }
-                Some(Origin::Relayed { key, kind, from }) => {
-                    let cmd = Command::RelayPli {
-                        key: key.clone(),
-                        kind: *kind,
-                    };
-                    self.shared.command(*from, cmd);
-                }
-                None => {}
-            }
-        }
-    }
-
-    /// Ask publisher `id` for a keyframe on its track `t`.
-    fn send_pli(&mut self, id: MediaId, t: usize, media_ssrc: u32, now: Instant) {
-        let Some(peer) = self.peers.get_mut(&id) else {
-            return;
-        };
-        let Role::Publisher { tracks, .. } = &peer.role else {
-            return;
-        };
-        let Some(receiver_id) = tracks.get(t).map(|t| t.receiver_id) else {
-            return;
-        };
-        if let Some(mut receiver) = peer.pc.rtp_receiver(receiver_id) {
-            let pli = PictureLossIndication {
-                sender_ssrc: 0,
-                media_ssrc,
-            };
-            let _ = receiver.write_rtcp(now, vec![Box::new(pli)]);
-            self.dirty.push(id);
-        }
-    }
-
-    fn on_command(&mut self, cmd: Command, now: Instant) {
-        match cmd {
-            Command::Stop(id) => self.remove(id, false),
-            Command::RelayTo { key, to } => {
-                if let Some(stream) = self.router.find_stream(&key) {
-                    if let Some(targets) = self.relay_out.get_mut(&stream) {
-                        if !targets.contains(&to) {
-                            targets.push(to);
-                        }
-                    }
-                }
-            }
-            Command::RelayPli { key, kind } => {
-                let Some(track) = self
-                    .router
-                    .find_stream(&key)
-                    .and_then(|s| self.router.stream_track(s, kind))
-                else {
-                    return;
-                };
-                let ssrc = self.router.track_info(track).map(|i| i.ssrc);
-                if let (Some(Origin::Publisher(id, t)), Some(ssrc)) =
-                    (self.router_tracks.get(&track), ssrc)
-                {
-                    let (id, t) = (*id, *t);
-                    self.send_pli(id, t, ssrc, now);
-                }
-            }
-            Command::RelayEnd { key } => {
-                if let Some(r) = self.relay_in.remove(&key) {
-                    for (t, _) in &r.tracks {
-                        self.router_tracks.remove(t);
-                    }
-                    let _ = self.router.remove_stream(r.stream);
-                }
-            }
-        }
-    }
-
-    /// A packet of a stream published on another worker.
-    fn on_relay(&mut self, relay: Relay, now: Instant) {
-        if !self.relay_in.contains_key(&relay.key) {
-            let stream = match self.router.find_stream(&relay.key) {
-                Some(s) => s,
-                None => match self.router.add_stream(relay.key.clone()) {
-                    Ok(s) => s,
-                    Err(_) => return,
-                },
-            };
-            self.relay_in.insert(
-                relay.key.clone(),
-                RelayIn {
-                    stream,
-                    tracks: Vec::new(),
-                },
-            );
-        }
-        let Some(r) = self.relay_in.get_mut(&relay.key) else {
-            return;
-        };
-        let existing = r
-            .tracks
-            .iter()
-            .find(|(_, info)| {
-                info.kind == relay.info.kind
-                    && info.ssrc == relay.info.ssrc
-                    && info.payload_type == relay.info.payload_type
-            })
-            .map(|(h, _)| *h);
-        let track = match existing {
-            Some(h) => h,
-            None => {
-                let Ok(h) = self.router.add_track(r.stream, relay.info) else {
-                    return;
-                };
-                r.tracks.retain(|(_, info)| info.kind != relay.info.kind);
-                r.tracks.push((h, relay.info));
-                self.router_tracks.insert(
-                    h,
-                    Origin::Relayed {
-                        key: relay.key.clone(),
-                        kind: relay.info.kind,
-                        from: relay.from,
-                    },
-                );
-                h
+                self.router.add_stream(key.clone()).ok()
             }
         };
-        let _ = self.router.push_rtp(track, relay.packet, now);
+        self.sources.insert(key.clone(), Source::Local(id));
+        stream
     }
 
     /// Send what the touched connections want to send; re-arm their timers.
@@ -745,8 +523,14 @@ impl Worker {
                 continue; // drained below, with its timer
             }
             if let Some(peer) = self.peers.get_mut(id) {
-                while let Some(out) = peer.pc.poll_write() {
-                    self.sends.push(out.transport.peer_addr, out.message);
+                let (pc, sends) = (&mut peer.pc, &mut self.sends);
+                let drained = guarded(|| {
+                    while let Some(out) = pc.poll_write() {
+                        sends.push(out.transport.peer_addr, out.message);
+                    }
+                });
+                if drained.is_err() {
+                    self.panicked.push(*id);
                 }
             }
         }
@@ -754,14 +538,22 @@ impl Worker {
             let Some(peer) = self.peers.get_mut(id) else {
                 continue;
             };
-            while let Some(out) = peer.pc.poll_write() {
-                self.sends.push(out.transport.peer_addr, out.message);
-            }
-            if let Some(at) = peer.pc.poll_timeout() {
-                if peer.armed.is_none_or(|armed| at < armed) {
-                    peer.armed = Some(at);
-                    self.timers.push(Reverse((at, *id)));
+            let (pc, sends) = (&mut peer.pc, &mut self.sends);
+            let drained = guarded(|| {
+                while let Some(out) = pc.poll_write() {
+                    sends.push(out.transport.peer_addr, out.message);
                 }
+                pc.poll_timeout()
+            });
+            match drained {
+                Ok(Some(at)) => {
+                    if peer.armed.is_none_or(|armed| at < armed) {
+                        peer.armed = Some(at);
+                        self.timers.push(Reverse((at, *id)));
+                    }
+                }
+                Ok(None) => {}
+                Err(()) => self.panicked.push(*id),
             }
             if peer.dead {
                 dead.push(*id);
@@ -773,7 +565,11 @@ impl Worker {
         self.written = written;
         self.written.clear();
         for id in dead {
-            self.remove(id, true);
+            self.end_peer(id, "media connection failed");
+        }
+        let panicked = std::mem::take(&mut self.panicked);
+        for id in panicked {
+            self.end_peer(id, "panic while handling the connection");
         }
     }
 
@@ -792,9 +588,23 @@ impl Worker {
                 self.dirty.push(id);
             }
             // A stale entry (the deadline moved later) costs one extra check.
-            if peer.pc.poll_timeout().is_some_and(|t| t <= now) {
-                let _ = peer.pc.handle_timeout(now);
-                self.service(id, now);
+            let pc = &mut peer.pc;
+            let fired = guarded(|| {
+                if pc.poll_timeout().is_some_and(|t| t <= now) {
+                    let _ = pc.handle_timeout(now);
+                    true
+                } else {
+                    false
+                }
+            });
+            match fired {
+                Ok(true) => {
+                    if guarded(|| self.service(id, now)).is_err() {
+                        self.panicked.push(id);
+                    }
+                }
+                Ok(false) => {}
+                Err(()) => self.panicked.push(id),
             }
         }
     }
@@ -823,27 +633,10 @@ impl Worker {
     }
 
     fn housekeeping(&mut self, now: Instant) {
-        // Pending connections that never got a STUN check.
-        let timeout = self.shared.config.connect_timeout;
-        let expired: Vec<_> = {
-            let mut pending = self.shared.pending.lock();
-            let stale: Vec<String> = pending
-                .iter()
-                .filter(|(_, p)| now.duration_since(p.created) > timeout)
-                .map(|(u, _)| u.clone())
-                .collect();
-            stale
-                .into_iter()
-                .filter_map(|u| pending.remove(&u))
-                .collect()
-        };
-        for p in expired {
-            tracing::info!(media = p.id, "no ICE check before the connect timeout");
-            self.shared.forget(p.id);
-            notify(&p.notify, p.id, MediaEvent::Failed);
-        }
+        // Parked connections that never got a STUN check end as failed.
+        self.shared.expire_parked(now);
         let sent = self.sends.stats();
-        tracing::debug!(
+        tracing::trace!(
             worker = self.idx,
             calls = sent.calls,
             messages = sent.messages,
@@ -856,46 +649,107 @@ impl Worker {
         self.dirty.extend(ids);
     }
 
-    /// Drop connection `id`; `report` tells its session it failed.
-    fn remove(&mut self, id: MediaId, report: bool) {
-        let Some(mut peer) = self.peers.remove(&id) else {
+    /// Connection `id` ended on its own (failure, panic): the directory
+    /// forgets it and, unless the control plane ended it first, its session
+    /// is told; then the worker lets go of it.
+    fn end_peer(&mut self, id: MediaId, why: &'static str) {
+        if let Some(removed) = self.shared.remove(id) {
+            tracing::info!(worker = self.idx, media = id, stream = %removed.key.stream_id, why, "media connection ended");
+            notify(&removed.notify, id, MediaEvent::Failed);
+        }
+        self.drop_peer(id);
+    }
+
+    /// Undo everything this worker keeps for peer `id` (idempotent). The
+    /// one local teardown path: stop, failure, timeout and panic end here.
+    pub(super) fn drop_peer(&mut self, id: MediaId) {
+        let Some(peer) = self.peers.remove(&id) else {
             return;
         };
-        let _ = peer.pc.close();
-        for a in &peer.addrs {
-            self.by_addr.remove(a);
+        let Peer {
+            mut pc,
+            key,
+            role,
+            ufrag,
+            addrs,
+            ..
+        } = peer;
+        // Closing or dropping a connection whose handling panicked may
+        // panic again: contain it.
+        let _ = guarded(move || {
+            let _ = pc.close();
+            drop(pc);
+        });
+        for a in &addrs {
+            if self.by_addr.get(a) == Some(&id) {
+                self.by_addr.remove(a);
+            }
         }
-        self.by_ufrag.remove(&peer.ufrag);
-        match &peer.role {
-            Role::Publisher { stream, tracks } => {
-                for t in tracks {
+        if self.by_ufrag.get(&ufrag) == Some(&id) {
+            self.by_ufrag.remove(&ufrag);
+        }
+        self.nominations.retain(|n| n.id != id);
+        match role {
+            Role::Publisher {
+                stream,
+                tracks,
+                targets,
+            } => {
+                for t in &tracks {
                     if let Some(h) = t.router {
                         self.router_tracks.remove(&h);
                     }
                 }
-                if let Some(s) = stream {
-                    for to in self.relay_out.remove(s).unwrap_or_default() {
-                        self.shared.command(
-                            to,
-                            Command::RelayEnd {
-                                key: peer.key.clone(),
-                            },
-                        );
+                if matches!(self.sources.get(&key), Some(Source::Local(p)) if *p == id) {
+                    self.sources.remove(&key);
+                    if let Some(stream) = stream {
+                        let _ = self.router.remove_stream(stream);
                     }
-                    let _ = self.router.remove_stream(*s);
+                }
+                // After its last relayed packet, in the same mailbox.
+                for to in targets {
+                    self.shared.command(
+                        to,
+                        Command::RelayEnd {
+                            key: key.clone(),
+                            publisher: id,
+                        },
+                    );
                 }
             }
             Role::Player { legs } => {
-                for l in legs {
+                for l in &legs {
                     self.downtracks.remove(&l.downtrack);
                     let _ = self.router.unsubscribe(l.downtrack);
                 }
+                // The last player here of a relayed stream: drop the copy.
+                if let Some(Source::Relayed(r)) = self.sources.get(&key) {
+                    let stream = r.stream;
+                    let idle = self.router.subscribers(stream, MediaKind::Audio).next().is_none()
+                        && self.router.subscribers(stream, MediaKind::Video).next().is_none();
+                    if idle {
+                        self.end_relay_in(&key);
+                    }
+                }
             }
         }
-        if report {
-            self.shared.forget(id);
-            notify(&peer.notify, id, MediaEvent::Failed);
+        tracing::debug!(worker = self.idx, media = id, stream = %key.stream_id, "connection removed");
+    }
+
+    pub(super) fn stats(&self) -> WorkerStats {
+        let (streams, tracks, downtracks) = self.router.counts();
+        WorkerStats {
+            peers: self.peers.len(),
+            by_addr: self.by_addr.len(),
+            by_ufrag: self.by_ufrag.len(),
+            downtracks: self.downtracks.len(),
+            router_tracks: self.router_tracks.len(),
+            sources: self.sources.len(),
+            nominations: self.nominations.len(),
+            router_streams: streams,
+            router_track_count: tracks,
+            router_downtracks: downtracks,
+            router_awaited: self.router.awaited_keys(),
         }
-        tracing::debug!(worker = self.idx, media = id, stream = %peer.key.stream_id, report, "connection removed");
     }
 }

@@ -1,0 +1,310 @@
+//! Between workers: one ordered mailbox per worker carries both commands
+//! and relayed packets, so a `RelayEnd` can never overtake the packets its
+//! publisher sent before it. Commands are never dropped; relayed packets
+//! are, once a worker has `RELAY_BACKLOG` of them queued (a lossy path, like
+//! the network).
+//!
+//! Every relayed packet and relay command names the publisher connection it
+//! belongs to. Connection ids only grow, so a packet of an older publisher
+//! of the same stream ID (stopped and republished elsewhere, or on this very
+//! worker) is recognised and dropped instead of replacing the new
+//! publisher's tracks.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use room_signal::media::MediaId;
+use stream_router::{MediaKind, RtpPacket, StreamHandle, StreamKey, TrackHandle, TrackInfo};
+use tokio::sync::{mpsc, oneshot};
+
+use super::worker::{Origin, Role, Worker, WorkerStats};
+
+
+/// Relayed packets queued for one worker before drops.
+pub const RELAY_BACKLOG: usize = 4096;
+
+/// A message to a worker. Relays are by far the common message, so they
+/// are not boxed (a box would be one allocation per relayed packet).
+#[allow(clippy::large_enum_variant)]
+pub enum Inbound {
+    Command(Command),
+    Relay(Relay),
+}
+
+/// Control messages from the control plane and other workers.
+pub enum Command {
+    /// The control plane ended connection `id` (no event is reported).
+    Stop(MediaId),
+    /// Worker `to` has players of `key`: relay publisher `publisher` to it.
+    RelayTo {
+        key: StreamKey,
+        publisher: MediaId,
+        to: usize,
+    },
+    /// Worker `to` has no players of `key` any more.
+    RelayStop {
+        key: StreamKey,
+        publisher: MediaId,
+        to: usize,
+    },
+    /// A player elsewhere needs a keyframe of `key`'s `kind` track.
+    RelayPli {
+        key: StreamKey,
+        publisher: MediaId,
+        kind: MediaKind,
+    },
+    /// Publisher `publisher` of `key` is gone (sent after its last packet).
+    RelayEnd { key: StreamKey, publisher: MediaId },
+    /// Report the sizes of every map.
+    Stats(oneshot::Sender<WorkerStats>),
+}
+
+/// A publisher's packet relayed to a worker that has players of it (one
+/// hop per worker, never one per player). Carries its track's description
+/// so that the receiving worker can (re)create the track on the fly.
+pub struct Relay {
+    pub key: StreamKey,
+    pub publisher: MediaId,
+    pub from: usize,
+    pub info: TrackInfo,
+    pub packet: RtpPacket,
+}
+
+/// The sending side of a worker's mailbox.
+#[derive(Clone)]
+pub struct Mailbox {
+    tx: mpsc::UnboundedSender<Inbound>,
+    backlog: Arc<AtomicUsize>,
+}
+
+/// The receiving side, owned by the worker.
+pub struct MailboxRx {
+    rx: mpsc::UnboundedReceiver<Inbound>,
+    backlog: Arc<AtomicUsize>,
+}
+
+pub fn mailbox() -> (Mailbox, MailboxRx) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let backlog = Arc::new(AtomicUsize::new(0));
+    (
+        Mailbox {
+            tx,
+            backlog: backlog.clone(),
+        },
+        MailboxRx { rx, backlog },
+    )
+}
+
+impl Mailbox {
+    pub fn command(&self, cmd: Command) {
+        let _ = self.tx.send(Inbound::Command(cmd));
+    }
+
+    /// Queue a relayed packet; false (dropped) if the worker is behind.
+    pub fn relay(&self, relay: Relay) -> bool {
+        if self.backlog.fetch_add(1, Ordering::Relaxed) >= RELAY_BACKLOG {
+            self.backlog.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        if self.tx.send(Inbound::Relay(relay)).is_err() {
+            self.backlog.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+}
+
+impl MailboxRx {
+    pub async fn recv(&mut self) -> Option<Inbound> {
+        let msg = self.rx.recv().await;
+        self.taken(&msg);
+        msg
+    }
+
+    pub fn try_recv(&mut self) -> Option<Inbound> {
+        let msg = self.rx.try_recv().ok();
+        self.taken(&msg);
+        msg
+    }
+
+    fn taken(&self, msg: &Option<Inbound>) {
+        if let Some(Inbound::Relay(_)) = msg {
+            self.backlog.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What feeds the router stream of a key on this worker.
+pub enum Source {
+    /// A publisher connection on this worker (its peer holds the stream).
+    Local(MediaId),
+    /// Relayed from the publisher's worker.
+    Relayed(RelayIn),
+}
+
+/// A stream relayed into this worker.
+pub struct RelayIn {
+    pub publisher: MediaId,
+    pub from: usize,
+    pub stream: StreamHandle,
+    pub tracks: Vec<(TrackHandle, TrackInfo)>,
+}
+
+impl Worker {
+    pub(super) fn on_inbound(&mut self, msg: Inbound, now: std::time::Instant) {
+        match msg {
+            Inbound::Relay(relay) => self.on_relay(relay, now),
+            Inbound::Command(cmd) => self.on_command(cmd),
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Stop(id) => self.drop_peer(id),
+            Command::RelayTo { key, publisher, to } => {
+                if let Some(targets) = self.publisher_targets(&key, publisher) {
+                    if !targets.contains(&to) {
+                        targets.push(to);
+                    }
+                }
+            }
+            Command::RelayStop { key, publisher, to } => {
+                if let Some(targets) = self.publisher_targets(&key, publisher) {
+                    targets.retain(|t| *t != to);
+                }
+            }
+            Command::RelayPli {
+                key,
+                publisher,
+                kind,
+            } => {
+                if !matches!(self.sources.get(&key), Some(Source::Local(p)) if *p == publisher) {
+                    return;
+                }
+                // Through the router's aggregation, like a local player's
+                // request: one PLI per track per interval, whichever worker
+                // asked.
+                if let Some(track) = self
+                    .router
+                    .find_stream(&key)
+                    .and_then(|s| self.router.stream_track(s, kind))
+                {
+                    self.router.request_keyframe(track);
+                }
+
+            }
+            Command::RelayEnd { key, publisher } => {
+                if matches!(self.sources.get(&key), Some(Source::Relayed(r)) if r.publisher == publisher)
+                {
+                    self.end_relay_in(&key);
+                }
+            }
+            Command::Stats(reply) => {
+                let _ = reply.send(self.stats());
+            }
+        }
+    }
+
+    /// The relay targets of local publisher `publisher` of `key`.
+    fn publisher_targets(&mut self, key: &StreamKey, publisher: MediaId) -> Option<&mut Vec<usize>> {
+        let peer = self.peers.get_mut(&publisher)?;
+        if peer.key != *key {
+            return None;
+        }
+        match &mut peer.role {
+            Role::Publisher { targets, .. } => Some(targets),
+            Role::Player { .. } => None,
+        }
+    }
+
+    /// Forget the relayed copy of `key`: its tracks go, its players stay
+    /// subscribed (waiting in the router for the next source of `key`).
+    pub(super) fn end_relay_in(&mut self, key: &StreamKey) {
+        if let Some(Source::Relayed(r)) = self.sources.remove(key) {
+            for (t, _) in &r.tracks {
+                self.router_tracks.remove(t);
+            }
+            let _ = self.router.remove_stream(r.stream);
+        }
+    }
+
+    /// A packet of a stream published on another worker.
+    fn on_relay(&mut self, relay: Relay, now: std::time::Instant) {
+        let replace = match self.sources.get(&relay.key) {
+            // A publisher of this key lives here: the packet is stale.
+            Some(Source::Local(_)) => return,
+            Some(Source::Relayed(r)) if r.publisher == relay.publisher => false,
+            // A newer publisher of the same stream ID: it replaces the old.
+            Some(Source::Relayed(r)) if r.publisher < relay.publisher => true,
+            Some(Source::Relayed(_)) => return,
+            None => {
+                // Only a worker with players of the key keeps a copy.
+                if !self.router.is_awaited(&relay.key) {
+                    return;
+                }
+                let Ok(stream) = self.router.add_stream(relay.key.clone()) else {
+                    return;
+                };
+                self.sources.insert(
+                    relay.key.clone(),
+                    Source::Relayed(RelayIn {
+                        publisher: relay.publisher,
+                        from: relay.from,
+                        stream,
+                        tracks: Vec::new(),
+                    }),
+                );
+                false
+            }
+        };
+        let Some(Source::Relayed(r)) = self.sources.get_mut(&relay.key) else {
+            return;
+        };
+        if replace {
+            for (t, _) in r.tracks.drain(..) {
+                self.router_tracks.remove(&t);
+                let _ = self.router.remove_track(t);
+            }
+            r.publisher = relay.publisher;
+            r.from = relay.from;
+        }
+        let existing = r
+            .tracks
+            .iter()
+            .find(|(_, info)| {
+                info.kind == relay.info.kind
+                    && info.ssrc == relay.info.ssrc
+                    && info.payload_type == relay.info.payload_type
+            })
+            .map(|(h, _)| *h);
+        let track = match existing {
+            Some(h) => h,
+            None => {
+                let Ok(h) = self.router.add_track(r.stream, relay.info) else {
+                    return;
+                };
+                // add_track replaced the stream's track of that kind.
+                let (gone, kept): (Vec<_>, Vec<_>) = r
+                    .tracks
+                    .drain(..)
+                    .partition(|(_, info)| info.kind == relay.info.kind);
+                r.tracks = kept;
+                r.tracks.push((h, relay.info));
+                for (t, _) in gone {
+                    self.router_tracks.remove(&t);
+                }
+                self.router_tracks.insert(
+                    h,
+                    Origin::Relayed {
+                        key: relay.key.clone(),
+                        kind: relay.info.kind,
+                        from: relay.from,
+                        publisher: relay.publisher,
+                    },
+                );
+                h
+            }
+        };
+        let _ = self.router.push_rtp(track, relay.packet, now);
+    }
+}

@@ -1,0 +1,250 @@
+//! What a worker does with one connection's output after an input: state
+//! changes, newly opened publisher tracks, published RTP into the router
+//! (and to the workers it is relayed to), players' feedback into the
+//! router; and the other way, router output into players' connections and
+//! keyframe requests into publishers'.
+
+use std::time::Instant;
+
+use room_signal::media::{MediaEvent, MediaId};
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::sansio::Protocol;
+use stream_router::{Codec, Feedback, TrackInfo, Upstream};
+
+use super::convert::{self, PlayerFeedback};
+use super::notify;
+use super::peer;
+use super::relay::{Command, Relay};
+use super::worker::{Origin, PubTrack, Role, Worker};
+
+impl Worker {
+    /// Drain a peer's events and messages after an input.
+    pub(super) fn service(&mut self, id: MediaId, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        while let Some(event) = peer.pc.poll_event() {
+            match event {
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
+                    RTCPeerConnectionState::Connected if !peer.connected => {
+                        peer.connected = true;
+                        notify(&peer.notify, id, MediaEvent::Connected);
+                        tracing::debug!(media = id, "connected");
+                    }
+                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                        peer.dead = true
+                    }
+                    _ => {}
+                },
+                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                    if let Role::Publisher { tracks, .. } = &mut peer.role {
+                        let Some(mut receiver) = peer.pc.rtp_receiver(init.receiver_id) else {
+                            continue;
+                        };
+                        let Some(kind) = peer::media_kind(receiver.track().kind()) else {
+                            continue;
+                        };
+                        let codec = receiver
+                            .get_parameters()
+                            .rtp_parameters
+                            .codecs
+                            .first()
+                            .cloned();
+                        let extensions = peer::receiver_extensions(&mut peer.pc, init.receiver_id);
+                        let (codec, clock_rate) = codec
+                            .map(|c| {
+                                (
+                                    peer::codec_of(&c.rtp_codec.mime_type),
+                                    c.rtp_codec.clock_rate,
+                                )
+                            })
+                            .unwrap_or((Codec::Other, 90_000));
+                        tracks.push(PubTrack {
+                            track_id: init.track_id.to_string(),
+                            receiver_id: init.receiver_id,
+                            kind,
+                            codec,
+                            clock_rate,
+                            extensions,
+                            router: None,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        while let Some(TaggedRTCMessage { message, .. }) = peer.pc.poll_read() {
+            match message {
+                RTCMessage::RtpPacket(track_id, packet) => {
+                    let Role::Publisher {
+                        stream: Some(stream),
+                        tracks,
+                        targets,
+                    } = &mut peer.role
+                    else {
+                        continue;
+                    };
+                    #[cfg(debug_assertions)]
+                    if self.panic_stream.as_deref() == Some(&*peer.key.stream_id) {
+                        panic!("test hook: injected panic for stream {}", peer.key.stream_id);
+                    }
+                    let Some((i, t)) = tracks
+                        .iter_mut()
+                        .enumerate()
+                        .find(|(_, t)| t.track_id == track_id)
+                    else {
+                        continue;
+                    };
+                    let track = match t.router {
+                        Some(h) => h,
+                        None => {
+                            let info = TrackInfo {
+                                kind: t.kind,
+                                codec: t.codec,
+                                clock_rate: t.clock_rate,
+                                ssrc: packet.header.ssrc,
+                                payload_type: packet.header.payload_type,
+                                extensions: t.extensions,
+                            };
+                            let Ok(h) = self.router.add_track(*stream, info) else {
+                                continue;
+                            };
+                            t.router = Some(h);
+                            self.router_tracks.insert(h, Origin::Publisher(id, i));
+                            h
+                        }
+                    };
+                    let packet = convert::to_router(packet);
+                    if !targets.is_empty() {
+                        if let Some(info) = self.router.track_info(track).copied() {
+                            for &to in targets.iter() {
+                                self.shared.relay(
+                                    to,
+                                    Relay {
+                                        key: peer.key.clone(),
+                                        publisher: id,
+                                        from: self.idx,
+                                        info,
+                                        packet: packet.clone(),
+                                    },
+                                );
+                            }
+                        }
+                    }
+                    let _ = self.router.push_rtp(track, packet, now);
+                }
+                RTCMessage::RtcpPacket(_, packets) => {
+                    let Role::Player { legs } = &peer.role else {
+                        continue;
+                    };
+                    for p in &packets {
+                        let Some(fb) = convert::player_feedback(p.as_ref(), &mut self.nacks) else {
+                            continue;
+                        };
+                        let (ssrc, is_nack) = match fb {
+                            PlayerFeedback::KeyFrame { media_ssrc } => (media_ssrc, false),
+                            PlayerFeedback::Nack { media_ssrc } => (media_ssrc, true),
+                        };
+                        let Some(leg) = legs.iter().find(|l| l.leg.ssrc == ssrc) else {
+                            continue;
+                        };
+                        let feedback = if is_nack {
+                            Feedback::Nack(&self.nacks)
+                        } else {
+                            Feedback::Pli
+                        };
+                        let _ = self
+                            .router
+                            .handle_player_feedback(leg.downtrack, feedback, now);
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.dirty.push(id);
+    }
+
+    /// Move router output into the players' connections and keyframe
+    /// requests into the publishers'.
+    pub(super) fn pump_router(&mut self, now: Instant) {
+        while let Some((dt, out)) = self.router.poll_output() {
+            let Some(&(id, leg)) = self.downtracks.get(&dt) else {
+                continue;
+            };
+            let Some(peer) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            let Role::Player { legs } = &peer.role else {
+                continue;
+            };
+            if legs.get(leg).is_none() || !peer.connected {
+                continue;
+            }
+            // `rtc` routes an outgoing packet by its SSRC and ignores the
+            // track id here, so an empty (unallocated) one saves a String
+            // per packet per player.
+            let msg = TaggedRTCMessage {
+                now,
+                message: RTCMessage::RtpPacket(String::new(), convert::to_rtc(out)),
+            };
+            let pc = &mut peer.pc;
+            if super::worker::guarded(|| pc.handle_write(msg)).is_err() {
+                self.panicked.push(id);
+                continue;
+            }
+            self.written.push(id);
+        }
+        while let Some((track, Upstream::Pli { media_ssrc })) = self.router.poll_upstream(now) {
+            match self.router_tracks.get(&track) {
+                Some(Origin::Publisher(id, t)) => {
+                    let (id, t) = (*id, *t);
+                    self.send_pli(id, t, media_ssrc, now);
+                }
+                Some(Origin::Relayed {
+                    key,
+                    kind,
+                    from,
+                    publisher,
+                }) => {
+                    let cmd = Command::RelayPli {
+                        key: key.clone(),
+                        publisher: *publisher,
+                        kind: *kind,
+                    };
+                    self.shared.command(*from, cmd);
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Ask publisher `id` for a keyframe on its track `t`.
+    pub(super) fn send_pli(&mut self, id: MediaId, t: usize, media_ssrc: u32, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let Role::Publisher { tracks, .. } = &peer.role else {
+            return;
+        };
+        let Some(receiver_id) = tracks.get(t).map(|t| t.receiver_id) else {
+            return;
+        };
+        let pc = &mut peer.pc;
+        let sent = super::worker::guarded(|| {
+            if let Some(mut receiver) = pc.rtp_receiver(receiver_id) {
+                let pli = PictureLossIndication {
+                    sender_ssrc: 0,
+                    media_ssrc,
+                };
+                let _ = receiver.write_rtcp(now, vec![Box::new(pli)]);
+            }
+        });
+        match sent {
+            Ok(()) => self.dirty.push(id),
+            Err(()) => self.panicked.push(id),
+        }
+    }
+}
