@@ -12,6 +12,15 @@ use super::{token, TestServer};
 
 /// A client of app 1 logged into `rooms` (multi-room when more than one).
 pub async fn member(server: &TestServer, user: &str, rooms: &[&str]) -> Client {
+    member_logins(server, user, rooms).await.0
+}
+
+/// [`member`], also returning each `loginRoom` result, in `rooms` order.
+pub async fn member_logins(
+    server: &TestServer,
+    user: &str,
+    rooms: &[&str],
+) -> (Client, Vec<serde_json::Value>) {
     let client = Client::connect(&server.addr, 1).await.expect("connect");
     if rooms.len() > 1 {
         client
@@ -19,13 +28,20 @@ pub async fn member(server: &TestServer, user: &str, rooms: &[&str]) -> Client {
             .await
             .expect("enableMultiRoom");
     }
+    let mut results = Vec::new();
     for room in rooms {
-        client
+        let result = client
             .login_room(room, &token(1, user), user, user, true)
             .await
             .expect("login");
+        results.push(result);
     }
-    client
+    (client, results)
+}
+
+/// Whether the server's process is still running.
+pub fn server_running(server: &mut TestServer) -> bool {
+    matches!(server.child.try_wait(), Ok(None))
 }
 
 /// What a publisher sent, per kind, in order.
@@ -121,6 +137,68 @@ pub fn check_run(kind: MediaKind, received: &[Received], sent: &[Bytes]) -> usiz
         );
     }
     start
+}
+
+/// [`check_run`] for both kinds, and more: the video run starts at a
+/// keyframe and both runs go on to the last packet sent, so the player got
+/// everything after its first keyframe. `who` names the player in failures.
+/// The clips loop, so a payload may have been sent more than once (the
+/// run of a late player starts in a later lap): the run may start at any
+/// sent copy of its first payload, and [`check_to_end`] takes the latest
+/// one from which every payload matches.
+pub fn check_to_end(who: &str, received: &[Received], sent: &Sent) {
+    let video = aligned_run(who, MediaKind::Video, received, &sent.video);
+    assert!(
+        sent.video_keyframes.contains(&video),
+        "{who}: video starts at packet {video}, not at a keyframe"
+    );
+    let audio = aligned_run(who, MediaKind::Audio, received, &sent.audio);
+    for (kind, start, all) in [
+        (MediaKind::Video, video, &sent.video),
+        (MediaKind::Audio, audio, &sent.audio),
+    ] {
+        let got = received.iter().filter(|r| r.kind == kind).count();
+        assert_eq!(
+            start + got,
+            all.len(),
+            "{who}: {kind:?} stops {} packets before the end",
+            all.len() - start - got
+        );
+    }
+}
+
+/// [`check_run`]'s checks, the run starting at whichever sent copy of its
+/// first payload makes every payload match. Returns that start.
+fn aligned_run(who: &str, kind: MediaKind, received: &[Received], sent: &[Bytes]) -> usize {
+    let got: Vec<&Received> = received.iter().filter(|r| r.kind == kind).collect();
+    assert!(!got.is_empty(), "{who}: no {kind:?} packets received");
+    let ssrc = got[0].packet.header.ssrc;
+    assert!(
+        got.iter().all(|r| r.packet.header.ssrc == ssrc),
+        "{who}: {kind:?} SSRC changed"
+    );
+    for (i, w) in got.windows(2).enumerate() {
+        assert_eq!(
+            w[1].packet.header.sequence_number,
+            w[0].packet.header.sequence_number.wrapping_add(1),
+            "{who}: {kind:?} sequence numbers not consecutive at packet {i}"
+        );
+    }
+    let matches_from = |start: usize| {
+        got.iter()
+            .enumerate()
+            .all(|(i, r)| sent.get(start + i) == Some(&r.packet.payload))
+    };
+    // The latest start: a run that goes on to the end is in the last lap.
+    (0..sent.len())
+        .rev()
+        .find(|&start| matches_from(start))
+        .unwrap_or_else(|| {
+            panic!(
+                "{who}: the {} {kind:?} packets are no run of what was sent",
+                got.len()
+            )
+        })
 }
 
 pub fn vp8_opus() -> PublishTracks {

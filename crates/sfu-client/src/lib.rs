@@ -25,7 +25,8 @@
 //!
 //! ## Media — [`Publisher`], [`Player`]
 //! - [`Client::publish`]`(stream_id, room_id, `[`PublishTracks`]`)`: a
-//!   send-only peer connection; resolves once connected.
+//!   send-only peer connection; resolves once connected
+//!   ([`Client::publish_via`] sends its media through a given address).
 //!   [`Publisher::write_rtp`]`(kind, packet)` sends one packet as given
 //!   (SSRC and payload type set to the track's); PLI/FIR/NACK from the server
 //!   are counted and queued ([`Publisher::next_feedback`]).

@@ -123,6 +123,32 @@ impl Client {
         tracks: PublishTracks,
         extra_info: Option<&str>,
     ) -> Result<Publisher> {
+        self.publish_inner(stream_id, room_id, tracks, extra_info, None)
+            .await
+    }
+
+    /// [`Client::publish`], sending media to `server_addr` instead of the
+    /// server's candidate (a test proxy in front of the server, for
+    /// instance), like [`crate::PlayOptions::server_addr`] for a player.
+    pub async fn publish_via(
+        &self,
+        stream_id: &str,
+        room_id: Option<&str>,
+        tracks: PublishTracks,
+        server_addr: std::net::SocketAddr,
+    ) -> Result<Publisher> {
+        self.publish_inner(stream_id, room_id, tracks, None, Some(server_addr))
+            .await
+    }
+
+    async fn publish_inner(
+        &self,
+        stream_id: &str,
+        room_id: Option<&str>,
+        tracks: PublishTracks,
+        extra_info: Option<&str>,
+        server_addr: Option<std::net::SocketAddr>,
+    ) -> Result<Publisher> {
         if tracks.video.is_none() && !tracks.audio {
             return Err(ClientError::Invalid(
                 "publish needs at least one track".into(),
@@ -199,7 +225,11 @@ impl Client {
             }
         };
         let negotiated = async {
-            peer::apply_answer(&pc, peer::answer_sdp(&res)?).await?;
+            let mut answer = peer::answer_sdp(&res)?;
+            if let Some(addr) = server_addr {
+                answer = peer::redirect_candidates(&answer, addr);
+            }
+            peer::apply_answer(&pc, answer).await?;
             peer::wait_connected(&mut events, self.options().media_timeout).await
         };
         if let Err(e) = negotiated.await {
