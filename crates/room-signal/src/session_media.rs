@@ -23,7 +23,9 @@ enum Want {
     Publish,
     /// A play; `replaced` is the index of the play of the same stream it
     /// replaces (which then does not count).
-    Play { replaced: Option<usize> },
+    Play {
+        replaced: Option<usize>,
+    },
 }
 
 /// Longest stream extra info, in bytes.

@@ -87,7 +87,10 @@ pub(crate) enum Relaying {
     /// Publisher: relay to these workers.
     To(Vec<usize>),
     /// Player: publisher `publisher` on `worker` must relay to us.
-    From { worker: usize, publisher: MediaId },
+    From {
+        worker: usize,
+        publisher: MediaId,
+    },
     None,
 }
 

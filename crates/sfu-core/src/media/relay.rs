@@ -19,7 +19,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::worker::{Origin, Role, Worker, WorkerStats};
 
-
 /// Relayed packets queued for one worker before drops.
 pub const RELAY_BACKLOG: usize = 4096;
 
@@ -191,7 +190,6 @@ impl Worker {
                 {
                     self.router.request_keyframe(track);
                 }
-
             }
             Command::RelayEnd { key, publisher } => {
                 if matches!(self.sources.get(&key), Some(Source::Relayed(r)) if r.publisher == publisher)
@@ -206,7 +204,11 @@ impl Worker {
     }
 
     /// The relay targets of local publisher `publisher` of `key`.
-    fn publisher_targets(&mut self, key: &StreamKey, publisher: MediaId) -> Option<&mut Vec<usize>> {
+    fn publisher_targets(
+        &mut self,
+        key: &StreamKey,
+        publisher: MediaId,
+    ) -> Option<&mut Vec<usize>> {
         let peer = self.peers.get_mut(&publisher)?;
         if peer.key != *key {
             return None;
@@ -306,5 +308,170 @@ impl Worker {
             }
         };
         let _ = self.router.push_rtp(track, relay.packet, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::Instant;
+
+    use bytes::Bytes;
+    use stream_router::{
+        Codec, DownTrackConfig, ExtMap, MediaKind, RtpPacket, StreamKey, TrackInfo,
+    };
+
+    use super::*;
+    use crate::media::{MediaConfig, MediaPlane};
+
+    fn video(ssrc: u32) -> TrackInfo {
+        TrackInfo {
+            kind: MediaKind::Video,
+            codec: Codec::Vp8,
+            clock_rate: 90_000,
+            ssrc,
+            payload_type: 96,
+            extensions: ExtMap::new(),
+        }
+    }
+
+    fn relay(key: &StreamKey, publisher: MediaId, ssrc: u32, seq: u16) -> Inbound {
+        Inbound::Relay(Relay {
+            key: key.clone(),
+            publisher,
+            from: 0,
+            info: video(ssrc),
+            packet: RtpPacket {
+                payload_type: 96,
+                sequence_number: seq,
+                ssrc,
+                // A VP8 keyframe start (S bit, then a P=0 payload header).
+                payload: Bytes::from_static(&[0x10, 0x00, 0x9d, 0x01, 0x2a, 0, 0, 0, 0]),
+                ..RtpPacket::default()
+            },
+        })
+    }
+
+    fn end(key: &StreamKey, publisher: MediaId) -> Inbound {
+        Inbound::Command(Command::RelayEnd {
+            key: key.clone(),
+            publisher,
+        })
+    }
+
+    /// The video track currently feeding `key`'s router stream, by SSRC.
+    fn feeding(w: &Worker, key: &StreamKey) -> Option<u32> {
+        let stream = w.router.find_stream(key)?;
+        let track = w.router.stream_track(stream, MediaKind::Video)?;
+        w.router.track_info(track).map(|i| i.ssrc)
+    }
+
+    fn relayed_from(w: &Worker, key: &StreamKey) -> Option<MediaId> {
+        match w.sources.get(key) {
+            Some(Source::Relayed(r)) => Some(r.publisher),
+            _ => None,
+        }
+    }
+
+    /// Late packets of an older publisher of the same stream ID never
+    /// replace a newer one, whether the newer one is relayed from another
+    /// worker or publishes on this very worker; an old publisher's end
+    /// leaves the new one alone.
+    #[tokio::test]
+    async fn stale_relays_never_replace_a_newer_publisher() {
+        let plane = MediaPlane::start(MediaConfig {
+            udp_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            workers: 1,
+            ..MediaConfig::default()
+        })
+        .unwrap();
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut w = Worker::new(1, socket, plane.shared.clone()).unwrap();
+        let now = Instant::now();
+        let key = StreamKey::new(1, "cam");
+
+        // Nobody plays `cam` here: relayed packets are not kept.
+        w.on_inbound(relay(&key, 5, 111, 1), now);
+        assert!(w.sources.is_empty());
+        assert_eq!(w.router.counts().0, 0);
+
+        // A local player of `cam` (a down-track waiting for the key).
+        let dt = w.router.subscribe_key(
+            &key,
+            MediaKind::Video,
+            DownTrackConfig {
+                ssrc: 42,
+                payload_type: 96,
+                extensions: ExtMap::new(),
+                queue_capacity: 16,
+            },
+        );
+        w.on_inbound(relay(&key, 5, 111, 2), now);
+        assert_eq!(relayed_from(&w, &key), Some(5));
+        assert_eq!(feeding(&w, &key), Some(111));
+
+        // An older publisher's straggler is dropped.
+        w.on_inbound(relay(&key, 3, 333, 9), now);
+        assert_eq!(feeding(&w, &key), Some(111));
+
+        // The stream was stopped and republished on another worker: the
+        // newer publisher's first packet may arrive before the old one's end.
+        w.on_inbound(relay(&key, 9, 222, 1), now);
+        assert_eq!(relayed_from(&w, &key), Some(9));
+        assert_eq!(feeding(&w, &key), Some(222));
+        w.on_inbound(relay(&key, 5, 111, 3), now);
+        w.on_inbound(end(&key, 5), now);
+        assert_eq!(relayed_from(&w, &key), Some(9));
+        assert_eq!(feeding(&w, &key), Some(222));
+
+        // Republished once more, now on this worker: the relayed copy gives
+        // way and the player stays subscribed to the key.
+        let stream = w.local_stream(&key, 12).unwrap();
+        assert!(matches!(w.sources.get(&key), Some(Source::Local(12))));
+        assert_eq!(w.router.downtrack_stream(dt), Some(stream));
+        // Packets of the relayed publisher still in flight, then its end.
+        w.on_inbound(relay(&key, 9, 222, 2), now);
+        w.on_inbound(end(&key, 9), now);
+        assert!(matches!(w.sources.get(&key), Some(Source::Local(12))));
+        assert_eq!(w.router.find_stream(&key), Some(stream));
+        assert_eq!(
+            feeding(&w, &key),
+            None,
+            "a stale relay fed the local stream"
+        );
+        assert!(w.router_tracks.is_empty());
+    }
+
+    #[test]
+    fn the_mailbox_keeps_order_and_bounds_relays() {
+        let (tx, mut rx) = mailbox();
+        let key = StreamKey::new(1, "s");
+        for seq in 0..RELAY_BACKLOG as u16 + 10 {
+            let Inbound::Relay(r) = relay(&key, 1, 1, seq) else {
+                unreachable!()
+            };
+            let queued = tx.relay(r);
+            assert_eq!(queued, usize::from(seq) < RELAY_BACKLOG);
+        }
+        tx.command(Command::RelayEnd {
+            key: key.clone(),
+            publisher: 1,
+        });
+        let mut seqs = Vec::new();
+        while let Some(msg) = rx.try_recv() {
+            match msg {
+                Inbound::Relay(r) => seqs.push(r.packet.sequence_number),
+                Inbound::Command(Command::RelayEnd { .. }) => {
+                    assert_eq!(seqs.len(), RELAY_BACKLOG, "the end overtook packets");
+                }
+                Inbound::Command(_) => panic!("unexpected command"),
+            }
+        }
+        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1));
+        // Taking them freed the backlog.
+        let Inbound::Relay(r) = relay(&key, 1, 1, 0) else {
+            unreachable!()
+        };
+        assert!(tx.relay(r));
     }
 }

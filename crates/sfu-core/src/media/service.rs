@@ -89,7 +89,10 @@ impl Worker {
                     };
                     #[cfg(debug_assertions)]
                     if self.panic_stream.as_deref() == Some(&*peer.key.stream_id) {
-                        panic!("test hook: injected panic for stream {}", peer.key.stream_id);
+                        panic!(
+                            "test hook: injected panic for stream {}",
+                            peer.key.stream_id
+                        );
                     }
                     let Some((i, t)) = tracks
                         .iter_mut()

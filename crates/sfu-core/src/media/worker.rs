@@ -203,14 +203,21 @@ pub(crate) fn run(idx: usize, socket: StdUdpSocket, shared: Arc<Shared>, mailbox
                 return;
             }
         };
-        let local_addr = match socket.local_addr() {
-            Ok(a) => a,
+        let mut worker = match Worker::new(idx, socket, shared) {
+            Ok(w) => w,
             Err(e) => {
                 tracing::error!(worker = idx, "media socket: {e}");
                 return;
             }
         };
-        let mut worker = Worker {
+        worker.run(mailbox).await;
+    });
+}
+
+impl Worker {
+    pub(crate) fn new(idx: usize, socket: UdpSocket, shared: Arc<Shared>) -> std::io::Result<Self> {
+        let local_addr = socket.local_addr()?;
+        Ok(Worker {
             idx,
             sends: SendQueue::new(shared.config.udp_gso),
             nominations: Vec::new(),
@@ -231,12 +238,9 @@ pub(crate) fn run(idx: usize, socket: StdUdpSocket, shared: Arc<Shared>, mailbox
             nacks: Vec::with_capacity(64),
             #[cfg(debug_assertions)]
             panic_stream: std::env::var("SFU_TEST_PANIC_STREAM").ok(),
-        };
-        worker.run(mailbox).await;
-    });
-}
+        })
+    }
 
-impl Worker {
     async fn run(&mut self, mut mailbox: MailboxRx) {
         let mut recv = RecvBatch::default();
         let mut housekeeping = Instant::now() + HOUSEKEEPING;
@@ -317,9 +321,7 @@ impl Worker {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        if !peer.connected
-            && stun::is_nomination(data)
-            && self.nominations.len() < MAX_NOMINATIONS
+        if !peer.connected && stun::is_nomination(data) && self.nominations.len() < MAX_NOMINATIONS
         {
             self.nominations.push(Nomination {
                 id,
@@ -485,7 +487,7 @@ impl Worker {
     /// The router stream for local publisher `id` of `key`: a relayed copy
     /// (an older publisher elsewhere) or an older local publisher of the
     /// same key gives way; their players stay subscribed.
-    fn local_stream(&mut self, key: &StreamKey, id: MediaId) -> Option<StreamHandle> {
+    pub(super) fn local_stream(&mut self, key: &StreamKey, id: MediaId) -> Option<StreamHandle> {
         match self.sources.get(key) {
             Some(Source::Local(old)) => {
                 let old = *old;
@@ -725,8 +727,16 @@ impl Worker {
                 // The last player here of a relayed stream: drop the copy.
                 if let Some(Source::Relayed(r)) = self.sources.get(&key) {
                     let stream = r.stream;
-                    let idle = self.router.subscribers(stream, MediaKind::Audio).next().is_none()
-                        && self.router.subscribers(stream, MediaKind::Video).next().is_none();
+                    let idle = self
+                        .router
+                        .subscribers(stream, MediaKind::Audio)
+                        .next()
+                        .is_none()
+                        && self
+                            .router
+                            .subscribers(stream, MediaKind::Video)
+                            .next()
+                            .is_none();
                     if idle {
                         self.end_relay_in(&key);
                     }
