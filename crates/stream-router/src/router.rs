@@ -153,13 +153,18 @@ impl Router {
             self.drop_track(t);
             self.pli_list.retain(|&h| h != t);
         }
-        let waiting = self.waiting.entry(s.key).or_default();
+        // Only a stream with subscribers leaves a key waited for (an empty
+        // entry would outlive every down-track).
+        let mut detached = Vec::new();
         for h in s.subs.into_iter().flatten() {
             if let Some(dt) = self.downtracks.get_mut(h.0) {
                 dt.stream = None;
                 dt.source_changed();
-                waiting.push(h);
+                detached.push(h);
             }
+        }
+        if !detached.is_empty() {
+            self.waiting.entry(s.key).or_default().append(&mut detached);
         }
         Ok(())
     }

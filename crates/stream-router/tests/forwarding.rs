@@ -564,3 +564,21 @@ fn garbage_input_never_panics() {
     drain(&mut r);
     assert!(dts.iter().all(|&d| r.pending(d) == 0));
 }
+
+#[test]
+fn keys_are_waited_for_only_while_down_tracks_wait() {
+    let mut r = Router::new();
+    // A stream nobody plays leaves nothing behind.
+    let s = r.add_stream(key("alone")).unwrap();
+    r.remove_stream(s).unwrap();
+    assert_eq!(r.awaited_keys(), 0);
+    // A played stream's down-tracks wait under its key until they go.
+    let s = r.add_stream(key("played")).unwrap();
+    let dt = r.subscribe_key(&key("played"), MediaKind::Audio, player(5, 8));
+    r.remove_stream(s).unwrap();
+    assert!(r.is_awaited(&key("played")));
+    assert_eq!(r.awaited_keys(), 1);
+    r.unsubscribe(dt).unwrap();
+    assert_eq!(r.awaited_keys(), 0);
+    assert_eq!(r.counts(), (0, 0, 0));
+}
