@@ -101,7 +101,17 @@ impl TestServer {
         Self::launch(config, false)
     }
 
+    /// [`TestServer::start_with`], the server's environment extended by
+    /// `env` (test hooks such as `SFUTEST_PANIC_STREAM`).
+    pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> TestServer {
+        Self::launch_env(config, false, env)
+    }
+
     fn launch(config: &str, dev: bool) -> TestServer {
+        Self::launch_env(config, dev, &[])
+    }
+
+    fn launch_env(config: &str, dev: bool, env: &[(&str, &str)]) -> TestServer {
         let dir =
             std::env::temp_dir().join(format!("sfu-test-{}-{}", std::process::id(), rand_suffix()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -111,6 +121,7 @@ impl TestServer {
         if dev {
             command.arg("--dev");
         }
+        command.envs(env.iter().copied());
         let mut child = command
             .arg("--config")
             .arg(&path)

@@ -177,7 +177,8 @@ pub(crate) struct Worker {
     /// Connections whose handling panicked this turn: ended as failed.
     pub panicked: Vec<MediaId>,
     pub nacks: Vec<u16>,
-    /// Test hook (debug builds): `SFU_TEST_PANIC_STREAM` names a stream
+    /// Test hook (debug builds): `SFUTEST_PANIC_STREAM` (not `SFU_…`, which
+    /// the configuration reads as overrides) names a stream
     /// whose publisher's handling panics on its first RTP packet.
     #[cfg(debug_assertions)]
     pub panic_stream: Option<String>,
@@ -237,7 +238,7 @@ impl Worker {
             panicked: Vec::new(),
             nacks: Vec::with_capacity(64),
             #[cfg(debug_assertions)]
-            panic_stream: std::env::var("SFU_TEST_PANIC_STREAM").ok(),
+            panic_stream: std::env::var("SFUTEST_PANIC_STREAM").ok(),
         })
     }
 
@@ -383,6 +384,12 @@ impl Worker {
 
     /// Hand one datagram to connection `id`.
     fn feed(&mut self, id: MediaId, from: SocketAddr, data: &[u8], now: Instant) {
+        // A peer whose handling panicked this turn is ended at its flush;
+        // until then it gets nothing more (one panic per peer, not one per
+        // datagram).
+        if self.panicked.contains(&id) {
+            return;
+        }
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
