@@ -12,6 +12,7 @@ use crate::error::{code, SignalError};
 use crate::limiter::Limiter;
 use crate::media::{MediaControl, MediaId, NoMedia};
 use crate::outbox::{self, Inbox, Outbound, Outbox};
+use crate::refusals::Refusals;
 use crate::room::Room;
 use crate::session::Session;
 
@@ -40,6 +41,8 @@ pub struct App {
     streams: Mutex<HashMap<Arc<str>, Published>>,
     /// Live sessions (signaling connections and WHIP/WHEP resources).
     sessions: AtomicUsize,
+    /// Requests of this app refused by a resource limit.
+    pub refusals: Refusals,
 }
 
 impl App {
@@ -52,6 +55,7 @@ impl App {
             rooms: Mutex::new(HashMap::new()),
             streams: Mutex::new(HashMap::new()),
             sessions: AtomicUsize::new(0),
+            refusals: Refusals::default(),
         }
     }
 
@@ -241,6 +245,14 @@ impl Hub {
         &self.limits
     }
 
+    /// Refusals by resource limits of `app_id` (see [`Refusals`]).
+    pub fn refusals(&self, app_id: u32) -> Vec<(u32, u64)> {
+        self.apps
+            .get(&app_id)
+            .map(|a| a.refusals.snapshot())
+            .unwrap_or_default()
+    }
+
     pub fn app(&self, app_id: u32) -> Option<Arc<App>> {
         self.apps.get(&app_id).cloned()
     }
@@ -251,6 +263,7 @@ impl Hub {
         let max = self.limits.max_sessions_per_app;
         if app.sessions.fetch_add(1, Ordering::Relaxed) >= max {
             app.sessions.fetch_sub(1, Ordering::Relaxed);
+            app.refusals.count(code::APP_SESSION_LIMIT);
             return Err(SignalError::new(
                 code::APP_SESSION_LIMIT,
                 format!("the app has {max} sessions already (limits.maxSessionsPerApp)"),

@@ -23,6 +23,7 @@ pub mod ids;
 pub mod limiter;
 pub mod media;
 pub mod outbox;
+pub mod refusals;
 pub mod room;
 pub mod session;
 mod session_media;

@@ -89,7 +89,8 @@ impl Session {
                 "the room token does not permit publishing this stream",
             ));
         }
-        self.check_media_limits(Want::Publish)?;
+        self.check_media_limits(Want::Publish)
+            .inspect_err(|e| _ = self.app.refusals.count(e.code))?;
         let stream: Arc<str> = Arc::from(req.stream_id);
         let room = joined.room.clone();
         let join = joined.join;
@@ -107,6 +108,7 @@ impl Session {
         }) {
             Ok(a) => a,
             Err(e) => {
+                self.app.refusals.count(e.code);
                 self.app.end_stream(&stream);
                 return Err(e);
             }
@@ -173,7 +175,8 @@ impl Session {
             .plays
             .iter()
             .position(|p| *p.stream_id == *req.stream_id);
-        self.check_media_limits(Want::Play { replaced })?;
+        self.check_media_limits(Want::Play { replaced })
+            .inspect_err(|e| _ = self.app.refusals.count(e.code))?;
         if let Some(pos) = replaced {
             let old = self.plays.remove(pos);
             self.end_play_media(&old);
@@ -186,12 +189,16 @@ impl Session {
                 .map(|r| r.room.id.clone())
                 .unwrap_or(listed_in),
         };
-        let accepted = self.app.media.play(PlayRequest {
-            app_id: self.app.id(),
-            stream_id: &req.stream_id,
-            offer_sdp: &req.sdp,
-            notify: self.outbox.clone(),
-        })?;
+        let accepted = self
+            .app
+            .media
+            .play(PlayRequest {
+                app_id: self.app.id(),
+                stream_id: &req.stream_id,
+                offer_sdp: &req.sdp,
+                notify: self.outbox.clone(),
+            })
+            .inspect_err(|e| _ = self.app.refusals.count(e.code))?;
         if !self
             .app
             .add_player(&req.stream_id, &self.outbox, accepted.id)
