@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::http::{read_response, request};
+use common::http::{read_response, request, wait_closed};
 use common::*;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
@@ -38,6 +38,43 @@ async fn send(server: &TestServer, head: &str) -> TcpStream {
     let mut s = TcpStream::connect(&server.addr).await.expect("connect");
     s.write_all(head.as_bytes()).await.expect("write");
     s
+}
+
+#[tokio::test]
+async fn connection_limit_answers_503_json_and_closes() {
+    let server = start("maxHttpConnections = 3", "");
+    // Two WebSockets keep their TCP places after the upgrade.
+    let mut a = server.client(1).await;
+    let mut b = server.client(1).await;
+    a.ok("heartbeat", json!({})).await;
+    b.ok("heartbeat", json!({})).await;
+    // The third connection is served (and kept alive).
+    let mut third = send(&server, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(read_response(&mut third, WAIT).await.status, 200);
+    // The fourth is refused.
+    let mut fourth = send(&server, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let r = read_response(&mut fourth, WAIT).await;
+    assert_json_error(&r, 503, 1_000_090);
+    wait_closed(&mut fourth, WAIT).await;
+    // The admitted ones still work.
+    a.ok("heartbeat", json!({})).await;
+    third
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    assert_eq!(read_response(&mut third, WAIT).await.status, 200);
+}
+
+#[tokio::test]
+async fn header_timeout_closes_silent_and_half_sent_requests() {
+    let server = start("httpHeaderTimeoutMs = 300", "");
+    let mut silent = send(&server, "").await;
+    let mut half = send(&server, "GET /health HTTP/1.1\r\nHost: x\r\n").await;
+    wait_closed(&mut silent, WAIT).await;
+    wait_closed(&mut half, WAIT).await;
+    // A request that arrives in time is served.
+    let r = request(&server.addr, "GET", "/health", &[], "").await;
+    assert_eq!(r.status, 200);
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 //! with the media plane, the data plane (`stream-router`).
 //!
 //! - [`http`]: the axum router (`/ws`, WHIP/WHEP, `/sdk`, `/`, `/health`).
+//! - [`listener`]: the accept loop, connection limit and header timeout.
 //! - [`assets`]: the embedded browser SDK and demo page.
 //! - [`signaling`]: one task per WebSocket connection, owning its `Session`.
 //! - [`media`]: the UDP port, media workers and `rtc` peer connections.
@@ -12,6 +13,7 @@
 
 pub mod assets;
 pub mod http;
+pub mod listener;
 pub mod media;
 pub mod signaling;
 pub mod whip;
@@ -185,9 +187,7 @@ impl Server {
             }
         });
         let app = http::router(self.state.clone());
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = listener::serve(self.listener, app, self.state.clone(), shutdown).await;
         ticker.abort();
         served.context("HTTP server")
     }
