@@ -192,3 +192,26 @@ impl Server {
         served.context("HTTP server")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_counted_per_kind() {
+        let r = Refusals::default();
+        r.count(Refusal::BodyTooLarge);
+        r.count(Refusal::BodyTooLarge);
+        r.count(Refusal::ResourceAuth);
+        assert_eq!(r.get(Refusal::BodyTooLarge), 2);
+        assert_eq!(r.get(Refusal::ResourceAuth), 1);
+        for kind in [
+            Refusal::HttpConnections,
+            Refusal::WebSockets,
+            Refusal::AppSessions,
+            Refusal::BodyTimeout,
+        ] {
+            assert_eq!(r.get(kind), 0, "{kind:?}");
+        }
+    }
+}
