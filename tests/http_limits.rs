@@ -317,3 +317,18 @@ async fn unreadable_ids_are_answered_with_null_even_on_heartbeats() {
     c.send_text(r#"{"id":null,"op":"heartbeat"}"#);
     assert_eq!(c.request("heartbeat", json!({})).await["code"], json!(0));
 }
+
+#[tokio::test]
+async fn sigterm_still_shuts_the_listener_down_gracefully() {
+    let mut server = start("", "");
+    // An idle keep-alive connection and a WebSocket do not hold it up.
+    let mut idle = send(&server, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(read_response(&mut idle, WAIT).await.status, 200);
+    let mut c = server.client(1).await;
+    c.ok("heartbeat", json!({})).await;
+    assert!(
+        server.terminate(WAIT * 3).await,
+        "non-zero exit after SIGTERM"
+    );
+    wait_closed(&mut idle, WAIT).await;
+}

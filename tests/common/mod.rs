@@ -140,6 +140,29 @@ impl TestServer {
         TestServer { child, addr, media }
     }
 
+    /// Send SIGTERM and wait (up to `within`) for the server to exit;
+    /// returns whether it exited successfully.
+    pub async fn terminate(&mut self, within: Duration) -> bool {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let deadline = tokio::time::Instant::now() + within;
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.success();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the server did not exit within {within:?} of SIGTERM"
+            );
+            tick.tick().await;
+        }
+    }
+
     pub async fn client(&self, app: u32) -> Client {
         Client::connect(&format!("ws://{}/ws?appID={app}", self.addr)).await
     }
