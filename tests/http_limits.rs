@@ -332,3 +332,29 @@ async fn sigterm_still_shuts_the_listener_down_gracefully() {
     );
     wait_closed(&mut idle, WAIT).await;
 }
+
+#[tokio::test]
+async fn running_out_of_file_descriptors_is_survived() {
+    let mut server = TestServer::start_with_fd_limit(&format!("[limits]\n{APPS}"), 64);
+    // More connections than the server has descriptors: accept fails
+    // (EMFILE) for some, which wait in the backlog.
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        held.push(send(&server, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await);
+    }
+    let mut served = 0;
+    for s in held.iter_mut().take(10) {
+        if read_response(s, WAIT).await.status == 200 {
+            served += 1;
+        }
+    }
+    assert_eq!(served, 10, "the first connections are served");
+    drop(held);
+    // Once descriptors are free again, the listener is still accepting.
+    let r = request(&server.addr, "GET", "/health", &[], "").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        server.terminate(WAIT * 3).await,
+        "non-zero exit after SIGTERM"
+    );
+}

@@ -89,25 +89,41 @@ impl TestServer {
 
     /// The standard apps in `--dev` mode (the `/dev/token` endpoint is on).
     pub fn start_dev() -> TestServer {
-        Self::launch(&format!("[limits]\n{APPS}"), true)
+        Self::launch(&format!("[limits]\n{APPS}"), true, None)
     }
 
     /// `--dev` with `server` (TOML lines of the `[server]` table).
     pub fn start_dev_with(server: &str) -> TestServer {
-        Self::launch(&format!("[server]\n{server}\n[limits]\n{APPS}"), true)
+        Self::launch(&format!("[server]\n{server}\n[limits]\n{APPS}"), true, None)
     }
 
     pub fn start_with(config: &str) -> TestServer {
-        Self::launch(config, false)
+        Self::launch(config, false, None)
     }
 
-    fn launch(config: &str, dev: bool) -> TestServer {
+    /// `config`, run with at most `fds` open files (soft and hard limit).
+    pub fn start_with_fd_limit(config: &str, fds: u32) -> TestServer {
+        Self::launch(config, false, Some(fds))
+    }
+
+    fn launch(config: &str, dev: bool, fds: Option<u32>) -> TestServer {
         let dir =
             std::env::temp_dir().join(format!("sfu-test-{}-{}", std::process::id(), rand_suffix()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("sfu.toml");
         std::fs::write(&path, config).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sfu"));
+        let mut command = match fds {
+            None => Command::new(env!("CARGO_BIN_EXE_sfu")),
+            Some(n) => {
+                let mut sh = Command::new("sh");
+                sh.args([
+                    "-c",
+                    &format!("ulimit -n {n} && exec \"$0\" \"$@\""),
+                    env!("CARGO_BIN_EXE_sfu"),
+                ]);
+                sh
+            }
+        };
         if dev {
             command.arg("--dev");
         }
