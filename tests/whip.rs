@@ -447,4 +447,53 @@ async fn resource_ids_are_random_and_only_the_owner_or_the_app_secret_may_delete
     )
     .await;
     assert_eq!(r.status, 401, "{}", r.body);
+    // WHEP resources have the same owner rule: the publisher of the stream
+    // is not the viewer.
+    let viewer = format!("Bearer {}", token(1, "viewer"));
+    let played = request(
+        &server.addr,
+        "POST",
+        "/whep/cam3",
+        &[
+            ("Authorization", viewer.as_str()),
+            ("Content-Type", "application/sdp"),
+        ],
+        &offer("recvonly"),
+    )
+    .await;
+    assert_eq!(played.status, 201, "{}", played.body);
+    let whep = played.header("Location").expect("Location").to_string();
+    let publisher = format!("Bearer {}", token(1, "obs3"));
+    let r = request(
+        &server.addr,
+        "DELETE",
+        &whep,
+        &[("Authorization", publisher.as_str())],
+        "",
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (404, json!(1_004_002))
+    );
+    let r = request(&server.addr, "DELETE", &whep, &[], "").await;
+    assert_eq!(r.status, 401);
+    let r = request(
+        &server.addr,
+        "DELETE",
+        &whep,
+        &[("Authorization", viewer.as_str())],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = request(
+        &server.addr,
+        "DELETE",
+        &whep,
+        &[("Authorization", viewer.as_str())],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 404, "deleted once");
 }
