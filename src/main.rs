@@ -161,6 +161,10 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cfg = load_config(&cli)?;
+    match sfu_core::listener::raise_fd_limit() {
+        Ok(n) => tracing::debug!(open_files = n, "RLIMIT_NOFILE raised to the hard limit"),
+        Err(e) => tracing::warn!("could not raise RLIMIT_NOFILE: {e}"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

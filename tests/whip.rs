@@ -115,7 +115,10 @@ async fn whip_resource_lifecycle_and_whep_play() {
     assert!(whep_location.starts_with("/whep/resource/"));
 
     // Trickle: right content type → 204, wrong → 415.
-    let frag = [("Content-Type", "application/trickle-ice-sdpfrag")];
+    let frag = [
+        ("Content-Type", "application/trickle-ice-sdpfrag"),
+        ("Authorization", bearer.as_str()),
+    ];
     assert_eq!(
         request(
             &server.addr,
@@ -133,7 +136,10 @@ async fn whip_resource_lifecycle_and_whep_play() {
             &server.addr,
             "PATCH",
             &location,
-            &[("Content-Type", "text/plain")],
+            &[
+                ("Content-Type", "text/plain"),
+                ("Authorization", bearer.as_str())
+            ],
             "x"
         )
         .await
@@ -160,9 +166,10 @@ async fn whip_resource_lifecycle_and_whep_play() {
         (409, json!(1_003_028))
     );
 
-    // DELETE ends the resource: the stream leaves the room (reason 1).
+    // DELETE by its owner ends the resource: the stream leaves the room (reason 1).
+    let owner = [("Authorization", bearer.as_str())];
     assert_eq!(
-        request(&server.addr, "DELETE", &location, &[], "")
+        request(&server.addr, "DELETE", &location, &owner, "")
             .await
             .status,
         200
@@ -176,12 +183,14 @@ async fn whip_resource_lifecycle_and_whep_play() {
         json!([{"stream_id": "obs-cam", "code": 1}])
     );
     assert_eq!(
-        request(&server.addr, "DELETE", &location, &[], "")
+        request(&server.addr, "DELETE", &location, &owner, "")
             .await
             .status,
         404
     );
-    let _ = request(&server.addr, "DELETE", &whep_location, &[], "").await;
+    // The WHEP play ended with its publisher: its resource is gone.
+    let viewer_auth = [("Authorization", viewer.as_str())];
+    let _ = request(&server.addr, "DELETE", &whep_location, &viewer_auth, "").await;
 }
 
 #[tokio::test]
@@ -302,4 +311,189 @@ async fn whip_and_whep_errors() {
     // A failed WHIP request left nothing behind: the ID is free.
     let r = post("/whip/r1/s", Some(ok_token), "application/sdp", sdp).await;
     assert_eq!(r.status, 201, "{}", r.body);
+}
+
+/// Publish `stream` into `room` as `user` of app 1; returns the Location.
+async fn publish(server: &TestServer, room: &str, stream: &str, user: &str) -> String {
+    let bearer = format!("Bearer {}", token(1, user));
+    let r = request(
+        &server.addr,
+        "POST",
+        &format!("/whip/{room}/{stream}"),
+        &[
+            ("Authorization", bearer.as_str()),
+            ("Content-Type", "application/sdp"),
+        ],
+        &offer("sendonly"),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.header("Location").expect("Location").to_string()
+}
+
+#[tokio::test]
+async fn resource_ids_are_random_and_only_the_owner_or_the_app_secret_may_delete() {
+    let server = TestServer::start("");
+    let mut watcher = server.client(1).await;
+    watcher.login(1, "watcher", "r1").await;
+    let location = publish(&server, "r1", "cam", "obs").await;
+    let id = location.strip_prefix("/whip/resource/").expect("WHIP path");
+    assert!(
+        id.len() >= 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "id is not 128 bits of hex: {id}"
+    );
+    assert_eq!(
+        watcher.room_event("roomStreamUpdate", "r1").await["updateType"],
+        "ADD"
+    );
+    let other_app = format!("Bearer {}", token(2, "obs"));
+    let other_user = format!("Bearer {}", token(1, "mallory"));
+    let forged = format!("Bearer {}", sign("not-the-secret", &claims(1, "obs")));
+    type Headers<'a> = &'a [(&'a str, &'a str)];
+    let refusals: [(Headers, u16, u64); 6] = [
+        (&[], 401, 1_002_067),
+        (&[("Authorization", "Bearer garbage")], 401, 1_002_033),
+        (&[("Authorization", "Basic b2JzOm9icw==")], 401, 1_002_067),
+        (&[("Authorization", forged.as_str())], 401, 1_002_033),
+        (&[("Authorization", other_app.as_str())], 404, 1_004_002),
+        (&[("Authorization", other_user.as_str())], 404, 1_004_002),
+    ];
+    for (headers, status, code) in refusals {
+        for method in ["DELETE", "PATCH"] {
+            let r = request(&server.addr, method, &location, headers, "").await;
+            assert_eq!(
+                (r.status, r.json()["code"].clone()),
+                (status, json!(code)),
+                "{method} with {headers:?}: {}",
+                r.body
+            );
+            assert!(r.json()["message"].as_str().is_some_and(|m| !m.is_empty()));
+        }
+    }
+    // The resource lives on: no DELETE reached the room.
+    watcher.no_event("roomStreamUpdate").await;
+    // Unknown and malformed ids are 404 JSON, whatever the token.
+    let owner = format!("Bearer {}", token(1, "obs"));
+    for path in [
+        "/whip/resource/1",
+        "/whip/resource/abc",
+        "/whip/resource/%FF%FE",
+        "/whip/resource/-5",
+    ] {
+        let r = request(
+            &server.addr,
+            "DELETE",
+            path,
+            &[("Authorization", owner.as_str())],
+            "",
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.json()["code"].clone()),
+            (404, json!(1_004_002)),
+            "{path}"
+        );
+    }
+    // A WHIP id is not a WHEP resource.
+    let r = request(
+        &server.addr,
+        "DELETE",
+        &format!("/whep/resource/{id}"),
+        &[("Authorization", owner.as_str())],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    // The owner's token deletes it.
+    let r = request(
+        &server.addr,
+        "DELETE",
+        &location,
+        &[("Authorization", owner.as_str())],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        watcher.room_event("roomStreamUpdate", "r1").await["updateType"],
+        "DELETE"
+    );
+    // The app's secret deletes any of the app's resources.
+    let second = publish(&server, "r1", "cam2", "obs2").await;
+    assert_ne!(second, location);
+    let secret_auth = format!("Bearer {}", secret(1));
+    let r = request(
+        &server.addr,
+        "DELETE",
+        &second,
+        &[("Authorization", secret_auth.as_str())],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        watcher.room_event("roomStreamUpdate", "r1").await["streamList"][0]["streamID"],
+        "cam2"
+    );
+    // Another app's secret does not.
+    let third = publish(&server, "r1", "cam3", "obs3").await;
+    let other_secret = format!("Bearer {}", secret(2));
+    let r = request(
+        &server.addr,
+        "DELETE",
+        &third,
+        &[("Authorization", other_secret.as_str())],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    // WHEP resources have the same owner rule: the publisher of the stream
+    // is not the viewer.
+    let viewer = format!("Bearer {}", token(1, "viewer"));
+    let played = request(
+        &server.addr,
+        "POST",
+        "/whep/cam3",
+        &[
+            ("Authorization", viewer.as_str()),
+            ("Content-Type", "application/sdp"),
+        ],
+        &offer("recvonly"),
+    )
+    .await;
+    assert_eq!(played.status, 201, "{}", played.body);
+    let whep = played.header("Location").expect("Location").to_string();
+    let publisher = format!("Bearer {}", token(1, "obs3"));
+    let r = request(
+        &server.addr,
+        "DELETE",
+        &whep,
+        &[("Authorization", publisher.as_str())],
+        "",
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (404, json!(1_004_002))
+    );
+    let r = request(&server.addr, "DELETE", &whep, &[], "").await;
+    assert_eq!(r.status, 401);
+    let r = request(
+        &server.addr,
+        "DELETE",
+        &whep,
+        &[("Authorization", viewer.as_str())],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = request(
+        &server.addr,
+        "DELETE",
+        &whep,
+        &[("Authorization", viewer.as_str())],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 404, "deleted once");
 }

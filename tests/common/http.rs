@@ -44,8 +44,60 @@ pub async fn request(
     stream.write_all(req.as_bytes()).await.expect("write");
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.expect("read");
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    parse(&String::from_utf8_lossy(&raw))
+}
+
+/// Read one response (head, then a `Content-Length` body) from an open
+/// connection; panics if none arrives within `within`.
+pub async fn read_response(stream: &mut TcpStream, within: std::time::Duration) -> HttpResponse {
+    let read = async {
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&raw[..end]).to_string();
+                let length = head
+                    .lines()
+                    .filter_map(|l| l.split_once(':'))
+                    .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+                    .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if raw.len() >= end + 4 + length {
+                    let body = String::from_utf8_lossy(&raw[end + 4..end + 4 + length]);
+                    return parse(&format!("{head}\r\n\r\n{body}"));
+                }
+            }
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => panic!("connection closed before a full response: {raw:?}"),
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(within, read)
+        .await
+        .expect("no response in time")
+}
+
+/// Wait until the server closes `stream` (EOF or reset); returns what it
+/// sent before. Panics if it is still open after `within`.
+pub async fn wait_closed(stream: &mut TcpStream, within: std::time::Duration) -> Vec<u8> {
+    let read = async {
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return raw,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(within, read)
+        .await
+        .expect("the server did not close the connection")
+}
+
+fn parse(text: &str) -> HttpResponse {
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text, ""));
     let mut lines = head.lines();
     let status = lines
         .next()

@@ -89,35 +89,51 @@ impl TestServer {
 
     /// The standard apps in `--dev` mode (the `/dev/token` endpoint is on).
     pub fn start_dev() -> TestServer {
-        Self::launch(&format!("[limits]\n{APPS}"), true)
+        Self::launch(&format!("[limits]\n{APPS}"), true, None)
     }
 
     /// `--dev` with `server` (TOML lines of the `[server]` table).
     pub fn start_dev_with(server: &str) -> TestServer {
-        Self::launch(&format!("[server]\n{server}\n[limits]\n{APPS}"), true)
+        Self::launch(&format!("[server]\n{server}\n[limits]\n{APPS}"), true, None)
     }
 
     pub fn start_with(config: &str) -> TestServer {
-        Self::launch(config, false)
+        Self::launch(config, false, None)
     }
 
     /// [`TestServer::start_with`], the server's environment extended by
     /// `env` (test hooks such as `SFUTEST_PANIC_STREAM`).
     pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> TestServer {
-        Self::launch_env(config, false, env)
+        Self::launch_env(config, false, None, env)
     }
 
-    fn launch(config: &str, dev: bool) -> TestServer {
-        Self::launch_env(config, dev, &[])
+    /// `config`, run with at most `fds` open files (soft and hard limit).
+    pub fn start_with_fd_limit(config: &str, fds: u32) -> TestServer {
+        Self::launch(config, false, Some(fds))
     }
 
-    fn launch_env(config: &str, dev: bool, env: &[(&str, &str)]) -> TestServer {
+    fn launch(config: &str, dev: bool, fds: Option<u32>) -> TestServer {
+        Self::launch_env(config, dev, fds, &[])
+    }
+
+    fn launch_env(config: &str, dev: bool, fds: Option<u32>, env: &[(&str, &str)]) -> TestServer {
         let dir =
             std::env::temp_dir().join(format!("sfu-test-{}-{}", std::process::id(), rand_suffix()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("sfu.toml");
         std::fs::write(&path, config).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sfu"));
+        let mut command = match fds {
+            None => Command::new(env!("CARGO_BIN_EXE_sfu")),
+            Some(n) => {
+                let mut sh = Command::new("sh");
+                sh.args([
+                    "-c",
+                    &format!("ulimit -n {n} && exec \"$0\" \"$@\""),
+                    env!("CARGO_BIN_EXE_sfu"),
+                ]);
+                sh
+            }
+        };
         if dev {
             command.arg("--dev");
         }
@@ -149,6 +165,29 @@ impl TestServer {
             .and_then(|w| w.strip_prefix("udp://"))
             .and_then(|a| a.parse().ok());
         TestServer { child, addr, media }
+    }
+
+    /// Send SIGTERM and wait (up to `within`) for the server to exit;
+    /// returns whether it exited successfully.
+    pub async fn terminate(&mut self, within: Duration) -> bool {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let deadline = tokio::time::Instant::now() + within;
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.success();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the server did not exit within {within:?} of SIGTERM"
+            );
+            tick.tick().await;
+        }
     }
 
     pub async fn client(&self, app: u32) -> Client {

@@ -4,7 +4,7 @@
     python3 aiortc_peer.py whep-play SERVER STREAM TOKEN SECONDS
 
 whip-publish sends aiortc's synthetic video (VP8) and audio for SECONDS, then
-DELETEs the resource; it prints "published" once connected. whep-play plays
+DELETEs the resource (with the same bearer token: only its owner may); it prints "published" once connected. whep-play plays
 for up to SECONDS and prints "decoded N video frames"; it exits non-zero if
 no frame was decoded.
 """
@@ -63,7 +63,7 @@ async def whip_publish(server, room, stream, token, seconds):
     await wait_connected(pc)
     print("published", flush=True)
     await asyncio.sleep(seconds)
-    await asyncio.to_thread(http, "DELETE", f"{server}{location}")
+    await asyncio.to_thread(http, "DELETE", f"{server}{location}", token=token)
     await pc.close()
 
 
@@ -96,7 +96,7 @@ async def whep_play(server, stream, token, seconds):
     except asyncio.TimeoutError:
         pass
     print(f"decoded {frames['video']} video frames", flush=True)
-    await asyncio.to_thread(http, "DELETE", f"{server}{location}")
+    await asyncio.to_thread(http, "DELETE", f"{server}{location}", token=token)
     await pc.close()
     return frames["video"]
 

@@ -48,7 +48,21 @@ pub fn parse_envelope(text: &str) -> Result<Envelope, Rejected> {
             error: SignalError::malformed("request must be a JSON object"),
         });
     };
-    let id = map.get("id").and_then(Value::as_u64);
+    // `"id": null` counts as no id; any other id that is not a u64 (`-5`,
+    // `5.0`, `18446744073709551616`, `"7"`) is unreadable: answered with
+    // `"id": null`, whatever the op (heartbeats included).
+    let id = match map.get("id") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_u64() {
+            Some(id) => Some(id),
+            None => {
+                return Err(Rejected {
+                    id: None,
+                    error: SignalError::malformed("field `id` must be an unsigned integer"),
+                })
+            }
+        },
+    };
     let op = match map.get("op") {
         Some(Value::String(op)) => op.clone(),
         Some(_) => {
@@ -65,14 +79,9 @@ pub fn parse_envelope(text: &str) -> Result<Envelope, Rejected> {
         }
     };
     if id.is_none() && op != "heartbeat" {
-        let why = if map.contains_key("id") {
-            "field `id` must be an unsigned integer"
-        } else {
-            "missing field `id`"
-        };
         return Err(Rejected {
             id: None,
-            error: SignalError::malformed(why),
+            error: SignalError::malformed("missing field `id`"),
         });
     }
     Ok(Envelope {
@@ -269,6 +278,22 @@ mod tests {
         assert_eq!((e.id, e.op.as_str()), (None, "heartbeat"));
         let e = parse_envelope(r#"{"id":3,"op":"logoutRoom"}"#).unwrap();
         assert_eq!(e.id, Some(3));
+    }
+
+    #[test]
+    fn unreadable_ids_are_answered_with_null_even_for_heartbeats() {
+        for id in ["-5", "5.0", "18446744073709551616", "\"7\"", "[]"] {
+            for op in ["heartbeat", "logoutRoom"] {
+                let r = parse_envelope(&format!(r#"{{"id":{id},"op":"{op}"}}"#)).unwrap_err();
+                assert_eq!((r.id, r.error.code), (None, code::MALFORMED), "{id} {op}");
+            }
+        }
+        let e = parse_envelope(r#"{"id":null,"op":"heartbeat"}"#).unwrap();
+        assert_eq!(e.id, None);
+        let r = parse_envelope(r#"{"id":null,"op":"logoutRoom"}"#).unwrap_err();
+        assert_eq!(r.id, None);
+        let e = parse_envelope(r#"{"id":18446744073709551615,"op":"heartbeat"}"#).unwrap();
+        assert_eq!(e.id, Some(u64::MAX));
     }
 
     #[test]

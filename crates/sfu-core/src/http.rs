@@ -2,9 +2,13 @@
 //! demo page, a health check, and in `--dev` a token endpoint for the demo.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use axum::body::{Body, Bytes};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Query, State as AxumState, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -12,7 +16,100 @@ use axum::Router;
 use axum::http::StatusCode;
 use room_signal::{code, token};
 
-use crate::{assets, signaling, whip, State};
+use crate::{assets, signaling, whip, Refusal, State};
+
+/// An HTTP error as every route answers it: `{code, message}` JSON.
+pub fn json_error(status: StatusCode, code: u32, message: &str) -> Response {
+    let body = serde_json::json!({"code": code, "message": message}).to_string();
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// Read a request body: at most `server.maxRequestBodyBytes` (`413`,
+/// `1000091`), all of it within `server.httpBodyTimeoutMs` (`408`,
+/// `1000092`). A `Content-Length` over the limit is refused before reading.
+pub async fn read_body(state: &State, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+    let max = state.limits.max_body_bytes;
+    let too_large = || {
+        state.refusals.count(Refusal::BodyTooLarge);
+        json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            code::BODY_TOO_LARGE,
+            &format!("request body over {max} bytes (server.maxRequestBodyBytes)"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    match tokio::time::timeout(state.limits.body_timeout, axum::body::to_bytes(body, max)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(too_large()),
+        Err(_) => {
+            state.refusals.count(Refusal::BodyTimeout);
+            Err(json_error(
+                StatusCode::REQUEST_TIMEOUT,
+                code::REQUEST_TIMEOUT,
+                "request body did not arrive in time (server.httpBodyTimeoutMs)",
+            ))
+        }
+    }
+}
+
+/// Any error response the router or an extractor produced without a JSON
+/// body (a rejection's plain text, an empty 405) becomes `{code, message}`.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let message = status.canonical_reason().unwrap_or("error").to_string();
+    let mut fixed = json_error(status, code::MALFORMED, &message);
+    for name in [
+        header::ALLOW,
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+    ] {
+        if let Some(v) = response.headers().get(&name) {
+            fixed.headers_mut().insert(name, v.clone());
+        }
+    }
+    fixed
+}
+
+/// A place under `server.maxWebSocketConnections`, given back on drop.
+struct WsSlot(Arc<State>);
+
+impl WsSlot {
+    fn take(state: &Arc<State>) -> Option<WsSlot> {
+        let max = state.limits.max_websockets;
+        if state.websockets.fetch_add(1, Ordering::AcqRel) >= max {
+            state.websockets.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(WsSlot(state.clone()))
+    }
+}
+
+impl Drop for WsSlot {
+    fn drop(&mut self) {
+        self.0.websockets.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 pub fn router(state: Arc<State>) -> Router {
     let dev = state.dev;
@@ -27,13 +124,13 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/whep/{stream}", post(whip::play).options(whip::options))
         .route(
             "/whip/resource/{id}",
-            axum::routing::delete(|s, p| whip::delete(s, p, "whip"))
+            axum::routing::delete(|s, p, h| whip::delete(s, p, h, "whip"))
                 .patch(|s, p, h| whip::patch(s, p, h, "whip"))
                 .options(whip::options),
         )
         .route(
             "/whep/resource/{id}",
-            axum::routing::delete(|s, p| whip::delete(s, p, "whep"))
+            axum::routing::delete(|s, p, h| whip::delete(s, p, h, "whep"))
                 .patch(|s, p, h| whip::patch(s, p, h, "whep"))
                 .options(whip::options),
         )
@@ -43,7 +140,9 @@ pub fn router(state: Arc<State>) -> Router {
     } else {
         router
     };
-    router.with_state(state)
+    router
+        .layer(axum::middleware::map_response(json_errors))
+        .with_state(state)
 }
 
 /// `POST /admin/kick` `{"appID", "roomID", "userID"}` with
@@ -53,8 +152,12 @@ pub fn router(state: Arc<State>) -> Router {
 async fn admin_kick(
     AxumState(state): AxumState<Arc<State>>,
     headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
+    body: Body,
 ) -> Response {
+    let body = match read_body(&state, &headers, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     let fail = |status: StatusCode, code: u32, message: &str| {
         (
             status,
@@ -107,10 +210,8 @@ async fn admin_kick(
 
 /// `GET /dev/token?appID=1&userID=alice[&roomID=r1]` — only in `--dev`:
 /// a one-hour token for the demo page.
-async fn dev_token(
-    Query(query): Query<HashMap<String, String>>,
-    AxumState(state): AxumState<Arc<State>>,
-) -> Response {
+async fn dev_token(uri: Uri, AxumState(state): AxumState<Arc<State>>) -> Response {
+    let query = query_of(&uri);
     let app = query
         .get("appID")
         .and_then(|s| s.parse::<u32>().ok())
@@ -133,11 +234,37 @@ async fn dev_token(
         .into_response()
 }
 
+/// The query string's parameters (an unreadable one reads as empty).
+fn query_of(uri: &Uri) -> HashMap<String, String> {
+    Query::<HashMap<String, String>>::try_from_uri(uri)
+        .map(|q| q.0)
+        .unwrap_or_default()
+}
+
+/// `GET /ws?appID=`: `400` without an upgrade, `503` `1000090` over
+/// `server.maxWebSocketConnections`; an app at `maxSessionsPerApp` gets the
+/// `error` event `1001005` and close 1013.
 async fn ws(
-    upgrade: WebSocketUpgrade,
-    Query(query): Query<HashMap<String, String>>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    uri: Uri,
     AxumState(state): AxumState<Arc<State>>,
 ) -> Response {
+    let Ok(upgrade) = upgrade else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            code::MALFORMED,
+            "GET /ws must be a WebSocket upgrade",
+        );
+    };
+    let query = query_of(&uri);
+    let Some(slot) = WsSlot::take(&state) else {
+        state.refusals.count(Refusal::WebSockets);
+        return json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            code::SERVER_BUSY,
+            "too many WebSocket connections (server.maxWebSocketConnections)",
+        );
+    };
     let max = state.hub.limits().max_frame_bytes;
     let app = query
         .get("appID")
@@ -145,9 +272,17 @@ async fn ws(
         .and_then(|id| state.hub.app(id));
     let upgrade = upgrade.max_message_size(max).max_frame_size(max);
     match app {
-        Some(app) => upgrade
-            .on_upgrade(move |socket| signaling::serve(socket, state, app))
-            .into_response(),
+        Some(app) => match state.hub.try_connect(app) {
+            Ok((session, inbox)) => upgrade
+                .on_upgrade(move |socket| signaling::serve(socket, state, session, inbox, slot))
+                .into_response(),
+            Err(e) => {
+                state.refusals.count(Refusal::AppSessions);
+                upgrade
+                    .on_upgrade(move |socket| signaling::reject_busy(socket, e))
+                    .into_response()
+            }
+        },
         None => {
             let why = match query.get("appID") {
                 None => "missing appID query parameter".to_string(),

@@ -5,6 +5,7 @@
 //! with the media plane, the data plane (`stream-router`).
 //!
 //! - [`http`]: the axum router (`/ws`, WHIP/WHEP, `/sdk`, `/`, `/health`).
+//! - [`listener`]: the accept loop, connection limit and header timeout.
 //! - [`assets`]: the embedded browser SDK and demo page.
 //! - [`signaling`]: one task per WebSocket connection, owning its `Session`.
 //! - [`media`]: the UDP port, media workers and `rtc` peer connections.
@@ -12,6 +13,7 @@
 
 pub mod assets;
 pub mod http;
+pub mod listener;
 pub mod media;
 pub mod signaling;
 pub mod whip;
@@ -70,6 +72,57 @@ pub struct State {
     pub hub: Hub,
     pub resources: Arc<whip::Resources>,
     pub dev: bool,
+    /// Requests and connections refused by a limit or a check, per kind.
+    pub refusals: Refusals,
+    /// The listener's limits (connections, timeouts, body size).
+    pub limits: HttpLimits,
+    /// Signaling WebSockets open now (under `limits.max_websockets`).
+    pub websockets: std::sync::atomic::AtomicUsize,
+}
+
+/// What a refusal was for (one counter each in [`Refusals`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `server.maxHttpConnections` reached: a TCP connection got `503`.
+    HttpConnections,
+    /// `server.maxWebSocketConnections` reached: an upgrade got `503`.
+    WebSockets,
+    /// `limits.maxSessionsPerApp` reached (`1001005`), WebSocket or WHIP/WHEP.
+    AppSessions,
+    /// A request body over `server.maxRequestBodyBytes` (`413`).
+    BodyTooLarge,
+    /// A request body slower than `server.httpBodyTimeoutMs` (`408`).
+    BodyTimeout,
+    /// A `DELETE`/`PATCH` of a WHIP/WHEP resource by someone not its owner.
+    ResourceAuth,
+}
+
+/// Refusal counters (read by `/metrics` later; tests and logs for now).
+#[derive(Debug, Default)]
+pub struct Refusals {
+    counters: [std::sync::atomic::AtomicU64; 6],
+}
+
+impl Refusals {
+    fn slot(kind: Refusal) -> usize {
+        match kind {
+            Refusal::HttpConnections => 0,
+            Refusal::WebSockets => 1,
+            Refusal::AppSessions => 2,
+            Refusal::BodyTooLarge => 3,
+            Refusal::BodyTimeout => 4,
+            Refusal::ResourceAuth => 5,
+        }
+    }
+
+    pub fn count(&self, kind: Refusal) {
+        self.counters[Self::slot(kind)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many refusals of `kind` so far.
+    pub fn get(&self, kind: Refusal) -> u64 {
+        self.counters[Self::slot(kind)].load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// A bound, not yet running server.
@@ -100,6 +153,9 @@ impl Server {
                 hub,
                 resources: Arc::default(),
                 dev: config.dev,
+                refusals: Refusals::default(),
+                limits: config.http,
+                websockets: Default::default(),
             }),
             media_addr,
         })
@@ -131,10 +187,31 @@ impl Server {
             }
         });
         let app = http::router(self.state.clone());
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = listener::serve(self.listener, app, self.state.clone(), shutdown).await;
         ticker.abort();
         served.context("HTTP server")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_counted_per_kind() {
+        let r = Refusals::default();
+        r.count(Refusal::BodyTooLarge);
+        r.count(Refusal::BodyTooLarge);
+        r.count(Refusal::ResourceAuth);
+        assert_eq!(r.get(Refusal::BodyTooLarge), 2);
+        assert_eq!(r.get(Refusal::ResourceAuth), 1);
+        for kind in [
+            Refusal::HttpConnections,
+            Refusal::WebSockets,
+            Refusal::AppSessions,
+            Refusal::BodyTimeout,
+        ] {
+            assert_eq!(r.get(kind), 0, "{kind:?}");
+        }
     }
 }

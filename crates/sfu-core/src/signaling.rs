@@ -8,15 +8,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
-use room_signal::outbox::Overflow;
-use room_signal::{wire, App, CloseReason, Session};
+use room_signal::outbox::{Inbox, Overflow};
+use room_signal::{wire, CloseReason, Session, SignalError};
 use tokio::time::{sleep_until, Instant};
 
 use crate::State;
 
 /// Close codes the contract and this server use.
 pub mod close_code {
+    pub const PROTOCOL: u16 = 1002;
+    pub const BAD_UTF8: u16 = 1007;
     pub const POLICY: u16 = 1008;
+    pub const TRY_AGAIN_LATER: u16 = 1013;
     pub const TOO_BIG: u16 = 1009;
     pub const HEARTBEAT_TIMEOUT: u16 = 4008;
 }
@@ -48,10 +51,41 @@ pub async fn reject_app(mut socket: WebSocket, why: String) {
     close(&mut socket, close_code::POLICY, "unknown appID").await;
 }
 
-/// Serve one signaling connection of `app` until it ends.
-pub async fn serve(mut socket: WebSocket, state: Arc<State>, app: Arc<App>) {
+/// An upgrade refused by a limit (`1001005` the app's session limit): the
+/// error event, then close 1013 (try again later).
+pub async fn reject_busy(mut socket: WebSocket, error: SignalError) {
+    let event = serde_json::json!({"event": "error", "code": error.code, "message": error.message});
+    let _ = socket
+        .send(Message::Text(Utf8Bytes::from(event.to_string())))
+        .await;
+    close(&mut socket, close_code::TRY_AGAIN_LATER, "session limit").await;
+}
+
+/// What a read error closes the socket with (RFC 6455 section 7.4.1).
+fn close_for(e: axum::Error) -> Option<(u16, &'static str)> {
+    match e.into_inner().downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(_)) => {
+            Some((close_code::TOO_BIG, "message larger than 64 KiB"))
+        }
+        Some(tungstenite::Error::Utf8(_)) => {
+            Some((close_code::BAD_UTF8, "text frame is not UTF-8"))
+        }
+        Some(tungstenite::Error::Protocol(_)) => Some((close_code::PROTOCOL, "protocol error")),
+        _ => None,
+    }
+}
+
+/// Serve one signaling connection (its session already admitted by
+/// `Hub::try_connect`) until it ends; `_slot` holds its place under
+/// `server.maxWebSocketConnections`.
+pub async fn serve<G: Send>(
+    mut socket: WebSocket,
+    state: Arc<State>,
+    mut session: Session,
+    mut inbox: Inbox,
+    _slot: G,
+) {
     let limits = state.hub.limits().clone();
-    let (mut session, mut inbox) = state.hub.connect(app);
     let heartbeat = Duration::from_millis(limits.heartbeat_timeout_ms);
     let mut silent_until = Instant::now() + heartbeat;
     tracing::debug!(
@@ -69,10 +103,9 @@ pub async fn serve(mut socket: WebSocket, state: Arc<State>, app: Arc<App>) {
                 let Some(Ok(msg)) = incoming else {
                     if let Some(Err(e)) = incoming {
                         let why = e.to_string();
-                        if is_too_big(e) {
-                            close(&mut socket, close_code::TOO_BIG, "frame larger than 64 KiB").await;
-                        } else {
-                            tracing::debug!(conn = session.conn_id(), "websocket error: {why}");
+                        tracing::debug!(conn = session.conn_id(), "websocket error: {why}");
+                        if let Some((code, reason)) = close_for(e) {
+                            close(&mut socket, code, reason).await;
                         }
                     }
                     break CloseReason::Disconnected;
@@ -95,7 +128,12 @@ pub async fn serve(mut socket: WebSocket, state: Arc<State>, app: Arc<App>) {
                         None
                     }
                     Message::Pong(_) => None,
-                    Message::Close(_) => break CloseReason::Disconnected,
+                    Message::Close(_) => {
+                        // tungstenite queued the echo of the client's close
+                        // frame (same code); flushing writes it.
+                        let _ = futures_util::SinkExt::flush(&mut socket).await;
+                        break CloseReason::Disconnected;
+                    }
                 };
                 if let Some(frame) = answer.and_then(text) {
                     if let Err(reason) = write(&mut socket, frame, &inbox.overflow, heartbeat).await {
@@ -170,11 +208,4 @@ async fn sleep_opt(at: Option<Instant>) {
         Some(at) => sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-fn is_too_big(e: axum::Error) -> bool {
-    matches!(
-        e.into_inner().downcast_ref::<tungstenite::Error>(),
-        Some(tungstenite::Error::Capacity(_))
-    )
 }

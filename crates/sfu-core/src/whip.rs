@@ -7,10 +7,10 @@
 //! `DELETE`, its media connection fails, or its user is kicked.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State as AxumState};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -21,19 +21,39 @@ use room_signal::{code, token, Session, SignalError};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
+use crate::http::read_body;
 use crate::signaling::unix_ms;
 use crate::State;
 
-/// Live WHIP/WHEP resources by id.
+/// Live WHIP/WHEP resources by id (128 random bits, lowercase hex).
 #[derive(Default)]
 pub struct Resources {
-    next: AtomicU64,
-    live: Mutex<HashMap<u64, Resource>>,
+    live: Mutex<HashMap<String, Resource>>,
+}
+
+impl Resources {
+    /// Live resources (WHIP and WHEP).
+    pub fn len(&self) -> usize {
+        self.live.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 struct Resource {
     kind: &'static str,
+    /// Who created it: only this app's secret or a token of this app and
+    /// user may `DELETE` or `PATCH` it.
+    app_id: u32,
+    user_id: String,
     stop: oneshot::Sender<()>,
+}
+
+/// An unguessable resource id: 128 bits from the OS-seeded CSPRNG, as hex.
+fn new_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
 }
 
 fn cors(mut r: Response) -> Response {
@@ -79,7 +99,11 @@ fn status_of(code: u32) -> StatusCode {
         code::RATE_LIMITED_APP | code::RATE_LIMITED_ROOM | code::RATE_LIMITED_SIGNALING => {
             StatusCode::TOO_MANY_REQUESTS
         }
-        code::ROOM_FULL => StatusCode::SERVICE_UNAVAILABLE,
+        code::ROOM_FULL | code::PEER_LIMIT | code::SERVER_BUSY | code::APP_SESSION_LIMIT => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        code::BODY_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+        code::REQUEST_TIMEOUT => StatusCode::REQUEST_TIMEOUT,
         _ => StatusCode::BAD_REQUEST,
     }
 }
@@ -144,7 +168,9 @@ fn session_for(
         .hub
         .app(app_id)
         .ok_or_else(|| SignalError::new(code::UNKNOWN_APP, format!("unknown appID {app_id}")))?;
-    let (mut session, inbox) = state.hub.connect(app);
+    let (mut session, inbox) = state.hub.try_connect(app).inspect_err(|_| {
+        state.refusals.count(crate::Refusal::AppSessions);
+    })?;
     op(
         &mut session,
         json!({"id": 1, "op": "loginRoom", "roomID": room_id, "token": token,
@@ -160,22 +186,26 @@ fn created(
     session: Session,
     inbox: Inbox,
     stream_id: String,
+    user_id: String,
 ) -> Response {
     let sdp = answer
         .get("sdp")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let id = state.resources.next.fetch_add(1, Ordering::Relaxed) + 1;
+    let id = new_id();
     let (stop_tx, stop_rx) = oneshot::channel();
     state.resources.live.lock().insert(
-        id,
+        id.clone(),
         Resource {
             kind,
+            app_id: session.app().id(),
+            user_id,
             stop: stop_tx,
         },
     );
     let resources = state.resources.clone();
+    let location = format!("/{kind}/resource/{id}");
     tokio::spawn(run(id, kind, session, inbox, stop_rx, stream_id, resources));
     let mut r = (StatusCode::CREATED, sdp).into_response();
     let h = r.headers_mut();
@@ -183,7 +213,7 @@ fn created(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/sdp"),
     );
-    if let Ok(loc) = HeaderValue::from_str(&format!("/{kind}/resource/{id}")) {
+    if let Ok(loc) = HeaderValue::from_str(&location) {
         h.insert(header::LOCATION, loc);
     }
     cors(r)
@@ -191,7 +221,7 @@ fn created(
 
 /// Keep a resource's session until it is deleted or its media ends.
 async fn run(
-    id: u64,
+    id: String,
     kind: &'static str,
     mut session: Session,
     mut inbox: Inbox,
@@ -231,7 +261,7 @@ async fn run(
         let _ = op(&mut session, json!({"id": 3, "op": "logoutRoom"}));
     }
     resources.live.lock().remove(&id);
-    tracing::info!(resource = id, kind, stream = %stream_id, deleted, "WHIP/WHEP resource ended");
+    tracing::info!(resource = %id, kind, stream = %stream_id, deleted, "WHIP/WHEP resource ended");
 }
 
 /// The bearer token of a `POST` carrying an SDP offer.
@@ -251,14 +281,18 @@ pub async fn publish(
     AxumState(state): AxumState<Arc<State>>,
     Path((room_id, stream_id)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let token = match sdp_request(&headers) {
         Ok(t) => t,
         Err(e) => return error(&e),
     };
+    let body = match read_body(&state, &headers, body).await {
+        Ok(b) => b,
+        Err(r) => return cors(r),
+    };
     let offer = String::from_utf8_lossy(&body);
-    let (mut session, inbox, _) = match session_for(&state, token, &room_id) {
+    let (mut session, inbox, user) = match session_for(&state, token, &room_id) {
         Ok(s) => s,
         Err(e) => return error(&e),
     };
@@ -266,7 +300,7 @@ pub async fn publish(
         &mut session,
         json!({"id": 2, "op": "startPublishingStream", "streamID": stream_id, "roomID": room_id, "sdp": offer}),
     ) {
-        Ok(answer) => created(&state, "whip", &answer, session, inbox, stream_id),
+        Ok(answer) => created(&state, "whip", &answer, session, inbox, stream_id, user),
         Err(e) => error(&e),
     }
 }
@@ -276,11 +310,15 @@ pub async fn play(
     AxumState(state): AxumState<Arc<State>>,
     Path(stream_id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let token = match sdp_request(&headers) {
         Ok(t) => t,
         Err(e) => return error(&e),
+    };
+    let body = match read_body(&state, &headers, body).await {
+        Ok(b) => b,
+        Err(r) => return cors(r),
     };
     // The viewer joins its token's room, else the room that lists the stream.
     let Some((app_id, _, token_room)) = token::peek(token) else {
@@ -306,7 +344,7 @@ pub async fn play(
         },
     };
     let offer = String::from_utf8_lossy(&body);
-    let (mut session, inbox, _) = match session_for(&state, token, &room) {
+    let (mut session, inbox, user) = match session_for(&state, token, &room) {
         Ok(s) => s,
         Err(e) => return error(&e),
     };
@@ -314,26 +352,92 @@ pub async fn play(
         &mut session,
         json!({"id": 2, "op": "startPlayingStream", "streamID": stream_id, "sdp": offer}),
     ) {
-        Ok(answer) => created(&state, "whep", &answer, session, inbox, stream_id),
+        Ok(answer) => created(&state, "whep", &answer, session, inbox, stream_id, user),
         Err(e) => error(&e),
     }
 }
 
-fn resource_kind(state: &State, kind: &str, id: u64) -> bool {
+fn no_such_resource() -> Response {
+    error(&SignalError::new(
+        code::STREAM_NOT_FOUND,
+        "no such resource",
+    ))
+}
+
+/// May the request's bearer act on a resource of `app_id`/`user_id`?
+/// The app's secret, or a token signed by the app for that user (its
+/// expiry does not matter: it proves who created the resource). No or an
+/// unreadable token → `401`; a token of another app or user → `404`, as if
+/// the resource did not exist.
+fn authorize(
+    state: &State,
+    headers: &HeaderMap,
+    app_id: u32,
+    user_id: &str,
+) -> Result<(), SignalError> {
+    let not_found = || SignalError::new(code::STREAM_NOT_FOUND, "no such resource");
+    let invalid = || {
+        SignalError::new(
+            code::TOKEN_INVALID,
+            "token invalid: not a room token of this app",
+        )
+    };
+    let Some(token) = bearer(headers).filter(|t| !t.is_empty()) else {
+        return Err(SignalError::new(
+            code::TOKEN_MISSING,
+            "missing Authorization: Bearer <token>",
+        ));
+    };
+    let Some(app) = state.hub.app(app_id) else {
+        return Err(not_found());
+    };
+    if token == app.config.secret {
+        return Ok(());
+    }
+    let Some((claimed_app, _, _)) = token::peek(token) else {
+        return Err(invalid());
+    };
+    if claimed_app != app_id {
+        return Err(not_found());
+    }
+    let Some(claims) = token::signed_claims(token, &app.config.secret) else {
+        return Err(invalid());
+    };
+    if claims.user_id != user_id {
+        return Err(not_found());
+    }
+    Ok(())
+}
+
+/// The owner of the live resource `id` of `kind`, if there is one.
+fn owner(state: &State, kind: &str, id: &str) -> Option<(u32, String)> {
     state
         .resources
         .live
         .lock()
-        .get(&id)
-        .is_some_and(|r| r.kind == kind)
+        .get(id)
+        .filter(|r| r.kind == kind)
+        .map(|r| (r.app_id, r.user_id.clone()))
 }
 
-/// `DELETE /whip/resource/{id}` and `/whep/resource/{id}`.
+/// `DELETE /whip/resource/{id}` and `/whep/resource/{id}`: unknown id →
+/// `404` (before any auth check), then the owner check of [`authorize`].
 pub async fn delete(
     AxumState(state): AxumState<Arc<State>>,
-    Path(id): Path<u64>,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
     kind: &'static str,
 ) -> Response {
+    let Ok(Path(id)) = id else {
+        return no_such_resource();
+    };
+    let Some((app_id, user_id)) = owner(&state, kind, &id) else {
+        return no_such_resource();
+    };
+    if let Err(e) = authorize(&state, &headers, app_id, &user_id) {
+        state.refusals.count(crate::Refusal::ResourceAuth);
+        return error(&e);
+    }
     let removed = {
         let mut live = state.resources.live.lock();
         match live.get(&id) {
@@ -346,26 +450,27 @@ pub async fn delete(
             let _ = r.stop.send(());
             cors(StatusCode::OK.into_response())
         }
-        None => error(&SignalError::new(
-            code::STREAM_NOT_FOUND,
-            "no such resource",
-        )),
+        None => no_such_resource(),
     }
 }
 
 /// `PATCH /whip/resource/{id}` (trickle ICE): candidates are accepted; the
-/// server is ICE-lite and needs none.
+/// server is ICE-lite and needs none. Same id and owner checks as `DELETE`.
 pub async fn patch(
     AxumState(state): AxumState<Arc<State>>,
-    Path(id): Path<u64>,
+    id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     kind: &'static str,
 ) -> Response {
-    if !resource_kind(&state, kind, id) {
-        return error(&SignalError::new(
-            code::STREAM_NOT_FOUND,
-            "no such resource",
-        ));
+    let Ok(Path(id)) = id else {
+        return no_such_resource();
+    };
+    let Some((app_id, user_id)) = owner(&state, kind, &id) else {
+        return no_such_resource();
+    };
+    if let Err(e) = authorize(&state, &headers, app_id, &user_id) {
+        state.refusals.count(crate::Refusal::ResourceAuth);
+        return error(&e);
     }
     if !is_content_type(&headers, "application/trickle-ice-sdpfrag") {
         let mut r = error(&SignalError::malformed(
