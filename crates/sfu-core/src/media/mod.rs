@@ -11,6 +11,7 @@
 pub mod batch;
 pub mod convert;
 pub mod directory;
+pub mod offer_check;
 pub mod peer;
 pub mod relay;
 mod service;

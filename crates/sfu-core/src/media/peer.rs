@@ -255,6 +255,7 @@ fn parse_offer(sdp: &str) -> Result<RTCSessionDescription, SignalError> {
     if sdp.trim().is_empty() {
         return Err(bad_sdp("empty"));
     }
+    super::offer_check::check(sdp).map_err(bad_sdp)?;
     RTCSessionDescription::offer(sdp.to_string()).map_err(bad_sdp)
 }
 
