@@ -125,3 +125,56 @@ async fn bad_offers_are_refused_over_websocket_and_whip_and_park_nothing() {
         "{v}"
     );
 }
+
+fn fingerprints(answer: &str) -> Vec<&str> {
+    answer
+        .lines()
+        .filter(|l| l.starts_with("a=fingerprint:"))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_same_certificate_fingerprint() {
+    let server = TestServer::start("");
+    let mut client = server.client(1).await;
+    client.login(1, "pub", "r1").await;
+    let mut seen = Vec::new();
+    for stream in ["cam-a", "cam-b"] {
+        let v = client
+            .ok(
+                "startPublishingStream",
+                json!({"streamID": stream, "sdp": crlf(CHROMIUM)}),
+            )
+            .await;
+        let answer = v["sdp"].as_str().unwrap_or_default().to_string();
+        let fps: Vec<String> = fingerprints(&answer)
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert!(!fps.is_empty(), "{answer}");
+        seen.push(fps);
+    }
+    // A WHIP answer from the same process too.
+    let bearer = format!("Bearer {}", token(1, "obs"));
+    let headers = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/sdp"),
+    ];
+    let r = request(
+        &server.addr,
+        "POST",
+        "/whip/r1/obs-cam",
+        &headers,
+        &crlf(CHROMIUM),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    seen.push(
+        fingerprints(&r.body)
+            .into_iter()
+            .map(String::from)
+            .collect(),
+    );
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(seen[0], seen[2]);
+}
