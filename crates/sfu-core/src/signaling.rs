@@ -3,6 +3,9 @@
 //! events other connections queued for it, and enforces the heartbeat
 //! timeout, the frame-size limit and the slow-reader policy.
 
+/// Target of log lines a client triggers at will (rate-limited, see
+/// [`crate::ratelog`]).
+const CLIENT_LOG: &str = "sfu_core::signaling::client";
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -72,7 +75,7 @@ pub async fn serve(mut socket: WebSocket, state: Arc<State>, app: Arc<App>) {
                         if is_too_big(e) {
                             close(&mut socket, close_code::TOO_BIG, "frame larger than 64 KiB").await;
                         } else {
-                            tracing::debug!(conn = session.conn_id(), "websocket error: {why}");
+                            tracing::debug!(target: CLIENT_LOG, conn = session.conn_id(), "websocket error: {why}");
                         }
                     }
                     break CloseReason::Disconnected;
@@ -155,11 +158,11 @@ async fn write(
     tokio::select! {
         sent = socket.send(frame) => sent.map_err(|_| CloseReason::Disconnected),
         () = overflow.wait() => {
-            tracing::warn!("client stopped reading and its send queue overflowed: dropping the connection");
+            tracing::warn!(target: CLIENT_LOG, "client stopped reading and its send queue overflowed: dropping the connection");
             Err(CloseReason::SlowConsumer)
         }
         () = tokio::time::sleep(limit) => {
-            tracing::warn!("a write blocked for {limit:?}: dropping the connection");
+            tracing::warn!(target: CLIENT_LOG, "a write blocked for {limit:?}: dropping the connection");
             Err(CloseReason::SlowConsumer)
         }
     }
