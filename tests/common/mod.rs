@@ -102,6 +102,38 @@ impl TestServer {
     }
 
     fn launch(config: &str, dev: bool) -> TestServer {
+        Self::spawn(config, dev, None).0
+    }
+
+    /// [`TestServer::start_with`] with `RUST_LOG=rust_log`, and the
+    /// server's log output (stderr) read line by line.
+    pub fn start_logged(config: &str, rust_log: &str) -> (TestServer, Logs) {
+        let (server, stderr) = Self::spawn(config, false, Some(rust_log));
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Some(stderr) = stderr {
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        (
+            server,
+            Logs {
+                rx,
+                lines: Vec::new(),
+            },
+        )
+    }
+
+    fn spawn(
+        config: &str,
+        dev: bool,
+        rust_log: Option<&str>,
+    ) -> (TestServer, Option<std::process::ChildStderr>) {
         let dir =
             std::env::temp_dir().join(format!("sfu-test-{}-{}", std::process::id(), rand_suffix()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -117,10 +149,17 @@ impl TestServer {
             .args(["--bind", "127.0.0.1:0", "--udp-port", "0"])
             .env(
                 "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,rtc_dtls=error".into()),
+                rust_log.map(str::to_string).unwrap_or_else(|| {
+                    std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,rtc_dtls=error".into())
+                }),
             )
+            .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if rust_log.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
             .spawn()
             .expect("spawn sfu");
         let stdout = child.stdout.take().unwrap();
@@ -137,7 +176,8 @@ impl TestServer {
             .nth(1)
             .and_then(|w| w.strip_prefix("udp://"))
             .and_then(|a| a.parse().ok());
-        TestServer { child, addr, media }
+        let stderr = child.stderr.take();
+        (TestServer { child, addr, media }, stderr)
     }
 
     pub async fn client(&self, app: u32) -> Client {
@@ -160,6 +200,37 @@ fn rand_suffix() -> u64 {
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .subsec_nanos() as u64
+}
+
+/// A server's log lines, as it writes them.
+pub struct Logs {
+    rx: mpsc::UnboundedReceiver<String>,
+    /// Every line read so far.
+    pub lines: Vec<String>,
+}
+
+impl Logs {
+    /// Read lines until one contains `needle` (everything the server wrote
+    /// before it is then in `lines`); returns how many lines that took.
+    pub async fn until(&mut self, needle: &str) -> usize {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let start = self.lines.len();
+        loop {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(line)) => {
+                    let found = line.contains(needle);
+                    self.lines.push(line);
+                    if found {
+                        return self.lines.len() - start;
+                    }
+                }
+                _ => panic!(
+                    "no log line with {needle:?}; got {:?}",
+                    &self.lines[start..]
+                ),
+            }
+        }
+    }
 }
 
 /// What the reader task saw.

@@ -10,6 +10,7 @@
 //!   [`CLIENT`] (`sfu_core::signaling::client`, ...), which `RUST_LOG`
 //!   directives for the module still select.
 //!
+//! All limited targets together get at most [`TOTAL_PER_WINDOW`] per window.
 //! The first event of a target in a new window that follows suppressed ones
 //! is preceded by one line `suppressed K lines from target X`. The layer
 //! only decides *whether* an event is written (`event_enabled`), so it
@@ -26,6 +27,9 @@ use tracing_subscriber::layer::{Context, Layer};
 
 /// Events per target per window.
 pub const PER_WINDOW: u32 = 10;
+/// Events of all limited targets together per window (the stack has a few
+/// dozen targets: at `debug` they would otherwise add up).
+pub const TOTAL_PER_WINDOW: u32 = 30;
 /// The window.
 pub const WINDOW: Duration = Duration::from_secs(10);
 /// Target suffix of our own client-triggered log sites.
@@ -59,35 +63,55 @@ struct Slot {
 /// The counting, apart from `tracing` and the clock (testable).
 pub struct Limiter {
     per_window: u32,
+    total_per_window: u32,
     window: Duration,
-    slots: HashMap<String, Slot>,
+    /// Each target's slot in `slots`.
+    index: HashMap<String, usize>,
+    slots: Vec<Slot>,
+    total: Option<Slot>,
 }
 
 impl Limiter {
-    pub fn new(per_window: u32, window: Duration) -> Limiter {
+    pub fn new(per_window: u32, total_per_window: u32, window: Duration) -> Limiter {
         Limiter {
             per_window,
+            total_per_window,
             window,
-            slots: HashMap::new(),
+            index: HashMap::new(),
+            slots: Vec::new(),
+            total: None,
+        }
+    }
+
+    /// Whether the shared budget of all targets has room for one more.
+    fn take_total(&mut self, now: Instant) -> bool {
+        let total = self.total.get_or_insert(Slot {
+            start: now,
+            passed: 0,
+            suppressed: 0,
+        });
+        if now.saturating_duration_since(total.start) >= self.window {
+            total.start = now;
+            total.passed = 0;
+        }
+        if total.passed < self.total_per_window {
+            total.passed += 1;
+            true
+        } else {
+            false
         }
     }
 
     pub fn check(&mut self, target: &str, now: Instant) -> Verdict {
-        let key = if self.slots.contains_key(target) || self.slots.len() < MAX_TARGETS {
+        let key = if self.index.contains_key(target) || self.index.len() < MAX_TARGETS {
             target
         } else {
             "(other targets)"
         };
-        let slot = match self.slots.get_mut(key) {
-            Some(s) => s,
-            None => self.slots.entry(key.to_string()).or_insert(Slot {
-                start: now,
-                passed: 0,
-                suppressed: 0,
-            }),
-        };
+        let (window, per_window) = (self.window, self.per_window);
+        let slot = self.slot(key, now);
         let mut summary = 0;
-        if now.saturating_duration_since(slot.start) >= self.window {
+        if now.saturating_duration_since(slot.start) >= window {
             summary = slot.suppressed;
             *slot = Slot {
                 start: now,
@@ -95,7 +119,9 @@ impl Limiter {
                 suppressed: 0,
             };
         }
-        if slot.passed < self.per_window {
+        let room = slot.passed < per_window;
+        if room && self.take_total(now) {
+            let slot = self.slot(key, now);
             slot.passed += 1;
             if summary > 0 {
                 Verdict::LogAfter(summary)
@@ -103,9 +129,25 @@ impl Limiter {
                 Verdict::Log
             }
         } else {
-            slot.suppressed += 1;
+            self.slot(key, now).suppressed += summary + 1;
             Verdict::Drop
         }
+    }
+
+    fn slot(&mut self, key: &str, now: Instant) -> &mut Slot {
+        let i = match self.index.get(key) {
+            Some(&i) => i,
+            None => {
+                self.slots.push(Slot {
+                    start: now,
+                    passed: 0,
+                    suppressed: 0,
+                });
+                self.index.insert(key.to_string(), self.slots.len() - 1);
+                self.slots.len() - 1
+            }
+        };
+        &mut self.slots[i]
     }
 }
 
@@ -116,16 +158,16 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
-    pub fn new(per_window: u32, window: Duration) -> RateLimit {
+    pub fn new(per_window: u32, total_per_window: u32, window: Duration) -> RateLimit {
         RateLimit {
-            limiter: Mutex::new(Limiter::new(per_window, window)),
+            limiter: Mutex::new(Limiter::new(per_window, total_per_window, window)),
         }
     }
 }
 
 impl Default for RateLimit {
     fn default() -> RateLimit {
-        RateLimit::new(PER_WINDOW, WINDOW)
+        RateLimit::new(PER_WINDOW, TOTAL_PER_WINDOW, WINDOW)
     }
 }
 
@@ -187,7 +229,7 @@ mod tests {
 
     #[test]
     fn ten_per_window_then_one_summary() {
-        let mut l = Limiter::new(10, Duration::from_secs(10));
+        let mut l = Limiter::new(10, 1_000, Duration::from_secs(10));
         let t0 = Instant::now();
         let verdicts: Vec<_> = (0..10_000).map(|_| l.check("rtc_ice", t0)).collect();
         assert_eq!(verdicts.iter().filter(|v| **v == Verdict::Log).count(), 10);
@@ -213,14 +255,29 @@ mod tests {
 
     #[test]
     fn targets_beyond_the_cap_share_one_budget() {
-        let mut l = Limiter::new(1, Duration::from_secs(10));
+        let mut l = Limiter::new(1, 10_000, Duration::from_secs(10));
         let t0 = Instant::now();
         for i in 0..MAX_TARGETS {
             assert_eq!(l.check(&format!("rtc_{i}"), t0), Verdict::Log);
         }
         assert_eq!(l.check("rtc_new_1", t0), Verdict::Log);
         assert_eq!(l.check("rtc_new_2", t0), Verdict::Drop);
-        assert_eq!(l.slots.len(), MAX_TARGETS + 1);
+        assert_eq!(l.index.len(), MAX_TARGETS + 1);
+    }
+
+    #[test]
+    fn all_targets_together_share_a_budget() {
+        let mut l = Limiter::new(10, 30, Duration::from_secs(10));
+        let t0 = Instant::now();
+        let passed = (0..100)
+            .flat_map(|i| (0..20).map(move |_| format!("rtc_{i}")))
+            .filter(|t| l.check(t, t0) != Verdict::Drop)
+            .count();
+        assert_eq!(passed, 30);
+        // Next window: the drops are summed up per target.
+        let t1 = t0 + Duration::from_secs(10);
+        assert_eq!(l.check("rtc_0", t1), Verdict::LogAfter(10));
+        assert_eq!(l.check("rtc_99", t1), Verdict::LogAfter(20));
     }
 
     /// A writer that counts lines.

@@ -258,6 +258,11 @@ pub async fn publish(
         Err(e) => return error(&e),
     };
     let offer = String::from_utf8_lossy(&body);
+    // A refused offer must not cost a session (its login and logout lines,
+    // the room's user events): check it before logging in.
+    if let Err(why) = crate::media::offer_check::check(&offer) {
+        return error(&crate::media::peer::bad_sdp(why));
+    }
     let (mut session, inbox, _) = match session_for(&state, token, &room_id) {
         Ok(s) => s,
         Err(e) => return error(&e),
@@ -306,6 +311,11 @@ pub async fn play(
         },
     };
     let offer = String::from_utf8_lossy(&body);
+    // A refused offer must not cost a session (its login and logout lines,
+    // the room's user events): check it before logging in.
+    if let Err(why) = crate::media::offer_check::check(&offer) {
+        return error(&crate::media::peer::bad_sdp(why));
+    }
     let (mut session, inbox, _) = match session_for(&state, token, &room) {
         Ok(s) => s,
         Err(e) => return error(&e),
