@@ -134,7 +134,7 @@ fn fingerprints(answer: &str) -> Vec<&str> {
 }
 
 #[tokio::test]
-async fn every_answer_carries_the_same_certificate_fingerprint() {
+async fn every_answer_carries_the_same_certificate_fingerprint_and_bad_plays_are_refused() {
     let server = TestServer::start("");
     let mut client = server.client(1).await;
     client.login(1, "pub", "r1").await;
@@ -177,4 +177,29 @@ async fn every_answer_carries_the_same_certificate_fingerprint() {
     );
     assert_eq!(seen[0], seen[1]);
     assert_eq!(seen[0], seen[2]);
+
+    // Plays of a published stream go through the same check.
+    let mut viewer = server.client(1).await;
+    viewer.login(1, "viewer", "r1").await;
+    let whep = format!("Bearer {}", token(1, "watcher"));
+    let whep_headers = [
+        ("Authorization", whep.as_str()),
+        ("Content-Type", "application/sdp"),
+    ];
+    for (sdp, why) in bad_offers().into_iter().skip(4) {
+        let v = viewer
+            .fails(
+                "startPlayingStream",
+                json!({"streamID": "cam-a", "sdp": sdp}),
+                1_005_001,
+            )
+            .await;
+        assert!(
+            v["message"].as_str().unwrap_or_default().contains(why),
+            "{why}: {v}"
+        );
+        let r = request(&server.addr, "POST", "/whep/cam-a", &whep_headers, &sdp).await;
+        assert_eq!(r.status, 400, "{why}: {}", r.body);
+        assert!(r.body.contains(why), "{why}: {}", r.body);
+    }
 }
