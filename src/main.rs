@@ -153,12 +153,18 @@ fn print_token(cli: &Cli, args: &TokenArgs) -> anyhow::Result<()> {
 }
 
 fn serve(cli: Cli) -> anyhow::Result<()> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // The WebRTC stack's and our client-triggered lines are rate-limited
+    // per target (`sfu_core::ratelog`), whatever RUST_LOG enables.
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
         )
         .with_writer(std::io::stderr)
+        .finish()
+        .with(sfu_core::ratelog::RateLimit::default())
         .init();
     let cfg = load_config(&cli)?;
     match sfu_core::listener::raise_fd_limit() {

@@ -74,6 +74,19 @@ pub fn token(app: u32, user: &str) -> String {
     sign(secret(app), &claims(app, user))
 }
 
+/// How a test server is started.
+#[derive(Default, Clone, Copy)]
+struct Launch<'a> {
+    /// `--dev`.
+    dev: bool,
+    /// The open-file limit (soft and hard).
+    fds: Option<u32>,
+    /// More environment (test hooks).
+    env: &'a [(&'a str, &'a str)],
+    /// `RUST_LOG`, with the log output captured (else inherited).
+    rust_log: Option<&'a str>,
+}
+
 pub struct TestServer {
     child: Child,
     pub addr: String,
@@ -89,34 +102,91 @@ impl TestServer {
 
     /// The standard apps in `--dev` mode (the `/dev/token` endpoint is on).
     pub fn start_dev() -> TestServer {
-        Self::launch(&format!("[limits]\n{APPS}"), true, None)
+        Self::launch(&format!("[limits]\n{APPS}"), true)
     }
 
     /// `--dev` with `server` (TOML lines of the `[server]` table).
     pub fn start_dev_with(server: &str) -> TestServer {
-        Self::launch(&format!("[server]\n{server}\n[limits]\n{APPS}"), true, None)
+        Self::launch(&format!("[server]\n{server}\n[limits]\n{APPS}"), true)
     }
 
     pub fn start_with(config: &str) -> TestServer {
-        Self::launch(config, false, None)
+        Self::launch(config, false)
     }
 
     /// [`TestServer::start_with`], the server's environment extended by
     /// `env` (test hooks such as `SFUTEST_PANIC_STREAM`).
     pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> TestServer {
-        Self::launch_env(config, false, None, env)
+        Self::spawn(
+            config,
+            &Launch {
+                env,
+                ..Launch::default()
+            },
+        )
+        .0
     }
 
     /// `config`, run with at most `fds` open files (soft and hard limit).
     pub fn start_with_fd_limit(config: &str, fds: u32) -> TestServer {
-        Self::launch(config, false, Some(fds))
+        Self::spawn(
+            config,
+            &Launch {
+                fds: Some(fds),
+                ..Launch::default()
+            },
+        )
+        .0
     }
 
-    fn launch(config: &str, dev: bool, fds: Option<u32>) -> TestServer {
-        Self::launch_env(config, dev, fds, &[])
+    fn launch(config: &str, dev: bool) -> TestServer {
+        Self::spawn(
+            config,
+            &Launch {
+                dev,
+                ..Launch::default()
+            },
+        )
+        .0
     }
 
-    fn launch_env(config: &str, dev: bool, fds: Option<u32>, env: &[(&str, &str)]) -> TestServer {
+    /// [`TestServer::start_with`] with `RUST_LOG=rust_log`, and the
+    /// server's log output (stderr) read line by line.
+    pub fn start_logged(config: &str, rust_log: &str) -> (TestServer, Logs) {
+        let (server, stderr) = Self::spawn(
+            config,
+            &Launch {
+                rust_log: Some(rust_log),
+                ..Launch::default()
+            },
+        );
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Some(stderr) = stderr {
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        (
+            server,
+            Logs {
+                rx,
+                lines: Vec::new(),
+            },
+        )
+    }
+
+    fn spawn(config: &str, launch: &Launch<'_>) -> (TestServer, Option<std::process::ChildStderr>) {
+        let Launch {
+            dev,
+            fds,
+            env,
+            rust_log,
+        } = *launch;
         let dir =
             std::env::temp_dir().join(format!("sfu-test-{}-{}", std::process::id(), rand_suffix()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -144,10 +214,17 @@ impl TestServer {
             .args(["--bind", "127.0.0.1:0", "--udp-port", "0"])
             .env(
                 "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,rtc_dtls=error".into()),
+                rust_log.map(str::to_string).unwrap_or_else(|| {
+                    std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,rtc_dtls=error".into())
+                }),
             )
+            .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if rust_log.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
             .spawn()
             .expect("spawn sfu");
         let stdout = child.stdout.take().unwrap();
@@ -164,7 +241,8 @@ impl TestServer {
             .nth(1)
             .and_then(|w| w.strip_prefix("udp://"))
             .and_then(|a| a.parse().ok());
-        TestServer { child, addr, media }
+        let stderr = child.stderr.take();
+        (TestServer { child, addr, media }, stderr)
     }
 
     /// Send SIGTERM and wait (up to `within`) for the server to exit;
@@ -210,6 +288,37 @@ fn rand_suffix() -> u64 {
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .subsec_nanos() as u64
+}
+
+/// A server's log lines, as it writes them.
+pub struct Logs {
+    rx: mpsc::UnboundedReceiver<String>,
+    /// Every line read so far.
+    pub lines: Vec<String>,
+}
+
+impl Logs {
+    /// Read lines until one contains `needle` (everything the server wrote
+    /// before it is then in `lines`); returns how many lines that took.
+    pub async fn until(&mut self, needle: &str) -> usize {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let start = self.lines.len();
+        loop {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(line)) => {
+                    let found = line.contains(needle);
+                    self.lines.push(line);
+                    if found {
+                        return self.lines.len() - start;
+                    }
+                }
+                _ => panic!(
+                    "no log line with {needle:?}; got {:?}",
+                    &self.lines[start..]
+                ),
+            }
+        }
+    }
 }
 
 /// What the reader task saw.

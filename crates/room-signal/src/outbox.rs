@@ -98,6 +98,7 @@ impl Outbox {
             Err(mpsc::error::TrySendError::Full(_)) => {
                 if !self.overflow.flagged.swap(true, Ordering::AcqRel) {
                     tracing::warn!(
+                        target: crate::session::CLIENT_LOG,
                         conn = self.conn_id,
                         "send queue full: dropping slow connection"
                     );

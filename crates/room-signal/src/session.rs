@@ -4,6 +4,9 @@
 //! Ops run in the contract's check order: request shape → identifier rules →
 //! token → session state and limits.
 
+/// Target of log lines a client triggers at will (rate-limited by
+/// `sfu_core::ratelog`, which limits targets ending in `::client`).
+pub(crate) const CLIENT_LOG: &str = "room_signal::session::client";
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -125,11 +128,11 @@ impl Session {
                     .get("roomID")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                tracing::debug!(conn = self.conn_id, op = %env.op, room, user = ?self.user_id(), "op done");
+                tracing::debug!(target: CLIENT_LOG, conn = self.conn_id, op = %env.op, room, user = ?self.user_id(), "op done");
                 wire::ok_response(env.id, result)
             }
             Err(e) => {
-                tracing::debug!(conn = self.conn_id, op = %env.op, code = e.code, "op failed: {}", e.message);
+                tracing::debug!(target: CLIENT_LOG, conn = self.conn_id, op = %env.op, code = e.code, "op failed: {}", e.message);
                 wire::error_response(env.id, &e)
             }
         })

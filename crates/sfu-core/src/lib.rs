@@ -9,12 +9,14 @@
 //! - [`assets`]: the embedded browser SDK and demo page.
 //! - [`signaling`]: one task per WebSocket connection, owning its `Session`.
 //! - [`media`]: the UDP port, media workers and `rtc` peer connections.
+//! - [`ratelog`]: the log layer that keeps clients from driving the logs.
 //! - [`whip`]: WHIP/WHEP resources, each a control-plane session of its own.
 
 pub mod assets;
 pub mod http;
 pub mod listener;
 pub mod media;
+pub mod ratelog;
 pub mod signaling;
 pub mod whip;
 

@@ -3,6 +3,9 @@
 //! events other connections queued for it, and enforces the heartbeat
 //! timeout, the frame-size limit and the slow-reader policy.
 
+/// Target of log lines a client triggers at will (rate-limited, see
+/// [`crate::ratelog`]).
+const CLIENT_LOG: &str = "sfu_core::signaling::client";
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -103,7 +106,7 @@ pub async fn serve<G: Send>(
                 let Some(Ok(msg)) = incoming else {
                     if let Some(Err(e)) = incoming {
                         let why = e.to_string();
-                        tracing::debug!(conn = session.conn_id(), "websocket error: {why}");
+                        tracing::debug!(target: CLIENT_LOG, conn = session.conn_id(), "websocket error: {why}");
                         if let Some((code, reason)) = close_for(e) {
                             close(&mut socket, code, reason).await;
                         }
@@ -193,11 +196,11 @@ async fn write(
     tokio::select! {
         sent = socket.send(frame) => sent.map_err(|_| CloseReason::Disconnected),
         () = overflow.wait() => {
-            tracing::warn!("client stopped reading and its send queue overflowed: dropping the connection");
+            tracing::warn!(target: CLIENT_LOG, "client stopped reading and its send queue overflowed: dropping the connection");
             Err(CloseReason::SlowConsumer)
         }
         () = tokio::time::sleep(limit) => {
-            tracing::warn!("a write blocked for {limit:?}: dropping the connection");
+            tracing::warn!(target: CLIENT_LOG, "a write blocked for {limit:?}: dropping the connection");
             Err(CloseReason::SlowConsumer)
         }
     }

@@ -292,6 +292,11 @@ pub async fn publish(
         Err(r) => return cors(r),
     };
     let offer = String::from_utf8_lossy(&body);
+    // A refused offer must not cost a session (its login and logout lines,
+    // the room's user events): check it before logging in.
+    if let Err(why) = crate::media::offer_check::check(&offer) {
+        return error(&crate::media::peer::bad_sdp(why));
+    }
     let (mut session, inbox, user) = match session_for(&state, token, &room_id) {
         Ok(s) => s,
         Err(e) => return error(&e),
@@ -344,6 +349,11 @@ pub async fn play(
         },
     };
     let offer = String::from_utf8_lossy(&body);
+    // A refused offer must not cost a session (its login and logout lines,
+    // the room's user events): check it before logging in.
+    if let Err(why) = crate::media::offer_check::check(&offer) {
+        return error(&crate::media::peer::bad_sdp(why));
+    }
     let (mut session, inbox, user) = match session_for(&state, token, &room) {
         Ok(s) => s,
         Err(e) => return error(&e),

@@ -11,6 +11,7 @@
 pub mod batch;
 pub mod convert;
 pub mod directory;
+pub mod offer_check;
 pub mod peer;
 pub mod relay;
 mod service;
@@ -166,6 +167,8 @@ impl MediaPlane {
     /// Bind the media port and start the workers.
     pub fn start(config: MediaConfig) -> anyhow::Result<Arc<MediaPlane>> {
         let workers = config.workers.max(1);
+        // The shared DTLS certificate, made now rather than on the first offer.
+        peer::certificate();
         // SO_REUSEPORT would let a second server share the port and steal
         // its datagrams: make sure nobody holds it first.
         if config.udp_bind.port() != 0 {

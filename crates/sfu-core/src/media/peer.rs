@@ -5,12 +5,14 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use rtc::interceptor::{
     Attribute, Interceptor, Packet, Registry, SenderReportBuilder, Slot, StreamInfo, TaggedPacket,
 };
 use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
@@ -185,6 +187,37 @@ impl Interceptor for DeliverFeedback {
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
+/// The process's one DTLS certificate (ECDSA P-256, self-signed, valid
+/// until 4096), made on first use. Without it `rtc` generates a key pair
+/// and certificate for every peer connection. `None` if generating failed:
+/// then each connection makes its own, as before.
+pub fn certificate() -> Option<&'static RTCCertificate> {
+    static CERTIFICATE: OnceLock<Option<RTCCertificate>> = OnceLock::new();
+    CERTIFICATE
+        .get_or_init(|| {
+            let made = rtc::crypto::default_provider()
+                .map_err(|e| e.to_string())
+                .and_then(|provider| {
+                    let params = CertificateParams::new(vec!["sfu".to_owned()])
+                        .map_err(|e| e.to_string())?;
+                    RTCCertificate::generate(
+                        provider.crypto(),
+                        rtc::crypto::SignatureScheme::EcdsaP256Sha256,
+                        params,
+                    )
+                    .map_err(|e| e.to_string())
+                });
+            match made {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::error!(error = %e, "no shared DTLS certificate; one per connection");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
 fn build(
     engine: MediaEngine,
     registry: Registry,
@@ -204,7 +237,11 @@ fn build(
         )
         .build();
     RTCPeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_configuration(
+            RTCConfigurationBuilder::new()
+                .with_certificates(certificate().into_iter().cloned().collect())
+                .build(),
+        )
         .with_setting_engine(settings)
         .with_media_engine(engine)
         .with_interceptor_registry(registry)
@@ -255,6 +292,7 @@ fn parse_offer(sdp: &str) -> Result<RTCSessionDescription, SignalError> {
     if sdp.trim().is_empty() {
         return Err(bad_sdp("empty"));
     }
+    super::offer_check::check(sdp).map_err(bad_sdp)?;
     RTCSessionDescription::offer(sdp.to_string()).map_err(bad_sdp)
 }
 
