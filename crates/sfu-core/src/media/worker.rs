@@ -13,6 +13,10 @@
 //! [`Directory`](super::directory::Directory) is told first, so each end is
 //! reported once. A panic while handling one peer (inside `rtc` or here)
 //! ends that peer as a media failure; the worker and its other peers go on.
+//!
+//! - [`ice`]: which peer a datagram is for (authenticated checks, bound
+//!   addresses, stashed nominations);
+//! - [`teardown`]: the one local teardown, and the map sizes.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -22,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use room_signal::media::{MediaEvent, MediaId};
+use room_signal::media::MediaId;
 use room_signal::outbox::Outbox;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::RTCRtpReceiverId;
@@ -38,7 +42,12 @@ use super::batch::{RecvBatch, SendQueue};
 use super::directory::{Adopted, Relaying, Role as ConnRole};
 use super::peer::Leg;
 use super::relay::{Command, MailboxRx, Source};
-use super::{notify, stun, Shared};
+use super::Shared;
+
+mod ice;
+mod teardown;
+
+use self::ice::Nomination;
 
 /// Where a router track's packets come from (and keyframe requests go).
 pub(crate) enum Origin {
@@ -124,24 +133,6 @@ pub struct WorkerStats {
     pub router_downtracks: usize,
     pub router_awaited: usize,
 }
-
-/// A nominating check received before the connection was up. `rtc`'s lite
-/// agent ignores a USE-CANDIDATE check whose pair has not succeeded yet, and
-/// the client would only retry after ~500 ms; handing the same check to the
-/// connection again a little later gets it answered as soon as the pair is up
-/// (see `rtc-notes.md`, pitfall 3).
-struct Nomination {
-    id: MediaId,
-    from: SocketAddr,
-    data: Vec<u8>,
-    due: Instant,
-    left: u8,
-}
-
-/// When a stashed nomination is handed over again.
-const RENOMINATE_EVERY: Duration = Duration::from_millis(15);
-const RENOMINATE_TIMES: u8 = 12;
-const MAX_NOMINATIONS: usize = 1024;
 
 /// Run `f`, turning a panic into `Err` (the caller ends the peer it was
 /// handling). The panic message itself goes to the panic hook.
@@ -301,84 +292,6 @@ impl Worker {
             }
             self.pump_router(now);
             self.flush().await;
-        }
-    }
-
-    fn on_datagram(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
-        // A binding request is routed by the ufrag it names, once its
-        // MESSAGE-INTEGRITY proves the sender knows that peer's password:
-        // only then is its address bound to the peer. Everything else goes
-        // by address, and an unknown address is dropped.
-        let id = match stun::server_ufrag(data) {
-            Some(ufrag) => match self.check(ufrag, from, data) {
-                Some(id) => id,
-                None => return,
-            },
-            None => match self.by_addr.get(&from) {
-                Some(id) => *id,
-                None => return,
-            },
-        };
-        let Some(peer) = self.peers.get_mut(&id) else {
-            return;
-        };
-        if !peer.connected && stun::is_nomination(data) && self.nominations.len() < MAX_NOMINATIONS
-        {
-            self.nominations.push(Nomination {
-                id,
-                from,
-                data: data.to_vec(),
-                due: now + RENOMINATE_EVERY,
-                left: RENOMINATE_TIMES,
-            });
-        }
-        self.feed(id, from, data, now);
-    }
-
-    /// An authenticated binding request for `ufrag` from `from`: the peer
-    /// it belongs to (adopted from the parked table on its first check),
-    /// with `from` bound to it.
-    fn check(&mut self, ufrag: &str, from: SocketAddr, data: &[u8]) -> Option<MediaId> {
-        let id = match self.by_ufrag.get(ufrag) {
-            Some(id) => {
-                let peer = self.peers.get(id)?;
-                if !stun::verify_integrity(data, peer.pwd.as_bytes()) {
-                    return None;
-                }
-                *id
-            }
-            None => {
-                let pwd = self.shared.directory.lock().parked_pwd(ufrag)?;
-                if !stun::verify_integrity(data, pwd.as_bytes()) {
-                    return None;
-                }
-                let adopted = self.shared.directory.lock().adopt(ufrag, self.idx)?;
-                self.adopt(ufrag, adopted)
-            }
-        };
-        if self.by_addr.get(&from) != Some(&id) {
-            self.bind_addr(id, from);
-        }
-        Some(id)
-    }
-
-    /// Bind `from` to peer `id` (taking it from another peer if it was
-    /// bound elsewhere: the client's NAT reused the port).
-    fn bind_addr(&mut self, id: MediaId, from: SocketAddr) {
-        if let Some(old) = self.by_addr.insert(from, id) {
-            if let Some(p) = self.peers.get_mut(&old) {
-                p.addrs.retain(|a| *a != from);
-            }
-        }
-        let Some(peer) = self.peers.get_mut(&id) else {
-            return;
-        };
-        peer.addrs.push(from);
-        if peer.addrs.len() > MAX_PEER_ADDRS {
-            let oldest = peer.addrs.remove(0);
-            if self.by_addr.get(&oldest) == Some(&id) {
-                self.by_addr.remove(&oldest);
-            }
         }
     }
 
@@ -618,29 +531,6 @@ impl Worker {
         }
     }
 
-    /// Hand stashed nominations over again while their connection is not up.
-    fn renominate(&mut self, now: Instant) {
-        if self.nominations.is_empty() {
-            return;
-        }
-        let mut stash = std::mem::take(&mut self.nominations);
-        stash.retain_mut(|n| {
-            let alive = self.peers.get(&n.id).is_some_and(|p| !p.connected);
-            if !alive {
-                return false;
-            }
-            if n.due > now {
-                return true;
-            }
-            self.feed(n.id, n.from, &n.data, now);
-            n.left -= 1;
-            n.due = now + RENOMINATE_EVERY;
-            n.left > 0
-        });
-        stash.append(&mut self.nominations);
-        self.nominations = stash;
-    }
-
     fn housekeeping(&mut self, now: Instant) {
         // Parked connections that never got a STUN check end as failed.
         self.shared.expire_parked(now);
@@ -656,117 +546,5 @@ impl Worker {
         // Timers that were never armed (new peers) get armed by `flush`.
         let ids: Vec<MediaId> = self.peers.keys().copied().collect();
         self.dirty.extend(ids);
-    }
-
-    /// Connection `id` ended on its own (failure, panic): the directory
-    /// forgets it and, unless the control plane ended it first, its session
-    /// is told; then the worker lets go of it.
-    fn end_peer(&mut self, id: MediaId, why: &'static str) {
-        if let Some(removed) = self.shared.remove(id) {
-            tracing::info!(worker = self.idx, media = id, stream = %removed.key.stream_id, why, "media connection ended");
-            notify(&removed.notify, id, MediaEvent::Failed);
-        }
-        self.drop_peer(id);
-    }
-
-    /// Undo everything this worker keeps for peer `id` (idempotent). The
-    /// one local teardown path: stop, failure, timeout and panic end here.
-    pub(super) fn drop_peer(&mut self, id: MediaId) {
-        let Some(peer) = self.peers.remove(&id) else {
-            return;
-        };
-        let Peer {
-            mut pc,
-            key,
-            role,
-            ufrag,
-            addrs,
-            ..
-        } = peer;
-        // Closing or dropping a connection whose handling panicked may
-        // panic again: contain it.
-        let _ = guarded(move || {
-            let _ = pc.close();
-            drop(pc);
-        });
-        for a in &addrs {
-            if self.by_addr.get(a) == Some(&id) {
-                self.by_addr.remove(a);
-            }
-        }
-        if self.by_ufrag.get(&ufrag) == Some(&id) {
-            self.by_ufrag.remove(&ufrag);
-        }
-        self.nominations.retain(|n| n.id != id);
-        match role {
-            Role::Publisher {
-                stream,
-                tracks,
-                targets,
-            } => {
-                for t in &tracks {
-                    if let Some(h) = t.router {
-                        self.router_tracks.remove(&h);
-                    }
-                }
-                if matches!(self.sources.get(&key), Some(Source::Local(p)) if *p == id) {
-                    self.sources.remove(&key);
-                    if let Some(stream) = stream {
-                        let _ = self.router.remove_stream(stream);
-                    }
-                }
-                // After its last relayed packet, in the same mailbox.
-                for to in targets {
-                    self.shared.command(
-                        to,
-                        Command::RelayEnd {
-                            key: key.clone(),
-                            publisher: id,
-                        },
-                    );
-                }
-            }
-            Role::Player { legs } => {
-                for l in &legs {
-                    self.downtracks.remove(&l.downtrack);
-                    let _ = self.router.unsubscribe(l.downtrack);
-                }
-                // The last player here of a relayed stream: drop the copy.
-                if let Some(Source::Relayed(r)) = self.sources.get(&key) {
-                    let stream = r.stream;
-                    let idle = self
-                        .router
-                        .subscribers(stream, MediaKind::Audio)
-                        .next()
-                        .is_none()
-                        && self
-                            .router
-                            .subscribers(stream, MediaKind::Video)
-                            .next()
-                            .is_none();
-                    if idle {
-                        self.end_relay_in(&key);
-                    }
-                }
-            }
-        }
-        tracing::debug!(worker = self.idx, media = id, stream = %key.stream_id, "connection removed");
-    }
-
-    pub(super) fn stats(&self) -> WorkerStats {
-        let (streams, tracks, downtracks) = self.router.counts();
-        WorkerStats {
-            peers: self.peers.len(),
-            by_addr: self.by_addr.len(),
-            by_ufrag: self.by_ufrag.len(),
-            downtracks: self.downtracks.len(),
-            router_tracks: self.router_tracks.len(),
-            sources: self.sources.len(),
-            nominations: self.nominations.len(),
-            router_streams: streams,
-            router_track_count: tracks,
-            router_downtracks: downtracks,
-            router_awaited: self.router.awaited_keys(),
-        }
     }
 }
