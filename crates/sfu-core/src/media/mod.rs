@@ -7,6 +7,9 @@
 //!   shared port (`SO_REUSEPORT`), its own peers and its own stream router.
 //! - [`stun`]: first-datagram demux by ICE ufrag; [`convert`]: packets
 //!   between the stack and the router.
+//! - [`srtp`]: SRTP protection of our own and the provider wrapper that
+//!   captures a connection's master keys; byte-for-byte checked against
+//!   `rtc`'s, not on the packet path yet (the egress fast path of issue 10).
 
 pub mod batch;
 pub mod convert;
@@ -15,6 +18,7 @@ pub mod offer_check;
 pub mod peer;
 pub mod relay;
 mod service;
+pub mod srtp;
 pub mod stun;
 pub mod worker;
 
