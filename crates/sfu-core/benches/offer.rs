@@ -19,6 +19,7 @@ fn candidates() -> CandidateAddrs {
         addrs: vec![SocketAddr::from(([127, 0, 0, 1], 7882))],
         ice_disconnected: Duration::from_secs(15),
         ice_failed: Duration::from_secs(30),
+        crypto: None,
     }
 }
 

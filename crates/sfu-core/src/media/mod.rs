@@ -210,6 +210,7 @@ impl MediaPlane {
                 addrs: announced.clone(),
                 ice_disconnected: config.ice_disconnected_timeout,
                 ice_failed: config.ice_failed_timeout,
+                crypto: None,
             },
             directory: Mutex::new(Directory::new(
                 workers,

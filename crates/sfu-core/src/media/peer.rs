@@ -5,9 +5,10 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use rtc::crypto::RTCCryptoProvider;
 use rtc::interceptor::{
     Attribute, Interceptor, Packet, Registry, SenderReportBuilder, Slot, StreamInfo, TaggedPacket,
 };
@@ -63,11 +64,25 @@ pub struct Leg {
 /// as host candidates, and the ICE timeouts. Consent checks come every
 /// 4–6 s, so the disconnected timeout must be well above the 5 s default
 /// (15 s and 30 s by default).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CandidateAddrs {
     pub addrs: Vec<SocketAddr>,
     pub ice_disconnected: Duration,
     pub ice_failed: Duration,
+    /// The crypto provider of every connection built with these settings
+    /// (`None`: `rtc`'s default). Tests pass a [`super::srtp::KeyCapture`].
+    pub crypto: Option<Arc<dyn RTCCryptoProvider>>,
+}
+
+impl std::fmt::Debug for CandidateAddrs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CandidateAddrs")
+            .field("addrs", &self.addrs)
+            .field("ice_disconnected", &self.ice_disconnected)
+            .field("ice_failed", &self.ice_failed)
+            .field("crypto", &self.crypto.as_ref().map(|c| c.name()))
+            .finish()
+    }
 }
 
 pub fn bad_sdp(why: impl std::fmt::Display) -> SignalError {
@@ -226,7 +241,11 @@ fn build(
     settings: &CandidateAddrs,
     now: Instant,
 ) -> Result<RTCPeerConnection, RtcError> {
-    let settings = SettingEngineBuilder::new()
+    let mut builder = SettingEngineBuilder::new();
+    if let Some(crypto) = &settings.crypto {
+        builder = builder.with_crypto_provider(crypto.clone());
+    }
+    let settings = builder
         .with_lite(true)
         .with_ice_credentials(ufrag.to_string(), pwd.to_string())
         .with_answering_dtls_role(RTCDtlsRole::Server)
