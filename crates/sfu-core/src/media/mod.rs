@@ -9,7 +9,8 @@
 //!   between the stack and the router.
 //! - [`srtp`]: SRTP protection of our own and the provider wrapper that
 //!   captures a connection's master keys; byte-for-byte checked against
-//!   `rtc`'s, not on the packet path yet (the egress fast path of issue 10).
+//!   `rtc`'s, not on the packet path yet (the egress fast path of issue 10);
+//!   [`sender_report`]: sender reports for RTP sent outside `rtc`.
 
 pub mod batch;
 pub mod convert;
@@ -17,6 +18,7 @@ pub mod directory;
 pub mod offer_check;
 pub mod peer;
 pub mod relay;
+pub mod sender_report;
 mod service;
 pub mod srtp;
 pub mod stun;
