@@ -17,6 +17,7 @@ use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use sfu_core::media::fast_path::{Verdict, Verifier};
 use sfu_core::media::peer::{self, CandidateAddrs};
 use sfu_core::media::srtp::{KeyCapture, Profile, Protector};
 use stream_router::MediaKind;
@@ -194,6 +195,13 @@ fn our_srtp_matches_rtc_on_a_live_connection() {
         let n = ours.protect(&mut buf, len, h, 0).unwrap();
         assert_eq!(&buf[..n], &d[..], "our SRTP differs from rtc's");
     }
+    // The verifier, fed the same packets, lets the leg switch.
+    let mut verifier = Verifier::new(keys.clone());
+    for (seq, (d, payload)) in (1000u16..).zip(datagrams.iter().zip(&sent)) {
+        verifier.sent_via_rtc(seq, payload.clone());
+        verifier.observe(d);
+    }
+    assert_eq!(verifier.verdict(), Verdict::Verified);
     // The other captured key is not the egress one.
     let other = Protector::new(profile, &keys[1]).unwrap();
     let d = &datagrams[0];

@@ -10,11 +10,14 @@
 //! - [`srtp`]: SRTP protection of our own and the provider wrapper that
 //!   captures a connection's master keys; byte-for-byte checked against
 //!   `rtc`'s, not on the packet path yet (the egress fast path of issue 10);
-//!   [`sender_report`]: sender reports for RTP sent outside `rtc`.
+//!   [`sender_report`]: sender reports for RTP sent outside `rtc`;
+//!   [`fast_path`]: when a leg may switch to our protection (verified
+//!   byte for byte on its first packets through `rtc`).
 
 pub mod batch;
 pub mod convert;
 pub mod directory;
+pub mod fast_path;
 pub mod offer_check;
 pub mod peer;
 pub mod relay;
