@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::http::{read_response, request, wait_closed};
+use common::http::{post_sdp, read_response, request, wait_closed};
 use common::*;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
@@ -110,17 +110,7 @@ async fn app_session_limit_refuses_websockets_and_whip() {
     assert_eq!(second.closed_code(WAIT).await, Some(1013));
     // WHIP is a session too: 503 with 1001005.
     let bearer = format!("Bearer {}", token(1, "obs"));
-    let r = request(
-        &server.addr,
-        "POST",
-        "/whip/r1/cam",
-        &[
-            ("Authorization", bearer.as_str()),
-            ("Content-Type", "application/sdp"),
-        ],
-        "v=0\r\n",
-    )
-    .await;
+    let r = post_sdp(&server.addr, "/whip/r1/cam", bearer.as_str(), "v=0\r\n").await;
     assert_json_error(&r, 503, 1_001_005);
     // The limit is per app: app 2 still has room.
     let mut other = server.client(2).await;
@@ -144,14 +134,10 @@ async fn body_over_the_limit_is_413_json() {
         assert_json_error(&read_response(&mut s, WAIT).await, 413, 1_000_091);
     }
     // Exactly the limit is read (and refused for what it says, not its size).
-    let r = request(
+    let r = post_sdp(
         &server.addr,
-        "POST",
         "/whip/r1/cam",
-        &[
-            ("Authorization", bearer.as_str()),
-            ("Content-Type", "application/sdp"),
-        ],
+        bearer.as_str(),
         &"x".repeat(1024),
     )
     .await;
@@ -199,17 +185,7 @@ async fn every_http_error_is_json() {
     );
     // A path segment that is not UTF-8 (an extractor's rejection).
     let bearer = format!("Bearer {}", token(1, "obs"));
-    let r = request(
-        &server.addr,
-        "POST",
-        "/whip/%FF/cam",
-        &[
-            ("Authorization", bearer.as_str()),
-            ("Content-Type", "application/sdp"),
-        ],
-        "v=0",
-    )
-    .await;
+    let r = post_sdp(&server.addr, "/whip/%FF/cam", bearer.as_str(), "v=0").await;
     assert_eq!(r.status / 100, 4, "{}", r.body);
     assert!(r.json()["code"].is_u64(), "{}", r.body);
     // Malformed resource ids.

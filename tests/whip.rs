@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::http::request;
+use common::http::{post_sdp, request, HttpResponse};
 use common::*;
 use serde_json::json;
 
@@ -316,19 +316,20 @@ async fn whip_and_whep_errors() {
 /// Publish `stream` into `room` as `user` of app 1; returns the Location.
 async fn publish(server: &TestServer, room: &str, stream: &str, user: &str) -> String {
     let bearer = format!("Bearer {}", token(1, user));
-    let r = request(
+    let r = post_sdp(
         &server.addr,
-        "POST",
         &format!("/whip/{room}/{stream}"),
-        &[
-            ("Authorization", bearer.as_str()),
-            ("Content-Type", "application/sdp"),
-        ],
+        bearer.as_str(),
         &offer("sendonly"),
     )
     .await;
     assert_eq!(r.status, 201, "{}", r.body);
     r.header("Location").expect("Location").to_string()
+}
+
+/// `DELETE path` with `Authorization: auth`.
+async fn delete(server: &TestServer, path: &str, auth: &str) -> HttpResponse {
+    request(&server.addr, "DELETE", path, &[("Authorization", auth)], "").await
 }
 
 #[tokio::test]
@@ -380,14 +381,7 @@ async fn resource_ids_are_random_and_only_the_owner_or_the_app_secret_may_delete
         "/whip/resource/%FF%FE",
         "/whip/resource/-5",
     ] {
-        let r = request(
-            &server.addr,
-            "DELETE",
-            path,
-            &[("Authorization", owner.as_str())],
-            "",
-        )
-        .await;
+        let r = delete(&server, path, owner.as_str()).await;
         assert_eq!(
             (r.status, r.json()["code"].clone()),
             (404, json!(1_004_002)),
@@ -395,24 +389,10 @@ async fn resource_ids_are_random_and_only_the_owner_or_the_app_secret_may_delete
         );
     }
     // A WHIP id is not a WHEP resource.
-    let r = request(
-        &server.addr,
-        "DELETE",
-        &format!("/whep/resource/{id}"),
-        &[("Authorization", owner.as_str())],
-        "",
-    )
-    .await;
+    let r = delete(&server, &format!("/whep/resource/{id}"), owner.as_str()).await;
     assert_eq!(r.status, 404);
     // The owner's token deletes it.
-    let r = request(
-        &server.addr,
-        "DELETE",
-        &location,
-        &[("Authorization", owner.as_str())],
-        "",
-    )
-    .await;
+    let r = delete(&server, &location, owner.as_str()).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         watcher.room_event("roomStreamUpdate", "r1").await["updateType"],
@@ -422,14 +402,7 @@ async fn resource_ids_are_random_and_only_the_owner_or_the_app_secret_may_delete
     let second = publish(&server, "r1", "cam2", "obs2").await;
     assert_ne!(second, location);
     let secret_auth = format!("Bearer {}", secret(1));
-    let r = request(
-        &server.addr,
-        "DELETE",
-        &second,
-        &[("Authorization", secret_auth.as_str())],
-        "",
-    )
-    .await;
+    let r = delete(&server, &second, secret_auth.as_str()).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         watcher.room_event("roomStreamUpdate", "r1").await["streamList"][0]["streamID"],
@@ -438,62 +411,30 @@ async fn resource_ids_are_random_and_only_the_owner_or_the_app_secret_may_delete
     // Another app's secret does not.
     let third = publish(&server, "r1", "cam3", "obs3").await;
     let other_secret = format!("Bearer {}", secret(2));
-    let r = request(
-        &server.addr,
-        "DELETE",
-        &third,
-        &[("Authorization", other_secret.as_str())],
-        "",
-    )
-    .await;
+    let r = delete(&server, &third, other_secret.as_str()).await;
     assert_eq!(r.status, 401, "{}", r.body);
     // WHEP resources have the same owner rule: the publisher of the stream
     // is not the viewer.
     let viewer = format!("Bearer {}", token(1, "viewer"));
-    let played = request(
+    let played = post_sdp(
         &server.addr,
-        "POST",
         "/whep/cam3",
-        &[
-            ("Authorization", viewer.as_str()),
-            ("Content-Type", "application/sdp"),
-        ],
+        viewer.as_str(),
         &offer("recvonly"),
     )
     .await;
     assert_eq!(played.status, 201, "{}", played.body);
     let whep = played.header("Location").expect("Location").to_string();
     let publisher = format!("Bearer {}", token(1, "obs3"));
-    let r = request(
-        &server.addr,
-        "DELETE",
-        &whep,
-        &[("Authorization", publisher.as_str())],
-        "",
-    )
-    .await;
+    let r = delete(&server, &whep, publisher.as_str()).await;
     assert_eq!(
         (r.status, r.json()["code"].clone()),
         (404, json!(1_004_002))
     );
     let r = request(&server.addr, "DELETE", &whep, &[], "").await;
     assert_eq!(r.status, 401);
-    let r = request(
-        &server.addr,
-        "DELETE",
-        &whep,
-        &[("Authorization", viewer.as_str())],
-        "",
-    )
-    .await;
+    let r = delete(&server, &whep, viewer.as_str()).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = request(
-        &server.addr,
-        "DELETE",
-        &whep,
-        &[("Authorization", viewer.as_str())],
-        "",
-    )
-    .await;
+    let r = delete(&server, &whep, viewer.as_str()).await;
     assert_eq!(r.status, 404, "deleted once");
 }

@@ -24,6 +24,18 @@ impl HttpResponse {
     }
 }
 
+/// `POST path` of an SDP `body` with `Authorization: auth` (WHIP/WHEP).
+pub async fn post_sdp(addr: &str, path: &str, auth: &str, body: &str) -> HttpResponse {
+    request(
+        addr,
+        "POST",
+        path,
+        &[("Authorization", auth), ("Content-Type", "application/sdp")],
+        body,
+    )
+    .await
+}
+
 pub async fn request(
     addr: &str,
     method: &str,

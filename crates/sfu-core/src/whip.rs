@@ -368,10 +368,11 @@ pub async fn play(
 }
 
 fn no_such_resource() -> Response {
-    error(&SignalError::new(
-        code::STREAM_NOT_FOUND,
-        "no such resource",
-    ))
+    error(&unknown_resource())
+}
+
+fn unknown_resource() -> SignalError {
+    SignalError::new(code::STREAM_NOT_FOUND, "no such resource")
 }
 
 /// May the request's bearer act on a resource of `app_id`/`user_id`?
@@ -385,7 +386,7 @@ fn authorize(
     app_id: u32,
     user_id: &str,
 ) -> Result<(), SignalError> {
-    let not_found = || SignalError::new(code::STREAM_NOT_FOUND, "no such resource");
+    let not_found = unknown_resource;
     let invalid = || {
         SignalError::new(
             code::TOKEN_INVALID,
@@ -430,6 +431,25 @@ fn owner(state: &State, kind: &str, id: &str) -> Option<(u32, String)> {
         .map(|r| (r.app_id, r.user_id.clone()))
 }
 
+/// The id of a live resource of `kind` that the request's credentials own:
+/// unknown id → `404` (before any auth check), then [`authorize`].
+fn owned_resource(
+    state: &State,
+    id: Result<Path<String>, PathRejection>,
+    headers: &HeaderMap,
+    kind: &'static str,
+) -> Result<String, SignalError> {
+    let Ok(Path(id)) = id else {
+        return Err(unknown_resource());
+    };
+    let Some((app_id, user_id)) = owner(state, kind, &id) else {
+        return Err(unknown_resource());
+    };
+    authorize(state, headers, app_id, &user_id)
+        .inspect_err(|_| state.refusals.count(crate::Refusal::ResourceAuth))?;
+    Ok(id)
+}
+
 /// `DELETE /whip/resource/{id}` and `/whep/resource/{id}`: unknown id →
 /// `404` (before any auth check), then the owner check of [`authorize`].
 pub async fn delete(
@@ -438,16 +458,10 @@ pub async fn delete(
     headers: HeaderMap,
     kind: &'static str,
 ) -> Response {
-    let Ok(Path(id)) = id else {
-        return no_such_resource();
+    let id = match owned_resource(&state, id, &headers, kind) {
+        Ok(id) => id,
+        Err(e) => return error(&e),
     };
-    let Some((app_id, user_id)) = owner(&state, kind, &id) else {
-        return no_such_resource();
-    };
-    if let Err(e) = authorize(&state, &headers, app_id, &user_id) {
-        state.refusals.count(crate::Refusal::ResourceAuth);
-        return error(&e);
-    }
     let removed = {
         let mut live = state.resources.live.lock();
         match live.get(&id) {
@@ -472,14 +486,7 @@ pub async fn patch(
     headers: HeaderMap,
     kind: &'static str,
 ) -> Response {
-    let Ok(Path(id)) = id else {
-        return no_such_resource();
-    };
-    let Some((app_id, user_id)) = owner(&state, kind, &id) else {
-        return no_such_resource();
-    };
-    if let Err(e) = authorize(&state, &headers, app_id, &user_id) {
-        state.refusals.count(crate::Refusal::ResourceAuth);
+    if let Err(e) = owned_resource(&state, id, &headers, kind) {
         return error(&e);
     }
     if !is_content_type(&headers, "application/trickle-ice-sdpfrag") {
