@@ -18,6 +18,10 @@ use rtc::rtp;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use sfu_core::media::fast_path::{Verdict, Verifier};
+
+fn header_len(d: &[u8]) -> usize {
+    sfu_core::media::fast_path::header_len(d).expect("an RTP header")
+}
 use sfu_core::media::peer::{self, CandidateAddrs};
 use sfu_core::media::srtp::{KeyCapture, Profile, Protector};
 use stream_router::MediaKind;
@@ -81,16 +85,6 @@ fn tick(pc: &mut RTCPeerConnection, now: Instant) {
     if pc.poll_timeout().is_some_and(|t| t <= now) {
         let _ = pc.handle_timeout(now);
     }
-}
-
-/// Length of an RTP header (fixed part, CSRCs, extension block).
-fn header_len(d: &[u8]) -> usize {
-    let mut n = 12 + 4 * usize::from(d[0] & 0x0f);
-    if d[0] & 0x10 != 0 {
-        let words = usize::from(u16::from_be_bytes([d[n + 2], d[n + 3]]));
-        n += 4 + 4 * words;
-    }
-    n
 }
 
 #[test]

@@ -56,7 +56,7 @@ pub struct Verifier {
 
 /// Length of an RTP header (fixed part, CSRCs, extension block), if the
 /// datagram holds one.
-fn header_len(d: &[u8]) -> Option<usize> {
+pub fn header_len(d: &[u8]) -> Option<usize> {
     let first = *d.first()?;
     let mut n = 12 + 4 * usize::from(first & 0x0f);
     if first & 0x10 != 0 {
