@@ -51,6 +51,12 @@ pub struct ServerSection {
     pub http_body_timeout_ms: u64,
     /// Largest HTTP request body (SDP offers, admin calls), in bytes (`413`).
     pub max_request_body_bytes: usize,
+    /// Protect and write players' RTP ourselves once each leg's first
+    /// packets matched `rtc`'s byte for byte (off: all through `rtc`).
+    pub egress_fast_path: bool,
+    /// SRTP profiles offered in DTLS, preferred first:
+    /// `AEAD_AES_128_GCM`, `AES_CM_128_HMAC_SHA1_80`.
+    pub srtp_profiles: Vec<String>,
 }
 
 impl Default for ServerSection {
@@ -72,6 +78,11 @@ impl Default for ServerSection {
             http_header_timeout_ms: 10_000,
             http_body_timeout_ms: 10_000,
             max_request_body_bytes: 128 * 1024,
+            egress_fast_path: true,
+            srtp_profiles: vec![
+                "AEAD_AES_128_GCM".to_owned(),
+                "AES_CM_128_HMAC_SHA1_80".to_owned(),
+            ],
         }
     }
 }
@@ -90,6 +101,23 @@ impl ServerSection {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
+        use sfu_core::media::srtp::Profile;
+        let mut srtp_profiles = Vec::new();
+        for name in &self.srtp_profiles {
+            let profile = match name.trim().to_ascii_uppercase().as_str() {
+                "AEAD_AES_128_GCM" => Profile::AeadAes128Gcm,
+                "AES_CM_128_HMAC_SHA1_80" => Profile::AesCm128HmacSha1_80,
+                other => bail!(
+                    "server.srtpProfiles: `{other}` is not one of AEAD_AES_128_GCM, AES_CM_128_HMAC_SHA1_80"
+                ),
+            };
+            if !srtp_profiles.contains(&profile) {
+                srtp_profiles.push(profile);
+            }
+        }
+        if srtp_profiles.is_empty() {
+            bail!("server.srtpProfiles is empty");
+        }
         Ok(sfu_core::media::MediaConfig {
             udp_bind: SocketAddr::new(self.udp_bind_ip, self.udp_port),
             public_ip,
@@ -105,6 +133,8 @@ impl ServerSection {
             udp_gso: self.udp_gso,
             max_peers: self.max_peer_connections.max(1),
             max_peers_per_app: self.max_peer_connections_per_app.max(1),
+            fast_path: self.egress_fast_path,
+            srtp_profiles,
             ..Default::default()
         })
     }

@@ -41,6 +41,7 @@ fn settings(crypto: Option<Arc<KeyCapture>>) -> CandidateAddrs {
         ice_disconnected: Duration::from_secs(15),
         ice_failed: Duration::from_secs(30),
         crypto: crypto.map(|c| c as _),
+        srtp_profiles: Vec::new(),
     }
 }
 

@@ -20,6 +20,7 @@ fn candidates() -> CandidateAddrs {
         ice_disconnected: Duration::from_secs(15),
         ice_failed: Duration::from_secs(30),
         crypto: None,
+        srtp_profiles: Vec::new(),
     }
 }
 

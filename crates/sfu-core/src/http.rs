@@ -116,6 +116,7 @@ pub fn router(state: Arc<State>) -> Router {
     let router = Router::new()
         .route("/ws", get(ws))
         .route("/health", get(|| async { "ok" }))
+        .route("/metrics", get(crate::metrics::serve))
         .route("/admin/kick", post(admin_kick))
         .route(
             "/whip/{room}/{stream}",

@@ -16,6 +16,7 @@ pub mod assets;
 pub mod http;
 pub mod listener;
 pub mod media;
+pub mod metrics;
 pub mod ratelog;
 pub mod signaling;
 pub mod whip;
@@ -80,6 +81,8 @@ pub struct State {
     pub limits: HttpLimits,
     /// Signaling WebSockets open now (under `limits.max_websockets`).
     pub websockets: std::sync::atomic::AtomicUsize,
+    /// The media plane, when there is one (its counters for `/metrics`).
+    pub media: Option<Arc<media::MediaPlane>>,
 }
 
 /// What a refusal was for (one counter each in [`Refusals`]).
@@ -137,14 +140,19 @@ pub struct Server {
 impl Server {
     /// Bind the listener and build the control plane.
     pub async fn bind(config: ServerConfig) -> anyhow::Result<Server> {
-        let (hub, media_addr) = match config.media {
+        let (hub, media_addr, plane) = match config.media {
             Some(media) => {
                 let plane = media::MediaPlane::start(media)?;
                 let addr = plane.local_addr();
-                let hub = Hub::with_media(config.signal, plane).map_err(anyhow::Error::msg)?;
-                (hub, Some(addr))
+                let hub =
+                    Hub::with_media(config.signal, plane.clone()).map_err(anyhow::Error::msg)?;
+                (hub, Some(addr), Some(plane))
             }
-            None => (Hub::new(config.signal).map_err(anyhow::Error::msg)?, None),
+            None => (
+                Hub::new(config.signal).map_err(anyhow::Error::msg)?,
+                None,
+                None,
+            ),
         };
         let listener = TcpListener::bind(config.bind)
             .await
@@ -158,6 +166,7 @@ impl Server {
                 refusals: Refusals::default(),
                 limits: config.http,
                 websockets: Default::default(),
+                media: plane,
             }),
             media_addr,
         })

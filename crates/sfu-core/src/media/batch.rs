@@ -35,12 +35,42 @@ const MAX_IOVECS: usize = 1024;
 const SOL_UDP: libc::c_int = 17;
 const UDP_SEGMENT: libc::c_int = 103;
 
-/// One queued datagram.
+/// One queued datagram: a buffer `rtc` produced, or bytes written in place
+/// into the queue's arena (the egress fast path).
 struct Datagram {
     to: SocketAddr,
     addr: SockAddr,
-    data: BytesMut,
+    data: Data,
 }
+
+enum Data {
+    Owned(BytesMut),
+    /// `arena[start..start + len]`.
+    Arena {
+        start: usize,
+        len: usize,
+    },
+}
+
+impl Datagram {
+    fn len(&self) -> usize {
+        match &self.data {
+            Data::Owned(b) => b.len(),
+            Data::Arena { len, .. } => *len,
+        }
+    }
+
+    fn bytes<'a>(&'a self, arena: &'a [u8]) -> &'a [u8] {
+        match &self.data {
+            Data::Owned(b) => b,
+            Data::Arena { start, len } => arena.get(*start..*start + *len).unwrap_or_default(),
+        }
+    }
+}
+
+/// Arena bytes kept between turns; a turn that needed more gives the excess
+/// back once a quieter turn follows.
+const ARENA_KEEP: usize = 4 << 20;
 
 /// One message of a `sendmmsg` call: datagrams `start..start + count` of the
 /// queue, cut into `segment`-byte datagrams by the kernel when `count > 1`.
@@ -54,6 +84,11 @@ struct Message {
 /// Datagrams queued for the next [`SendQueue::flush`].
 pub struct SendQueue {
     datagrams: Vec<Datagram>,
+    /// Bytes of the datagrams written in place ([`SendQueue::push_with`]),
+    /// back to back. Its length only grows (up to [`ARENA_KEEP`] kept), so
+    /// it is zeroed once, not per datagram; `used` is what this turn wrote.
+    arena: Vec<u8>,
+    used: usize,
     gso: bool,
     /// Messages and datagrams handed to the kernel so far, for tests and
     /// logs.
@@ -79,6 +114,8 @@ impl SendQueue {
     pub fn new(gso: bool) -> Self {
         Self {
             datagrams: Vec::new(),
+            arena: Vec::new(),
+            used: 0,
             gso,
             stats: SendStats::default(),
         }
@@ -88,12 +125,45 @@ impl SendQueue {
         self.datagrams.push(Datagram {
             to,
             addr: SockAddr::from(to),
-            data,
+            data: Data::Owned(data),
         });
+    }
+
+    /// Queue a datagram of at most `max` bytes written in place: `write`
+    /// gets that many bytes of the queue's own buffer (old contents, not
+    /// zeroed) and returns how many it wrote, or `None` to queue nothing.
+    /// No allocation once the buffer has grown to a turn's worth.
+    pub fn push_with(
+        &mut self,
+        to: SocketAddr,
+        max: usize,
+        write: impl FnOnce(&mut [u8]) -> Option<usize>,
+    ) -> bool {
+        let start = self.used;
+        let end = start + max;
+        if self.arena.len() < end {
+            self.arena.resize(end, 0);
+        }
+        let Some(len) = write(&mut self.arena[start..end]).filter(|&n| n > 0 && n <= max) else {
+            return false;
+        };
+        self.used = start + len;
+        self.datagrams.push(Datagram {
+            to,
+            addr: SockAddr::from(to),
+            data: Data::Arena { start, len },
+        });
+        true
     }
 
     pub fn len(&self) -> usize {
         self.datagrams.len()
+    }
+
+    /// Drop everything queued without sending it (benchmarks).
+    pub fn clear(&mut self) {
+        self.datagrams.clear();
+        self.used = 0;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -119,7 +189,7 @@ impl SendQueue {
             let planned = self.plan(next, &mut plan);
             let messages = &plan[..planned];
             let result = socket.try_io(Interest::WRITABLE, || {
-                send_many(socket, &self.datagrams, messages)
+                send_many(socket, &self.datagrams, &self.arena, messages)
             });
             match result {
                 Ok(sent) => {
@@ -148,6 +218,11 @@ impl SendQueue {
             }
         }
         self.datagrams.clear();
+        if self.arena.len() > ARENA_KEEP && self.used <= ARENA_KEEP {
+            self.arena.truncate(ARENA_KEEP);
+            self.arena.shrink_to_fit();
+        }
+        self.used = 0;
     }
 
     /// Group the datagrams from `next` on into at most [`BATCH`] messages;
@@ -157,7 +232,7 @@ impl SendQueue {
         let mut planned = 0;
         while planned < BATCH && next < self.datagrams.len() && iovecs < MAX_IOVECS {
             let first = &self.datagrams[next];
-            let segment = first.data.len();
+            let segment = first.len();
             let mut count = 1;
             let mut bytes = segment;
             if self.gso {
@@ -166,7 +241,7 @@ impl SendQueue {
                     let Some(d) = self.datagrams.get(next + count) else {
                         break;
                     };
-                    let len = d.data.len();
+                    let len = d.len();
                     if d.to != first.to || len > segment || len == 0 || bytes + len > MAX_GSO_BYTES
                     {
                         break;
@@ -209,6 +284,7 @@ struct SegmentCmsg([u8; 32]);
 fn send_many(
     socket: &UdpSocket,
     datagrams: &[Datagram],
+    arena: &[u8],
     messages: &[Message],
 ) -> io::Result<usize> {
     let mut iovecs = [libc::iovec {
@@ -223,9 +299,10 @@ fn send_many(
     for (i, m) in messages.iter().take(n).enumerate() {
         let first = iov;
         for d in &datagrams[m.start..m.start + m.count] {
+            let bytes = d.bytes(arena);
             iovecs[iov] = libc::iovec {
-                iov_base: d.data.as_ptr() as *mut libc::c_void,
-                iov_len: d.data.len(),
+                iov_base: bytes.as_ptr() as *mut libc::c_void,
+                iov_len: bytes.len(),
             };
             iov += 1;
         }
@@ -416,6 +493,40 @@ mod tests {
             for (i, d) in got.iter().enumerate() {
                 assert_eq!(&d[..], &(i as u32).to_be_bytes());
             }
+        }
+    }
+
+    /// Datagrams written in place and buffers handed over interleave in
+    /// one queue (and GSO runs) and arrive exactly as written; a writer
+    /// that declines queues nothing; the arena is reused across turns.
+    #[tokio::test]
+    async fn in_place_and_owned_datagrams_interleave() {
+        for gso in [false, true] {
+            let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let to = receiver.local_addr().unwrap();
+            let mut queue = SendQueue::new(gso);
+            for turn in 0..2 {
+                for i in 0..40usize {
+                    if i % 3 == 0 {
+                        queue.push(to, datagram(i, 100));
+                    } else {
+                        assert!(queue.push_with(to, 200, |buf| {
+                            buf[..100].fill(0);
+                            buf[..4].copy_from_slice(&(i as u32).to_be_bytes());
+                            Some(100)
+                        }));
+                    }
+                    assert!(!queue.push_with(to, 200, |_| None));
+                }
+                assert_eq!(queue.len(), 40);
+                queue.flush(&sender).await;
+                let got = receive_all(&receiver, 40).await;
+                for (i, d) in got.iter().enumerate() {
+                    assert_eq!(d, &datagram(i, 100)[..], "turn {turn} datagram {i}");
+                }
+            }
+            assert!(queue.arena.len() <= 40 * 200);
         }
     }
 

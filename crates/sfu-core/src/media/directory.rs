@@ -12,6 +12,7 @@
 //! get `None`, so an end is reported at most once.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use room_signal::media::MediaId;
@@ -36,6 +37,9 @@ pub(crate) struct Parked {
     pub pwd: String,
     pub legs: Vec<Leg>,
     pub created: Instant,
+    /// The key-capturing crypto provider it was built with (players, when
+    /// the egress fast path is on).
+    pub capture: Option<Arc<super::srtp::KeyCapture>>,
 }
 
 enum Place {

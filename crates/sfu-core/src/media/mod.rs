@@ -17,6 +17,7 @@
 pub mod batch;
 pub mod convert;
 pub mod directory;
+pub mod egress;
 pub mod fast_path;
 pub mod offer_check;
 pub mod peer;
@@ -67,6 +68,11 @@ pub struct MediaConfig {
     pub max_peers: usize,
     /// Peer connections one app holds at once (`1005011` beyond).
     pub max_peers_per_app: usize,
+    /// Players' RTP protected and written in place by us once verified
+    /// against `rtc`'s output (`egress`); off: everything through `rtc`.
+    pub fast_path: bool,
+    /// SRTP profiles offered in DTLS, preferred first.
+    pub srtp_profiles: Vec<srtp::Profile>,
 }
 
 impl Default for MediaConfig {
@@ -82,6 +88,11 @@ impl Default for MediaConfig {
             udp_gso: true,
             max_peers: 20_000,
             max_peers_per_app: 10_000,
+            fast_path: true,
+            srtp_profiles: vec![
+                srtp::Profile::AeadAes128Gcm,
+                srtp::Profile::AesCm128HmacSha1_80,
+            ],
         }
     }
 }
@@ -95,6 +106,8 @@ pub(crate) struct Shared {
     /// Each worker's mailbox (commands and relayed packets, in order).
     mailboxes: Vec<relay::Mailbox>,
     next_id: AtomicU64,
+    /// Every worker's egress counts, summed.
+    pub egress: egress::EgressTotals,
 }
 
 impl Shared {
@@ -216,6 +229,7 @@ impl MediaPlane {
                 ice_disconnected: config.ice_disconnected_timeout,
                 ice_failed: config.ice_failed_timeout,
                 crypto: None,
+                srtp_profiles: config.srtp_profiles.clone(),
             },
             directory: Mutex::new(Directory::new(
                 workers,
@@ -225,6 +239,7 @@ impl MediaPlane {
             config,
             mailboxes,
             next_id: AtomicU64::new(1),
+            egress: Default::default(),
         });
         for (idx, (socket, mailbox)) in sockets.into_iter().zip(receivers).enumerate() {
             let shared = shared.clone();
@@ -243,6 +258,11 @@ impl MediaPlane {
 
     fn next_id(&self) -> MediaId {
         self.shared.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Egress counts so far (every worker's, summed at its loop turns).
+    pub fn egress(&self) -> egress::EgressStats {
+        self.shared.egress.get()
     }
 
     /// Sizes of every map of the media plane: the directory's, and each
@@ -292,6 +312,7 @@ impl MediaControl for MediaPlane {
                 pwd,
                 legs: Vec::new(),
                 created: now,
+                capture: None,
             },
         })?;
         Ok(Accepted { id, answer_sdp })
@@ -312,13 +333,25 @@ impl MediaControl for MediaPlane {
         };
         let (ufrag, pwd) = (random_token(16), random_token(32));
         let now = Instant::now();
+        // A player's own provider records its SRTP master keys for the
+        // egress fast path (`egress.rs`).
+        let capture = match self.shared.config.fast_path {
+            true => rtc::crypto::default_provider()
+                .ok()
+                .map(|p| Arc::new(srtp::KeyCapture::new(p))),
+            false => None,
+        };
+        let candidates = match &capture {
+            Some(c) => self.shared.candidates.with_crypto(c.clone()),
+            None => self.shared.candidates.clone(),
+        };
         let (pc, answer_sdp, legs) = peer::player(
             req.offer_sdp,
             req.stream_id,
             &codecs,
             &ufrag,
             &pwd,
-            &self.shared.candidates,
+            &candidates,
             now,
         )?;
         let id = self.next_id();
@@ -335,6 +368,7 @@ impl MediaControl for MediaPlane {
                 pwd,
                 legs,
                 created: now,
+                capture,
             },
         })?;
         Ok(Accepted { id, answer_sdp })

@@ -9,9 +9,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use rtc::crypto::RTCCryptoProvider;
-use rtc::interceptor::{
-    Attribute, Interceptor, Packet, Registry, SenderReportBuilder, Slot, StreamInfo, TaggedPacket,
-};
+use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
@@ -33,6 +32,8 @@ use room_signal::{code, SignalError};
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error as RtcError;
 use stream_router::{Codec, ExtMap, MediaKind};
+
+use super::srtp::Profile;
 
 /// Keepalive interval of the lite agent.
 const ICE_KEEPALIVE: Duration = Duration::from_secs(2);
@@ -57,6 +58,7 @@ pub struct Leg {
     pub track_id: String,
     pub ssrc: u32,
     pub payload_type: u8,
+    pub clock_rate: u32,
     pub extensions: ExtMap,
 }
 
@@ -70,8 +72,22 @@ pub struct CandidateAddrs {
     pub ice_disconnected: Duration,
     pub ice_failed: Duration,
     /// The crypto provider of every connection built with these settings
-    /// (`None`: `rtc`'s default). Tests pass a [`super::srtp::KeyCapture`].
+    /// (`None`: `rtc`'s default). Players get their own
+    /// [`super::srtp::KeyCapture`] (see [`CandidateAddrs::with_crypto`]).
     pub crypto: Option<Arc<dyn RTCCryptoProvider>>,
+    /// SRTP protection profiles offered in the DTLS handshake, preferred
+    /// first (both are ones our egress fast path protects itself).
+    pub srtp_profiles: Vec<Profile>,
+}
+
+impl CandidateAddrs {
+    /// The same settings with `crypto` as the connection's provider.
+    pub fn with_crypto(&self, crypto: Arc<dyn RTCCryptoProvider>) -> CandidateAddrs {
+        CandidateAddrs {
+            crypto: Some(crypto),
+            ..self.clone()
+        }
+    }
 }
 
 impl std::fmt::Debug for CandidateAddrs {
@@ -81,6 +97,7 @@ impl std::fmt::Debug for CandidateAddrs {
             .field("ice_disconnected", &self.ice_disconnected)
             .field("ice_failed", &self.ice_failed)
             .field("crypto", &self.crypto.as_ref().map(|c| c.name()))
+            .field("srtp_profiles", &self.srtp_profiles)
             .finish()
     }
 }
@@ -244,6 +261,20 @@ fn build(
     let mut builder = SettingEngineBuilder::new();
     if let Some(crypto) = &settings.crypto {
         builder = builder.with_crypto_provider(crypto.clone());
+    }
+    if !settings.srtp_profiles.is_empty() {
+        builder = builder.with_srtp_protection_profiles(
+            settings
+                .srtp_profiles
+                .iter()
+                .map(|p| match p {
+                    Profile::AeadAes128Gcm => SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+                    Profile::AesCm128HmacSha1_80 => {
+                        SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80
+                    }
+                })
+                .collect(),
+        );
     }
     let settings = builder
         .with_lite(true)
@@ -455,12 +486,12 @@ pub fn player(
         ));
     }
     register_exts(&mut engine).map_err(bad_sdp)?;
-    // A player only sends RTP: it needs sender reports (lip sync, RTT) and
-    // its feedback delivered, but no receiver reports — every interceptor
-    // on the chain costs two moves of each outgoing packet.
-    let registry = Registry::new()
-        .with(Slot::from(14_000), DeliverFeedback::default())
-        .with(Slot::SenderReport, SenderReportBuilder::new().build());
+    // A player only sends RTP: it needs its feedback delivered, and sender
+    // reports (lip sync, RTT), which the worker makes itself
+    // (`sender_report.rs`) since the fast path's RTP never passes through
+    // `rtc`; no receiver reports — every interceptor on the chain costs two
+    // moves of each outgoing packet.
+    let registry = Registry::new().with(Slot::from(14_000), DeliverFeedback::default());
     let mut pc = build(engine, registry, ufrag, pwd, candidates, now).map_err(bad_sdp)?;
     let mut senders = Vec::new();
     for (kind, rtc_kind, codec) in wanted {
@@ -488,6 +519,10 @@ pub fn player(
         let sender_id = pc.add_track(track).map_err(bad_sdp)?;
         senders.push((kind, sender_id, track_id, ssrc));
     }
+    let clock_rates: Vec<(MediaKind, u32)> = codecs
+        .iter()
+        .map(|n| (n.kind, n.codec.clock_rate))
+        .collect();
     pc.set_remote_description(now, offer).map_err(bad_sdp)?;
     add_candidates(&mut pc, candidates).map_err(bad_sdp)?;
     let sdp = answer(&mut pc, now)?;
@@ -507,12 +542,17 @@ pub fn player(
                 .iter()
                 .filter_map(|h| u8::try_from(h.id).ok().map(|id| (id, h.uri.as_str()))),
         );
+        let clock_rate = clock_rates
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(90_000, |(_, r)| *r);
         legs.push(Leg {
             kind,
             sender_id,
             track_id,
             ssrc,
             payload_type: pt,
+            clock_rate,
             extensions,
         });
     }

@@ -12,12 +12,12 @@ use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::sansio::Protocol;
-use stream_router::{Codec, Feedback, TrackInfo, Upstream};
+use stream_router::{Codec, Feedback, TrackInfo};
 
 use super::convert::{self, PlayerFeedback};
 use super::notify;
 use super::peer;
-use super::relay::{Command, Relay};
+use super::relay::Relay;
 use super::worker::{Origin, PubTrack, Role, Worker};
 
 impl Worker {
@@ -168,60 +168,6 @@ impl Worker {
             }
         }
         self.dirty.push(id);
-    }
-
-    /// Move router output into the players' connections and keyframe
-    /// requests into the publishers'.
-    pub(super) fn pump_router(&mut self, now: Instant) {
-        while let Some((dt, out)) = self.router.poll_output() {
-            let Some(&(id, leg)) = self.downtracks.get(&dt) else {
-                continue;
-            };
-            let Some(peer) = self.peers.get_mut(&id) else {
-                continue;
-            };
-            let Role::Player { legs } = &peer.role else {
-                continue;
-            };
-            if legs.get(leg).is_none() || !peer.connected {
-                continue;
-            }
-            // `rtc` routes an outgoing packet by its SSRC and ignores the
-            // track id here, so an empty (unallocated) one saves a String
-            // per packet per player.
-            let msg = TaggedRTCMessage {
-                now,
-                message: RTCMessage::RtpPacket(String::new(), convert::to_rtc(out)),
-            };
-            let pc = &mut peer.pc;
-            if super::worker::guarded(|| pc.handle_write(msg)).is_err() {
-                self.panicked.push(id);
-                continue;
-            }
-            self.written.push(id);
-        }
-        while let Some((track, Upstream::Pli { media_ssrc })) = self.router.poll_upstream(now) {
-            match self.router_tracks.get(&track) {
-                Some(Origin::Publisher(id, t)) => {
-                    let (id, t) = (*id, *t);
-                    self.send_pli(id, t, media_ssrc, now);
-                }
-                Some(Origin::Relayed {
-                    key,
-                    kind,
-                    from,
-                    publisher,
-                }) => {
-                    let cmd = Command::RelayPli {
-                        key: key.clone(),
-                        publisher: *publisher,
-                        kind: *kind,
-                    };
-                    self.shared.command(*from, cmd);
-                }
-                None => {}
-            }
-        }
     }
 
     /// Ask publisher `id` for a keyframe on its track `t`.

@@ -40,8 +40,10 @@ use tokio::net::UdpSocket;
 
 use super::batch::{RecvBatch, SendQueue};
 use super::directory::{Adopted, Relaying, Role as ConnRole};
+use super::egress::{observe_rtc_output, EgressStats, LegEgress};
 use super::peer::Leg;
 use super::relay::{Command, MailboxRx, Source};
+use super::srtp::KeyCapture;
 use super::Shared;
 
 mod ice;
@@ -85,6 +87,8 @@ pub(crate) struct PubTrack {
 pub(crate) struct PlayLeg {
     pub leg: Leg,
     pub downtrack: DownTrackHandle,
+    /// Which path its RTP takes, and its sender-report counts.
+    pub egress: LegEgress,
 }
 
 pub(crate) enum Role {
@@ -115,6 +119,14 @@ pub(crate) struct Peer {
     /// The deadline this peer has in the timer heap, if any (so that a busy
     /// peer does not push an entry per loop turn).
     pub armed: Option<Instant>,
+    /// The master keys its SRTP contexts were built from (players, when
+    /// the fast path is on).
+    pub capture: Option<Arc<KeyCapture>>,
+    /// Where `rtc` sends its RTP and RTCP (the selected pair): where the
+    /// fast path sends too.
+    pub send_to: Option<SocketAddr>,
+    /// A leg is still comparing `rtc`'s output with ours.
+    pub verifying: bool,
 }
 
 /// Sizes of a worker's maps (tests and diagnostics).
@@ -143,7 +155,7 @@ pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, ()> {
 pub(crate) struct Worker {
     pub idx: usize,
     /// This loop turn's outgoing datagrams, sent in batches.
-    sends: SendQueue,
+    pub sends: SendQueue,
     nominations: Vec<Nomination>,
     socket: UdpSocket,
     local_addr: SocketAddr,
@@ -168,11 +180,31 @@ pub(crate) struct Worker {
     /// Connections whose handling panicked this turn: ended as failed.
     pub panicked: Vec<MediaId>,
     pub nacks: Vec<u16>,
+    /// This turn's egress counts (added to the media plane's totals at the
+    /// flush).
+    pub egress: EgressStats,
+    /// Test hook (debug builds): `SFUTEST_CORRUPT_SRTP_KEY` names a stream
+    /// whose players' captured keys are spoiled, so that their verification
+    /// fails and they stay on `rtc`'s path.
+    #[cfg(debug_assertions)]
+    pub corrupt_key_stream: Option<String>,
     /// Test hook (debug builds): `SFUTEST_PANIC_STREAM` (not `SFU_…`, which
     /// the configuration reads as overrides) names a stream
     /// whose publisher's handling panics on its first RTP packet.
     #[cfg(debug_assertions)]
     pub panic_stream: Option<String>,
+}
+
+/// Queue what a connection's `rtc` wants to send (a player's output is
+/// also looked at: see [`observe_rtc_output`]).
+fn drain(peer: &mut Peer, sends: &mut SendQueue, egress: &mut EgressStats) {
+    let player = matches!(peer.role, Role::Player { .. });
+    while let Some(out) = peer.pc.poll_write() {
+        if player {
+            observe_rtc_output(peer, &out.message, out.transport.peer_addr, egress);
+        }
+        sends.push(out.transport.peer_addr, out.message);
+    }
 }
 
 /// Thread body: a current-thread runtime driving one worker.
@@ -228,6 +260,9 @@ impl Worker {
             written: Vec::new(),
             panicked: Vec::new(),
             nacks: Vec::with_capacity(64),
+            egress: EgressStats::default(),
+            #[cfg(debug_assertions)]
+            corrupt_key_stream: std::env::var("SFUTEST_CORRUPT_SRTP_KEY").ok(),
             #[cfg(debug_assertions)]
             panic_stream: std::env::var("SFUTEST_PANIC_STREAM").ok(),
         })
@@ -368,7 +403,12 @@ impl Worker {
                         },
                     );
                     self.downtracks.insert(dt, (id, i));
-                    legs.push(PlayLeg { leg, downtrack: dt });
+                    let egress = LegEgress::new(leg.ssrc, leg.clock_rate, Instant::now());
+                    legs.push(PlayLeg {
+                        leg,
+                        downtrack: dt,
+                        egress,
+                    });
                 }
                 if let Relaying::From { worker, publisher } = relay {
                     self.shared.command(
@@ -398,6 +438,9 @@ impl Worker {
                 connected: false,
                 dead: false,
                 armed: None,
+                capture: parked.capture,
+                send_to: None,
+                verifying: false,
             },
         );
         self.dirty.push(id);
@@ -445,12 +488,8 @@ impl Worker {
                 continue; // drained below, with its timer
             }
             if let Some(peer) = self.peers.get_mut(id) {
-                let (pc, sends) = (&mut peer.pc, &mut self.sends);
-                let drained = guarded(|| {
-                    while let Some(out) = pc.poll_write() {
-                        sends.push(out.transport.peer_addr, out.message);
-                    }
-                });
+                let (sends, egress) = (&mut self.sends, &mut self.egress);
+                let drained = guarded(|| drain(peer, sends, egress));
                 if drained.is_err() {
                     self.panicked.push(*id);
                 }
@@ -460,12 +499,10 @@ impl Worker {
             let Some(peer) = self.peers.get_mut(id) else {
                 continue;
             };
-            let (pc, sends) = (&mut peer.pc, &mut self.sends);
+            let (sends, egress) = (&mut self.sends, &mut self.egress);
             let drained = guarded(|| {
-                while let Some(out) = pc.poll_write() {
-                    sends.push(out.transport.peer_addr, out.message);
-                }
-                pc.poll_timeout()
+                drain(peer, sends, egress);
+                peer.pc.poll_timeout()
             });
             match drained {
                 Ok(Some(at)) => {
@@ -482,6 +519,10 @@ impl Worker {
             }
         }
         self.sends.flush(&self.socket).await;
+        if self.egress != EgressStats::default() {
+            self.shared.egress.add(&self.egress);
+            self.egress = EgressStats::default();
+        }
         self.dirty = dirty;
         self.dirty.clear();
         self.written = written;
@@ -543,6 +584,7 @@ impl Worker {
             gso = self.sends.gso(),
             "UDP sends so far"
         );
+        self.send_reports(now);
         // Timers that were never armed (new peers) get armed by `flush`.
         let ids: Vec<MediaId> = self.peers.keys().copied().collect();
         self.dirty.extend(ids);
