@@ -54,7 +54,8 @@ fn token(user: &str) -> String {
 /// aiortc publishes over WHIP; Chromium plays it through the SDK.
 #[test]
 fn aiortc_whip_publish_plays_in_chromium() {
-    let server = TestServer::start_dev();
+    // AES-GCM only: Chromium prefers AES-CM when both are offered.
+    let server = TestServer::start_dev_with("srtpProfiles = [\"AEAD_AES_128_GCM\"]");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/aiortc_peer.py");
     let url = format!("http://{}", server.addr);
     let mut publisher = std::process::Command::new("python3")
@@ -81,12 +82,17 @@ fn aiortc_whip_publish_plays_in_chromium() {
     let _ = publisher.kill();
     let _ = publisher.wait();
     assert!(out.contains("decoded"), "{out}");
+    // The server's own sender reports reached Chromium's stats.
+    assert!(out.contains("remote-outbound-rtp audio"), "{out}");
+    // Chromium's two legs (audio, video) were served by the fast path.
+    common::egress::assert_fast(&common::metrics_blocking(&server), 2, common::egress::GCM);
 }
 
 /// Chromium publishes through the SDK; aiortc plays it over WHEP.
 #[test]
 fn chromium_publish_plays_in_aiortc_over_whep() {
-    let server = TestServer::start_dev();
+    // AES-CM only, so that an independent stack exercises that profile.
+    let server = TestServer::start_dev_with("srtpProfiles = [\"AES_CM_128_HMAC_SHA1_80\"]");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     let mut browser = std::process::Command::new("node")
         .arg(dir.join("interop.mjs"))
@@ -130,6 +136,7 @@ fn chromium_publish_plays_in_aiortc_over_whep() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     assert!(frames >= 10, "{stdout}");
+    common::egress::assert_fast(&common::metrics_blocking(&server), 2, common::egress::CM);
 }
 
 /// The demo page works for a person: log in, publish, play, chat (and it

@@ -12,25 +12,13 @@ use common::media::*;
 use common::*;
 use sfu_client::MediaKind;
 
-/// The value of the `/metrics` sample `name` (with its labels, as written).
-fn sample(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no sample {name} in\n{text}"))
-}
-
 async fn metrics(server: &TestServer) -> String {
     let r = common::http::request(&server.addr, "GET", "/metrics", &[], "").await;
     assert_eq!(r.status, 200, "{}", r.body);
     r.body
 }
 
-const FAST: &str = r#"sfu_egress_rtp_packets_total{path="fast"}"#;
-const RTC: &str = r#"sfu_egress_rtp_packets_total{path="rtc"}"#;
-const FAILED: &str = r#"sfu_egress_rtp_packets_total{path="failed"}"#;
-const GCM: &str = r#"sfu_egress_legs_total{outcome="verified",profile="aead_aes_128_gcm"}"#;
-const CM: &str = r#"sfu_egress_legs_total{outcome="verified",profile="aes_cm_128_hmac_sha1_80"}"#;
-const MISMATCH: &str = r#"sfu_egress_legs_total{outcome="mismatch"}"#;
+use common::egress::{CM, FAILED, FAST, GCM, MISMATCH, RTC};
 
 /// Publish the clips for 3 s to one Rust-client player; check it got
 /// every packet from a keyframe on; return the server's metrics and how

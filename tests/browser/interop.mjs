@@ -27,6 +27,20 @@ try {
       return st && st.framesDecoded > 10 ? st : null;
     });
     console.log(`decoded ${s.framesDecoded} frames`);
+    // Sender reports (the server makes them itself for every player leg)
+    // show as remote-outbound-rtp stats.
+    const kinds = await until(`remote-outbound-rtp of ${stream}`, async () => {
+      const found = await page.evaluate(async (stream) => {
+        const report = await window.e._players.get(stream).pc.getStats();
+        const kinds = [];
+        report.forEach((r) => {
+          if (r.type === 'remote-outbound-rtp' && r.packetsSent > 0) kinds.push(r.kind);
+        });
+        return kinds.sort();
+      }, stream);
+      return found.length ? found : null;
+    });
+    console.log(`remote-outbound-rtp ${kinds.join(',')}`);
   } else {
     await page.evaluate(async (stream) => {
       const ms = await window.e.createStream({ camera: { video: true, audio: true } });

@@ -568,3 +568,50 @@ impl Client {
 pub mod http;
 pub mod media;
 pub mod proxy;
+
+/// `GET /metrics` of `server` (blocking: for the tests that drive browsers
+/// and other processes without a runtime).
+pub fn metrics_blocking(server: &TestServer) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(&server.addr).expect("connect");
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        server.addr
+    )
+    .expect("write");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read");
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
+}
+
+/// The value of the `/metrics` sample `name` (labels included, as written).
+pub fn sample(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sample {name} in\n{text}"))
+}
+
+/// Samples of the egress fast path in `/metrics`.
+pub mod egress {
+    pub const FAST: &str = r#"sfu_egress_rtp_packets_total{path="fast"}"#;
+    pub const RTC: &str = r#"sfu_egress_rtp_packets_total{path="rtc"}"#;
+    pub const FAILED: &str = r#"sfu_egress_rtp_packets_total{path="failed"}"#;
+    pub const GCM: &str = r#"sfu_egress_legs_total{outcome="verified",profile="aead_aes_128_gcm"}"#;
+    pub const CM: &str =
+        r#"sfu_egress_legs_total{outcome="verified",profile="aes_cm_128_hmac_sha1_80"}"#;
+    pub const MISMATCH: &str = r#"sfu_egress_legs_total{outcome="mismatch"}"#;
+
+    /// `legs` player legs were verified (with `profile`, GCM or CM) and
+    /// none fell back; the fast path carried more than `rtc` did.
+    pub fn assert_fast(text: &str, legs: u64, profile: &str) {
+        let (fast, rtc) = (super::sample(text, FAST), super::sample(text, RTC));
+        eprintln!("egress: fast {fast}, rtc {rtc}");
+        assert_eq!(super::sample(text, profile), legs, "verified legs\n{text}");
+        assert_eq!(super::sample(text, MISMATCH), 0, "{text}");
+        assert_eq!(super::sample(text, FAILED), 0, "{text}");
+        assert!(fast > 4 * rtc, "the fast path carried the stream\n{text}");
+    }
+}
