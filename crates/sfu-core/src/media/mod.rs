@@ -7,12 +7,13 @@
 //!   shared port (`SO_REUSEPORT`), its own peers and its own stream router.
 //! - [`stun`]: first-datagram demux by ICE ufrag; [`convert`]: packets
 //!   between the stack and the router.
-//! - [`srtp`]: SRTP protection of our own and the provider wrapper that
-//!   captures a connection's master keys; byte-for-byte checked against
-//!   `rtc`'s, not on the packet path yet (the egress fast path of issue 10);
-//!   [`sender_report`]: sender reports for RTP sent outside `rtc`;
-//!   [`fast_path`]: when a leg may switch to our protection (verified
-//!   byte for byte on its first packets through `rtc`).
+//! - [`egress`]: how each player leg's RTP leaves — through `rtc`, or on
+//!   the fast path, written and protected in place in the send queue once
+//!   verified; [`srtp`]: SRTP protection of our own and the provider
+//!   wrapper that captures a connection's master keys; [`fast_path`]: when
+//!   a leg may switch to our protection (verified byte for byte on its
+//!   first packets through `rtc`); [`sender_report`]: every player leg's
+//!   sender reports.
 
 pub mod batch;
 pub mod convert;
