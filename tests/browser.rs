@@ -1,8 +1,10 @@
 //! Browser end-to-end tests: headless Chromium (Debian's `chromium`) driven
-//! by playwright-core over the DevTools protocol, using the SDK the server
-//! serves under `/sdk/`. The scripts live in `tests/browser/`; `scripts/test`
-//! installs Chromium and the node module when missing and runs every test
-//! inside a private network namespace, so all traffic stays on loopback.
+//! by playwright-core over the DevTools protocol, and headless Firefox ESR
+//! (Debian's `firefox-esr`) driven by puppeteer-core over WebDriver BiDi,
+//! both using the SDK the server serves under `/sdk/`. The scripts live in
+//! `tests/browser/`; `scripts/test` installs the browsers and the node
+//! modules when missing and runs every test inside a private network
+//! namespace, so all traffic stays on loopback.
 
 mod common;
 
@@ -38,6 +40,19 @@ fn run_script_args(server: &TestServer, script: &str, args: &[&str]) -> String {
     assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
     eprintln!("{stdout}");
     stdout
+}
+
+/// Fail (never skip) when Firefox or puppeteer-core is missing.
+fn require_firefox() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/puppeteer-core").exists(),
+        "tests/browser/node_modules/puppeteer-core is missing: run ./scripts/test (it installs puppeteer-core)"
+    );
+    assert!(
+        Path::new("/usr/bin/firefox-esr").exists(),
+        "/usr/bin/firefox-esr is missing: run ./scripts/test (it installs Debian's firefox-esr)"
+    );
 }
 
 #[test]
@@ -137,6 +152,27 @@ fn chromium_publish_plays_in_aiortc_over_whep() {
         .unwrap_or(0);
     assert!(frames >= 10, "{stdout}");
     common::egress::assert_fast(&common::metrics_blocking(&server), 2, common::egress::CM);
+}
+
+/// Chromium publishes its fake camera through the SDK; Firefox plays it
+/// through the SDK and decodes at least 30 frames (its own getStats()).
+#[test]
+fn firefox_plays_a_chromium_publisher() {
+    require_firefox();
+    let server = TestServer::start_dev();
+    let out = run_script_args(&server, "cross.mjs", &["firefox-plays"]);
+    assert!(out.contains("cross passed (firefox-plays)"), "{out}");
+    assert!(out.contains("firefox-stats {"), "{out}");
+}
+
+/// Firefox publishes its fake camera through the SDK; Chromium plays it
+/// through the SDK and decodes at least 30 frames (its own getStats()).
+#[test]
+fn firefox_publishes_and_chromium_plays() {
+    require_firefox();
+    let server = TestServer::start_dev();
+    let out = run_script_args(&server, "cross.mjs", &["chromium-plays"]);
+    assert!(out.contains("cross passed (chromium-plays)"), "{out}");
 }
 
 /// The demo page works for a person: log in, publish, play, chat (and it
