@@ -13,12 +13,14 @@ rules = [
  ("kernel: loopback delivery to the players' sockets (softirq)", ["net_rx_action"]),
  ("kernel: sendmmsg (socket, route, skb, GSO split)", ["__sys_sendmmsg", "__x64_sys_sendmmsg"]),
  ("rtc egress: SRTP encrypt", ["encrypt_rtp"]),
+ ("fast path: our SRTP (AES-GCM / AES-CM + HMAC)", ["Protector::protect", "seal_in_place", "ring::aead", "ring_core", "aes_hw", "gcm_", "sha1", "Hmac"]),
+ ("fast path: header + payload into the send queue", ["FastLeg::send", "SendQueue::push_with"]),
  ("rtc egress: pipeline (endpoint→interceptors→srtp→ice, moves)", ["flush_writes"]),
  ("kernel: recvmmsg", ["__sys_recvmmsg", "__x64_sys_recvmmsg"]),
  ("rtc ingress (handle_read: SRTP decrypt, RTCP, STUN)", ["handle_read"]),
  ("rtc timers (handle_timeout / poll_timeout)", ["handle_timeout", "poll_timeout"]),
  ("router (stream_router)", ["stream_router::"]),
- ("worker glue (pump_router, to_rtc, flush)", ["Worker::pump_router", "convert::to_rtc", "Worker::flush", "batch::send_many"]),
+ ("worker glue (pump_router, to_rtc, flush)", ["Worker::pump_router", "convert::to_rtc", "Worker::flush", "batch::send_many", "egress::"]),
  ("tokio / epoll / scheduling", ["epoll_wait", "schedule", "tokio::runtime"]),
 ]
 counts = collections.Counter(); total = 0

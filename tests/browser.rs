@@ -163,6 +163,17 @@ fn firefox_plays_a_chromium_publisher() {
     let out = run_script_args(&server, "cross.mjs", &["firefox-plays"]);
     assert!(out.contains("cross passed (firefox-plays)"), "{out}");
     assert!(out.contains("firefox-stats {"), "{out}");
+    // The server's own sender reports reached Firefox for both legs...
+    assert!(out.contains(r#""remoteOutboundVideo":true"#), "{out}");
+    assert!(out.contains(r#""remoteOutboundAudio":true"#), "{out}");
+    // ...and the fast path carried its media (Firefox picks the profile).
+    let text = common::metrics_blocking(&server);
+    let profile = if common::sample(&text, common::egress::GCM) > 0 {
+        common::egress::GCM
+    } else {
+        common::egress::CM
+    };
+    common::egress::assert_fast(&text, 2, profile);
 }
 
 /// Firefox publishes its fake camera through the SDK; Chromium plays it
@@ -173,6 +184,8 @@ fn firefox_publishes_and_chromium_plays() {
     let server = TestServer::start_dev();
     let out = run_script_args(&server, "cross.mjs", &["chromium-plays"]);
     assert!(out.contains("cross passed (chromium-plays)"), "{out}");
+    // Chromium takes AES-CM when both profiles are offered.
+    common::egress::assert_fast(&common::metrics_blocking(&server), 2, common::egress::CM);
 }
 
 /// The demo page works for a person: log in, publish, play, chat (and it

@@ -262,7 +262,10 @@ impl Worker {
                 #[cfg(debug_assertions)]
                 let corrupt = corrupt_key_stream.as_deref() == Some(&*key.stream_id);
                 #[cfg(not(debug_assertions))]
-                let corrupt = false;
+                let corrupt = {
+                    let _ = key;
+                    false
+                };
                 let keys = capture.as_deref().map(|c| leg_keys(c, corrupt));
                 // Keys are captured when DTLS completes; give them a few
                 // packets' time before concluding there are none.

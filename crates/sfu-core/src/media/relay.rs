@@ -65,7 +65,8 @@ pub struct Relay {
     pub key: StreamKey,
     pub publisher: MediaId,
     pub from: usize,
-    pub info: TrackInfo,
+    /// The publisher's track, shared (not copied) by every relayed packet.
+    pub info: Arc<TrackInfo>,
     pub packet: RtpPacket,
 }
 
@@ -282,7 +283,7 @@ impl Worker {
         let track = match existing {
             Some(h) => h,
             None => {
-                let Ok(h) = self.router.add_track(r.stream, relay.info) else {
+                let Ok(h) = self.router.add_track(r.stream, *relay.info) else {
                     return;
                 };
                 // add_track replaced the stream's track of that kind.
@@ -291,7 +292,7 @@ impl Worker {
                     .drain(..)
                     .partition(|(_, info)| info.kind == relay.info.kind);
                 r.tracks = kept;
-                r.tracks.push((h, relay.info));
+                r.tracks.push((h, *relay.info));
                 for (t, _) in gone {
                     self.router_tracks.remove(&t);
                 }
@@ -340,7 +341,7 @@ mod tests {
             key: key.clone(),
             publisher,
             from: 0,
-            info: video(ssrc),
+            info: Arc::new(video(ssrc)),
             packet: RtpPacket {
                 payload_type: 96,
                 sequence_number: seq,

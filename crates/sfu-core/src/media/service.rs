@@ -4,6 +4,7 @@
 //! router; and the other way, router output into players' connections and
 //! keyframe requests into publishers'.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use room_signal::media::{MediaEvent, MediaId};
@@ -101,8 +102,8 @@ impl Worker {
                     else {
                         continue;
                     };
-                    let track = match t.router {
-                        Some(h) => h,
+                    let (track, info) = match &t.router {
+                        Some((h, info)) => (*h, info.clone()),
                         None => {
                             let info = TrackInfo {
                                 kind: t.kind,
@@ -115,27 +116,24 @@ impl Worker {
                             let Ok(h) = self.router.add_track(*stream, info) else {
                                 continue;
                             };
-                            t.router = Some(h);
+                            let info = Arc::new(info);
+                            t.router = Some((h, info.clone()));
                             self.router_tracks.insert(h, Origin::Publisher(id, i));
-                            h
+                            (h, info)
                         }
                     };
                     let packet = convert::to_router(packet);
-                    if !targets.is_empty() {
-                        if let Some(info) = self.router.track_info(track).copied() {
-                            for &to in targets.iter() {
-                                self.shared.relay(
-                                    to,
-                                    Relay {
-                                        key: peer.key.clone(),
-                                        publisher: id,
-                                        from: self.idx,
-                                        info,
-                                        packet: packet.clone(),
-                                    },
-                                );
-                            }
-                        }
+                    for &to in targets.iter() {
+                        self.shared.relay(
+                            to,
+                            Relay {
+                                key: peer.key.clone(),
+                                publisher: id,
+                                from: self.idx,
+                                info: info.clone(),
+                                packet: packet.clone(),
+                            },
+                        );
                     }
                     let _ = self.router.push_rtp(track, packet, now);
                 }

@@ -34,7 +34,7 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use stream_router::{
     Codec, DownTrackConfig, DownTrackHandle, ExtMap, MediaKind, Router, StreamHandle, StreamKey,
-    TrackHandle,
+    TrackHandle, TrackInfo,
 };
 use tokio::net::UdpSocket;
 
@@ -81,7 +81,9 @@ pub(crate) struct PubTrack {
     pub codec: Codec,
     pub clock_rate: u32,
     pub extensions: ExtMap,
-    pub router: Option<TrackHandle>,
+    /// Its router track, and that track's info shared with the relays to
+    /// other workers (one pointer per relayed packet, not a copy).
+    pub router: Option<(TrackHandle, Arc<TrackInfo>)>,
 }
 
 pub(crate) struct PlayLeg {

@@ -58,7 +58,7 @@ impl Worker {
                 targets,
             } => {
                 for t in &tracks {
-                    if let Some(h) = t.router {
+                    if let Some((h, _)) = t.router {
                         self.router_tracks.remove(&h);
                     }
                 }
