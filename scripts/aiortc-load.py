@@ -34,7 +34,7 @@ from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
 
 
-def drain_only(loop, input_q, output_q):
+def drain_only(loop, input_q, *rest):
     """Stands in for aiortc's decoder thread: takes frames, decodes none."""
     while True:
         task = input_q.get()

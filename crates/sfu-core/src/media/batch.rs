@@ -344,10 +344,21 @@ pub const RECV_BATCH: usize = 32;
 /// refused by the connection's parsers).
 const RECV_SIZE: usize = 2048;
 
+/// Bytes of one receive call: a slot of [`RECV_SIZE`] per datagram.
+const RECV_BYTES: usize = RECV_BATCH * RECV_SIZE;
+
 /// Buffers for batched receives: one `recvmmsg(2)` call takes up to
-/// [`RECV_BATCH`] datagrams from the socket.
+/// [`RECV_BATCH`] datagrams from the socket, into slots of one buffer from
+/// which each datagram is then split off as the `BytesMut` `rtc` takes —
+/// no allocation or copy per datagram. `rtc` only reads a datagram (its
+/// SRTP decrypts into a buffer of its own) and drops it, so by the next
+/// call the buffer is usually free again and reclaimed in place; if some
+/// datagram is still held, the next call gets a new buffer.
 pub struct RecvBatch {
-    buffers: Box<[[u8; RECV_SIZE]; RECV_BATCH]>,
+    chunk: BytesMut,
+    /// Address of the buffer `chunk` was last allocated with (zeroed then,
+    /// so all of its `RECV_BYTES` are initialized).
+    base: usize,
     lens: [usize; RECV_BATCH],
     from: [Option<SocketAddr>; RECV_BATCH],
     count: usize,
@@ -356,7 +367,8 @@ pub struct RecvBatch {
 impl Default for RecvBatch {
     fn default() -> Self {
         Self {
-            buffers: Box::new([[0; RECV_SIZE]; RECV_BATCH]),
+            chunk: BytesMut::new(),
+            base: 0,
             lens: [0; RECV_BATCH],
             from: [None; RECV_BATCH],
             count: 0,
@@ -379,12 +391,34 @@ impl RecvBatch {
         }
     }
 
-    /// The datagrams of the last [`RecvBatch::recv`], with their senders.
-    pub fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
-        (0..self.count).filter_map(|i| {
-            let from = self.from[i]?;
-            Some((from, &self.buffers[i][..self.lens[i].min(RECV_SIZE)]))
+    /// The datagrams of the last [`RecvBatch::recv`], with their senders,
+    /// each split off the receive buffer (taken: a second call yields
+    /// nothing).
+    pub fn datagrams(&mut self) -> impl Iterator<Item = (SocketAddr, BytesMut)> + '_ {
+        let count = std::mem::take(&mut self.count);
+        (0..count).filter_map(move |i| {
+            // Split every slot, used or not, to keep the next one aligned.
+            let mut d = self.chunk.split_to(RECV_SIZE.min(self.chunk.len()));
+            d.truncate(self.lens[i].min(RECV_SIZE));
+            Some((self.from[i]?, d))
         })
+    }
+
+    /// Make `chunk` `RECV_BYTES` of initialized bytes to receive into.
+    fn prepare(&mut self) {
+        self.chunk.clear();
+        self.chunk.reserve(RECV_BYTES);
+        if self.chunk.as_ptr() as usize == self.base {
+            // SAFETY: the buffer allocated (and zeroed) at `base` is ours
+            // again; its first RECV_BYTES bytes were initialized then and
+            // have only been written since.
+            unsafe { self.chunk.set_len(RECV_BYTES) };
+        } else {
+            // A new buffer: a datagram of an earlier call still holds the
+            // previous one (or this is the first call).
+            self.chunk.resize(RECV_BYTES, 0);
+            self.base = self.chunk.as_ptr() as usize;
+        }
     }
 
     fn recv_many(&mut self, socket: &UdpSocket) -> io::Result<usize> {
@@ -395,7 +429,8 @@ impl RecvBatch {
             iov_base: std::ptr::null_mut(),
             iov_len: 0,
         }; RECV_BATCH];
-        for (i, buf) in self.buffers.iter_mut().enumerate() {
+        self.prepare();
+        for (i, buf) in self.chunk.chunks_exact_mut(RECV_SIZE).enumerate() {
             iovecs[i] = libc::iovec {
                 iov_base: buf.as_mut_ptr() as *mut libc::c_void,
                 iov_len: RECV_SIZE,
@@ -618,5 +653,43 @@ mod tests {
             assert_eq!(d.len(), 100 + i);
             assert_eq!(&d[..4], &(i as u32).to_be_bytes());
         }
+    }
+
+    /// Datagrams are split off one receive buffer; the buffer is reclaimed
+    /// in place once they are all dropped, and a datagram still held keeps
+    /// its bytes while the next call receives into a new buffer.
+    #[tokio::test]
+    async fn the_receive_buffer_is_reused_once_its_datagrams_are_gone() {
+        let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = server.local_addr().unwrap();
+        let mut batch = RecvBatch::default();
+        async fn receive(
+            batch: &mut RecvBatch,
+            (client, server, to): (&UdpSocket, &UdpSocket, SocketAddr),
+            i: usize,
+        ) -> BytesMut {
+            client.send_to(&datagram(i, 300), to).await.unwrap();
+            server.readable().await.unwrap();
+            assert_eq!(batch.recv(server).unwrap(), 1);
+            let got: Vec<_> = batch.datagrams().map(|(_, d)| d).collect();
+            assert_eq!(got.len(), 1);
+            assert_eq!(&got[0][..], &datagram(i, 300)[..]);
+            got.into_iter().next().unwrap()
+        }
+        let io = (&client, &server, to);
+        drop(receive(&mut batch, io, 0).await);
+        let base = batch.base;
+        drop(receive(&mut batch, io, 1).await);
+        assert_eq!(batch.base, base, "reclaimed in place");
+        let held = receive(&mut batch, io, 2).await;
+        let again = receive(&mut batch, io, 3).await;
+        assert_ne!(batch.base, base, "a new buffer while one is held");
+        assert_eq!(
+            &held[..],
+            &datagram(2, 300)[..],
+            "the held datagram is intact"
+        );
+        assert_eq!(&again[..], &datagram(3, 300)[..]);
     }
 }

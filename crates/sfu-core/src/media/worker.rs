@@ -333,7 +333,7 @@ impl Worker {
     }
 
     /// Hand one datagram to connection `id`.
-    fn feed(&mut self, id: MediaId, from: SocketAddr, data: &[u8], now: Instant) {
+    fn feed(&mut self, id: MediaId, from: SocketAddr, data: BytesMut, now: Instant) {
         // A peer whose handling panicked this turn is ended at its flush;
         // until then it gets nothing more (one panic per peer, not one per
         // datagram).
@@ -351,7 +351,7 @@ impl Worker {
                 ecn: None,
                 transport_protocol: TransportProtocol::UDP,
             },
-            message: BytesMut::from(data),
+            message: data,
         };
         let pc = &mut peer.pc;
         match guarded(|| pc.handle_read(msg)) {

@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use room_signal::media::MediaId;
 
 use super::super::stun;
@@ -31,13 +32,13 @@ const RENOMINATE_TIMES: u8 = 12;
 const MAX_NOMINATIONS: usize = 1024;
 
 impl Worker {
-    pub(super) fn on_datagram(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
+    pub(super) fn on_datagram(&mut self, from: SocketAddr, data: BytesMut, now: Instant) {
         // A binding request is routed by the ufrag it names, once its
         // MESSAGE-INTEGRITY proves the sender knows that peer's password:
         // only then is its address bound to the peer. Everything else goes
         // by address, and an unknown address is dropped.
-        let id = match stun::server_ufrag(data) {
-            Some(ufrag) => match self.check(ufrag, from, data) {
+        let id = match stun::server_ufrag(&data) {
+            Some(ufrag) => match self.check(ufrag, from, &data) {
                 Some(id) => id,
                 None => return,
             },
@@ -49,7 +50,7 @@ impl Worker {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        if !peer.connected && stun::is_nomination(data) && self.nominations.len() < MAX_NOMINATIONS
+        if !peer.connected && stun::is_nomination(&data) && self.nominations.len() < MAX_NOMINATIONS
         {
             self.nominations.push(Nomination {
                 id,
@@ -123,7 +124,7 @@ impl Worker {
             if n.due > now {
                 return true;
             }
-            self.feed(n.id, n.from, &n.data, now);
+            self.feed(n.id, n.from, BytesMut::from(&n.data[..]), now);
             n.left -= 1;
             n.due = now + RENOMINATE_EVERY;
             n.left > 0
