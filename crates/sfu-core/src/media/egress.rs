@@ -283,7 +283,7 @@ impl Worker {
                 return;
             };
             if let Some(v) = verifier {
-                v.sent_via_rtc(out.sequence_number, out.payload.clone());
+                v.sent_via_rtc(out.sequence_number, out.header, out.payload.clone());
             }
             // `rtc` routes an outgoing packet by its SSRC and ignores the
             // track id here, so an empty (unallocated) one saves a String

@@ -47,8 +47,9 @@ pub struct Verifier {
     /// The profile and the protectors of the keys still in the running.
     candidates: Option<(Profile, Vec<Protector>)>,
     rollover: Rollover,
-    /// (sequence number, its rollover counter, payload) handed to `rtc`.
-    pending: Vec<(u16, u32, Bytes)>,
+    /// (sequence number, its rollover counter, our header, payload)
+    /// handed to `rtc`.
+    pending: Vec<(u16, u32, Vec<u8>, Bytes)>,
     matched: u8,
     tries: u8,
     verdict: Verdict,
@@ -95,9 +96,10 @@ impl Verifier {
         self.rollover
     }
 
-    /// A packet with sequence number `seq` and `payload` was handed to
-    /// `rtc` for this leg.
-    pub fn sent_via_rtc(&mut self, seq: u16, payload: Bytes) {
+    /// A packet with sequence number `seq`, RTP header `header` (as the
+    /// fast path would write it) and `payload` was handed to `rtc` for this
+    /// leg.
+    pub fn sent_via_rtc(&mut self, seq: u16, header: &[u8], payload: Bytes) {
         let roc = self.rollover.next(seq);
         if self.verdict != Verdict::Pending {
             return;
@@ -105,7 +107,7 @@ impl Verifier {
         if self.pending.len() == PENDING {
             self.pending.remove(0);
         }
-        self.pending.push((seq, roc, payload));
+        self.pending.push((seq, roc, header.to_vec(), payload));
     }
 
     /// An SRTP datagram `rtc` produced for this leg's SSRC.
@@ -113,17 +115,18 @@ impl Verifier {
         if self.verdict != Verdict::Pending {
             return self.verdict;
         }
-        let (Some(h), Some(seq)) = (
+        let (Some(_), Some(seq)) = (
             header_len(datagram),
             datagram.get(2..4).map(|s| u16::from_be_bytes([s[0], s[1]])),
         ) else {
             return self.verdict;
         };
-        let Some(pos) = self.pending.iter().position(|(s, _, _)| *s == seq) else {
+        let Some(pos) = self.pending.iter().position(|(s, ..)| *s == seq) else {
             return self.verdict;
         };
-        let (_, roc, payload) = self.pending.remove(pos);
+        let (_, roc, header, payload) = self.pending.remove(pos);
         self.tries += 1;
+        let h = header.len();
         let Some(tag) = datagram.len().checked_sub(h + payload.len()) else {
             return self.fall_back(Fallback::Mismatch);
         };
@@ -146,12 +149,15 @@ impl Verifier {
         if tag != profile.tag_len() {
             return self.fall_back(Fallback::Mismatch);
         }
-        // Our protection of the same header and payload, in a scratch
-        // buffer (verification only: a handful of packets per leg).
+        // Our protection of *our* header and the payload, in a scratch
+        // buffer (verification only: a handful of packets per leg). Equal
+        // bytes prove the key and that `rtc` wrote the header as we do: a
+        // NACKed packet first sent by `rtc` and resent by us then repeats
+        // its AES-GCM nonce with the very same header and payload.
         let mut buf = Vec::with_capacity(datagram.len());
         protectors.retain(|p| {
             buf.clear();
-            buf.extend_from_slice(&datagram[..h]);
+            buf.extend_from_slice(&header);
             buf.extend_from_slice(&payload);
             let len = buf.len();
             buf.resize(datagram.len(), 0);
@@ -241,8 +247,9 @@ mod tests {
         for i in 0..6u16 {
             let seq = first_seq.wrapping_add(i);
             let payload = Bytes::from(vec![i as u8; 50 + usize::from(i)]);
-            v.sent_via_rtc(seq, payload.clone());
-            let datagram = ctx.encrypt_rtp(&raw(seq, &payload)).unwrap();
+            let plain = raw(seq, &payload);
+            v.sent_via_rtc(seq, &plain[..12], payload.clone());
+            let datagram = ctx.encrypt_rtp(&plain).unwrap();
             if v.observe(&datagram) != Verdict::Pending {
                 break;
             }
@@ -280,7 +287,11 @@ mod tests {
     #[test]
     fn garbage_and_strangers_decide_nothing() {
         let mut v = Verifier::new(vec![key(5)]);
-        v.sent_via_rtc(1, Bytes::from_static(b"payload"));
+        v.sent_via_rtc(
+            1,
+            &[0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0],
+            Bytes::from_static(b"payload"),
+        );
         for d in [
             &[][..],
             &[0x90, 0, 0, 1][..],
@@ -295,5 +306,21 @@ mod tests {
             v.observe(&[0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
             Verdict::Fallback(Fallback::Mismatch)
         );
+    }
+
+    /// `rtc` wrote a header other than ours (here: a marker bit we did not
+    /// set): right key or not, the leg must not switch, since a resend of
+    /// that packet by us would reuse its nonce with other bytes.
+    #[test]
+    fn a_header_rtc_wrote_differently_falls_back() {
+        let (k, payload) = (key(8), Bytes::from(vec![3u8; 40]));
+        let mut ctx = rtc_context(&k, ProtectionProfile::AeadAes128Gcm, 12);
+        let mut v = Verifier::new(vec![k]);
+        let plain = raw(7, &payload);
+        let mut ours = plain[..12].to_vec();
+        ours[1] |= 0x80;
+        v.sent_via_rtc(7, &ours, payload.clone());
+        let datagram = ctx.encrypt_rtp(&plain).unwrap();
+        assert_eq!(v.observe(&datagram), Verdict::Fallback(Fallback::Mismatch));
     }
 }
