@@ -24,14 +24,17 @@ import asyncio
 import json
 import os
 import time
-import urllib.request
 
-import aioice.ice
+import sys
+
 import aiortc.rtcrtpreceiver as rtcrtpreceiver
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
-aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+# The WHIP/WHEP helpers of the interop tests (which also restrict aioice to
+# 127.0.0.1).
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "interop"))
+from aiortc_peer import http, negotiate, wait_connected  # noqa: E402
 
 
 def drain_only(loop, input_q, *rest):
@@ -61,41 +64,9 @@ def rss_kib(pid):
     return 0
 
 
-def http(method, url, body=None, token=None):
-    req = urllib.request.Request(url, data=body.encode() if body else None, method=method)
-    if body is not None:
-        req.add_header("Content-Type", "application/sdp")
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(req, timeout=20) as resp:
-        return resp.status, resp.headers, resp.read().decode()
-
-
 def token(server, user):
     _, _, body = http("GET", f"{server}/dev/token?appID=1&userID={user}")
-    try:
-        return json.loads(body)["token"]
-    except (ValueError, KeyError):
-        return body.strip()
-
-
-async def negotiate(pc, url, tok):
-    await pc.setLocalDescription(await pc.createOffer())
-    status, headers, answer = await asyncio.to_thread(http, "POST", url, pc.localDescription.sdp, tok)
-    if status != 201:
-        raise RuntimeError(f"POST {url}: {status} {answer}")
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-    return headers.get("Location")
-
-
-async def connected(pc, seconds=30):
-    for _ in range(seconds * 20):
-        if pc.connectionState == "connected":
-            return
-        if pc.connectionState == "failed":
-            raise RuntimeError("peer connection failed")
-        await asyncio.sleep(0.05)
-    raise RuntimeError(f"not connected: {pc.connectionState}")
+    return json.loads(body)["token"]
 
 
 async def packets(pcs):
@@ -122,7 +93,7 @@ async def main():
     pub.addTransceiver(AudioStreamTrack(), direction="sendonly")
     pub_tok = await asyncio.to_thread(token, server, "load-pub")
     await negotiate(pub, f"{server}/whip/load/load-cam", pub_tok)
-    await connected(pub)
+    await wait_connected(pub)
     await asyncio.sleep(1)
     rss0 = rss_kib(pid)
 
@@ -146,7 +117,7 @@ async def main():
         tok = await asyncio.to_thread(token, server, f"load-play-{i}")
         await negotiate(pc, f"{server}/whep/load-cam", tok)
         players.append(pc)
-    await asyncio.gather(*(connected(pc) for pc in players))
+    await asyncio.gather(*(wait_connected(pc, 30) for pc in players))
     await asyncio.sleep(2)
 
     cpu0, pk0, t0 = cpu_seconds(pid), await packets(players), time.monotonic()

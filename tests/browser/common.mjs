@@ -28,9 +28,16 @@ export async function launch() {
 /// A page on the server's origin with the SDK loaded as `window.sdk`.
 export async function sdkPage(browser, server) {
   const context = await browser.newContext({ permissions: ['camera', 'microphone'] });
-  const page = await context.newPage();
+  return loadSdk(await context.newPage(), server, 'page');
+}
+
+/// Open the server's origin in `page` (Playwright's or Puppeteer's) and load
+/// the SDK as `window.sdk`, with page helpers: `window.token(user)` (a dev
+/// token of app 1) and `window.attach(mediaStream)` (play it in a muted
+/// <video>).
+export async function loadSdk(page, server, label) {
   page.on('console', (m) => {
-    if (m.type() === 'error') console.error(`[page] ${m.text()}`);
+    if (m.type() === 'error') console.error(`[${label}] ${m.text()}`);
   });
   await page.goto(`${server}/health`);
   await page.evaluate(async () => {
@@ -39,6 +46,15 @@ export async function sdkPage(browser, server) {
       const r = await fetch(`/dev/token?appID=1&userID=${encodeURIComponent(user)}`);
       if (!r.ok) throw new Error(`token endpoint: ${r.status}`);
       return (await r.json()).token;
+    };
+    window.attach = async (ms) => {
+      const v = document.createElement('video');
+      v.muted = true;
+      v.autoplay = true;
+      v.srcObject = ms;
+      document.body.appendChild(v);
+      await v.play().catch(() => {});
+      return v;
     };
   });
   return page;

@@ -49,13 +49,7 @@ async function publish(stream) {
 }
 
 async function play(stream) {
-  const ms = await window.e.startPlayingStream(stream);
-  const v = document.createElement('video');
-  v.muted = true;
-  v.autoplay = true;
-  v.srcObject = ms;
-  document.body.appendChild(v);
-  await v.play().catch(() => {});
+  await window.attach(await window.e.startPlayingStream(stream));
 }
 
 // The player's peer connection stats, straight from getStats().

@@ -3,6 +3,7 @@
 // (Firefox speaks it natively; no geckodriver). puppeteer makes a fresh
 // profile in the temp dir for every launch and deletes it on close.
 import puppeteer from 'puppeteer-core';
+import { loadSdk } from './common.mjs';
 
 export const FIREFOX = process.env.FIREFOX || '/usr/bin/firefox-esr';
 
@@ -47,18 +48,5 @@ export async function launchFirefox() {
 /// http://127.0.0.1:PORT: a secure context, so navigator.mediaDevices exists,
 /// and same-origin, so no CORS is needed.
 export async function firefoxSdkPage(browser, server) {
-  const page = await browser.newPage();
-  page.on('console', (m) => {
-    if (m.type() === 'error') console.error(`[firefox page] ${m.text()}`);
-  });
-  await page.goto(`${server}/health`);
-  await page.evaluate(async () => {
-    window.sdk = await import('/sdk/engine.js');
-    window.token = async (user) => {
-      const r = await fetch(`/dev/token?appID=1&userID=${encodeURIComponent(user)}`);
-      if (!r.ok) throw new Error(`token endpoint: ${r.status}`);
-      return (await r.json()).token;
-    };
-  });
-  return page;
+  return loadSdk(await browser.newPage(), server, 'firefox page');
 }

@@ -15,12 +15,7 @@ try {
   if (mode === 'play') {
     await page.evaluate(async (stream) => {
       const ms = await window.e.startPlayingStream(stream);
-      const v = document.createElement('video');
-      v.muted = true;
-      v.autoplay = true;
-      v.srcObject = ms;
-      document.body.appendChild(v);
-      await v.play().catch(() => {});
+      await window.attach(ms);
     }, stream);
     const s = await until(`frames of ${stream}`, async () => {
       const st = await page.evaluate(async (stream) => window.e.getStats(stream), stream);

@@ -37,12 +37,7 @@ try {
     await window.login('r3');
     const t0 = performance.now();
     const ms = await window.e.startPlayingStream('alice-cam');
-    const v = document.createElement('video');
-    v.muted = true;
-    v.autoplay = true;
-    v.srcObject = ms;
-    document.body.appendChild(v);
-    await v.play().catch(() => {});
+    await window.attach(ms);
     // Time to first decoded frame, from the play call.
     for (let i = 0; i < 200; i++) {
       const s = await window.e.getStats('alice-cam');
