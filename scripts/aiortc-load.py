@@ -23,9 +23,8 @@ import argparse
 import asyncio
 import json
 import os
-import time
-
 import sys
+import time
 
 import aiortc.rtcrtpreceiver as rtcrtpreceiver
 from aiortc import RTCPeerConnection
