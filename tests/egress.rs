@@ -59,6 +59,14 @@ fn assert_fast(text: &str, received: usize, profile: &str) {
     assert!(fast > rtc, "the fast path carried the stream");
     // Ours, about one per second per leg (rtc's interceptor is gone).
     assert!(sample(text, "sfu_egress_sender_reports_total") >= 2);
+    // Every datagram sent had its wait recorded (RTP, RTCP and STUN).
+    assert!(sample(text, "sfu_egress_added_latency_seconds_count") >= received as u64);
+    assert!(
+        sample(
+            text,
+            r#"sfu_egress_added_latency_seconds_bucket{le="+Inf"}"#
+        ) >= received as u64
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

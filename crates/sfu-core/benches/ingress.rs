@@ -53,6 +53,7 @@ fn relay(c: &mut Criterion) {
         ..RtpPacket::default()
     };
     packet.extensions.push(4, Bytes::from_static(&[1]));
+    let t0 = std::time::Instant::now();
     group.bench_function("send_recv", |b| {
         b.iter(|| {
             for seq in 0..BATCH as u16 {
@@ -63,6 +64,7 @@ fn relay(c: &mut Criterion) {
                     publisher: 1,
                     from: 0,
                     info: share(&info),
+                    received: t0,
                     packet: p,
                 });
             }

@@ -53,6 +53,30 @@ pub fn render(state: &State) -> String {
             "RTCP sender reports sent for player legs",
             &[("", e.sender_reports)],
         );
+        let l = media.latency();
+        let name = "sfu_egress_added_latency_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time from the worker's wake-up with the input (or the publisher worker's receive, for relayed packets) to the sendmmsg that sent each datagram\n# TYPE {name} histogram"
+        );
+        let mut cumulative = 0;
+        for (i, n) in l.buckets.iter().enumerate() {
+            cumulative += n;
+            match crate::media::latency::BOUNDS_US.get(i) {
+                Some(us) => {
+                    let _ = writeln!(
+                        out,
+                        "{name}_bucket{{le=\"{}\"}} {cumulative}",
+                        *us as f64 / 1e6
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+                }
+            }
+        }
+        let _ = writeln!(out, "{name}_sum {}", l.sum_us as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {}", l.count);
     }
     out
 }

@@ -16,11 +16,14 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::time::Instant;
 
 use bytes::BytesMut;
 use socket2::SockAddr;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
+
+use super::latency::Latency;
 
 /// Messages per `sendmmsg` call.
 pub const BATCH: usize = 64;
@@ -93,6 +96,10 @@ pub struct SendQueue {
     /// Messages and datagrams handed to the kernel so far, for tests and
     /// logs.
     stats: SendStats,
+    /// When this turn's input arrived ([`SendQueue::since`]), and how long
+    /// each datagram sent waited from then.
+    origin: Option<Instant>,
+    latency: Latency,
 }
 
 /// Counters of a [`SendQueue`].
@@ -118,6 +125,8 @@ impl SendQueue {
             used: 0,
             gso,
             stats: SendStats::default(),
+            origin: None,
+            latency: Latency::default(),
         }
     }
 
@@ -160,6 +169,17 @@ impl SendQueue {
         self.datagrams.len()
     }
 
+    /// The next flush sends what input that arrived at `at` produced (the
+    /// earliest of a turn): each datagram's wait from then is recorded.
+    pub fn since(&mut self, at: Instant) {
+        self.origin = Some(self.origin.map_or(at, |o| o.min(at)));
+    }
+
+    /// The waits recorded since the last call.
+    pub fn take_latency(&mut self) -> Latency {
+        std::mem::take(&mut self.latency)
+    }
+
     /// Drop everything queued without sending it (benchmarks).
     pub fn clear(&mut self) {
         self.datagrams.clear();
@@ -195,9 +215,13 @@ impl SendQueue {
                 Ok(sent) => {
                     let sent = sent.clamp(1, planned);
                     let last = messages[sent - 1];
+                    let datagrams = (last.start + last.count - next) as u64;
                     self.stats.calls += 1;
                     self.stats.messages += sent as u64;
-                    self.stats.datagrams += (last.start + last.count - next) as u64;
+                    self.stats.datagrams += datagrams;
+                    if let Some(origin) = self.origin {
+                        self.latency.record(origin.elapsed(), datagrams);
+                    }
                     next = last.start + last.count;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -218,6 +242,7 @@ impl SendQueue {
             }
         }
         self.datagrams.clear();
+        self.origin = None;
         if self.arena.len() > ARENA_KEEP && self.used <= ARENA_KEEP {
             self.arena.truncate(ARENA_KEEP);
             self.arena.shrink_to_fit();

@@ -13,13 +13,14 @@
 //!   wrapper that captures a connection's master keys; [`fast_path`]: when
 //!   a leg may switch to our protection (verified byte for byte on its
 //!   first packets through `rtc`); [`sender_report`]: every player leg's
-//!   sender reports.
+//!   sender reports; [`latency`]: how long sent datagrams waited inside.
 
 pub mod batch;
 pub mod convert;
 pub mod directory;
 pub mod egress;
 pub mod fast_path;
+pub mod latency;
 pub mod offer_check;
 pub mod peer;
 pub mod relay;
@@ -109,6 +110,8 @@ pub(crate) struct Shared {
     next_id: AtomicU64,
     /// Every worker's egress counts, summed.
     pub egress: egress::EgressTotals,
+    /// How long sent datagrams waited in the workers, summed.
+    pub latency: latency::LatencyTotals,
 }
 
 impl Shared {
@@ -241,6 +244,7 @@ impl MediaPlane {
             mailboxes,
             next_id: AtomicU64::new(1),
             egress: Default::default(),
+            latency: Default::default(),
         });
         for (idx, (socket, mailbox)) in sockets.into_iter().zip(receivers).enumerate() {
             let shared = shared.clone();
@@ -264,6 +268,11 @@ impl MediaPlane {
     /// Egress counts so far (every worker's, summed at its loop turns).
     pub fn egress(&self) -> egress::EgressStats {
         self.shared.egress.get()
+    }
+
+    /// The wait of every datagram sent so far (see [`latency`]).
+    pub fn latency(&self) -> latency::Latency {
+        self.shared.latency.get()
     }
 
     /// Sizes of every map of the media plane: the directory's, and each

@@ -67,6 +67,8 @@ pub struct Relay {
     pub from: usize,
     /// The publisher's track, shared (not copied) by every relayed packet.
     pub info: Arc<TrackInfo>,
+    /// When the publisher's worker received it (for the added latency).
+    pub received: std::time::Instant,
     pub packet: RtpPacket,
 }
 
@@ -233,6 +235,7 @@ impl Worker {
 
     /// A packet of a stream published on another worker.
     fn on_relay(&mut self, relay: Relay, now: std::time::Instant) {
+        self.sends.since(relay.received);
         let replace = match self.sources.get(&relay.key) {
             // A publisher of this key lives here: the packet is stale.
             Some(Source::Local(_)) => return,
@@ -342,6 +345,7 @@ mod tests {
             publisher,
             from: 0,
             info: Arc::new(video(ssrc)),
+            received: std::time::Instant::now(),
             packet: RtpPacket {
                 payload_type: 96,
                 sequence_number: seq,

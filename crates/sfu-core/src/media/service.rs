@@ -131,6 +131,7 @@ impl Worker {
                                 publisher: id,
                                 from: self.idx,
                                 info: info.clone(),
+                                received: now,
                                 packet: packet.clone(),
                             },
                         );

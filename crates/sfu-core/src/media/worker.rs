@@ -295,6 +295,7 @@ impl Worker {
                                 Ok(0) => break,
                                 Ok(_) => {
                                     let now = Instant::now();
+                                    self.sends.since(now);
                                     for (from, data) in recv.datagrams() {
                                         self.on_datagram(from, data, now);
                                     }
@@ -310,6 +311,7 @@ impl Worker {
                 msg = mailbox.recv() => {
                     let Some(msg) = msg else { return };
                     let now = Instant::now();
+                    self.sends.since(now);
                     self.on_inbound(msg, now);
                     for _ in 1..MAILBOX_BATCH {
                         match mailbox.try_recv() {
@@ -321,6 +323,7 @@ impl Worker {
                 () = tokio::time::sleep_until(tokio::time::Instant::from_std(wake.max(now))) => {}
             }
             let now = Instant::now();
+            self.sends.since(now);
             self.fire_timers(now);
             self.renominate(now);
             if now >= housekeeping {
@@ -524,6 +527,10 @@ impl Worker {
         if self.egress != EgressStats::default() {
             self.shared.egress.add(&self.egress);
             self.egress = EgressStats::default();
+        }
+        let waited = self.sends.take_latency();
+        if !waited.is_empty() {
+            self.shared.latency.add(&waited);
         }
         self.dirty = dirty;
         self.dirty.clear();
