@@ -100,6 +100,8 @@ pub struct SendQueue {
     /// each datagram sent waited from then.
     origin: Option<Instant>,
     latency: Latency,
+    /// Datagrams before this one were sent already ([`SendQueue::send_ready`]).
+    next: usize,
 }
 
 /// Counters of a [`SendQueue`].
@@ -127,6 +129,7 @@ impl SendQueue {
             stats: SendStats::default(),
             origin: None,
             latency: Latency::default(),
+            next: 0,
         }
     }
 
@@ -165,8 +168,9 @@ impl SendQueue {
         true
     }
 
+    /// Datagrams queued and not sent yet.
     pub fn len(&self) -> usize {
-        self.datagrams.len()
+        self.datagrams.len() - self.next
     }
 
     /// The next flush sends what input that arrived at `at` produced (the
@@ -184,10 +188,44 @@ impl SendQueue {
     pub fn clear(&mut self) {
         self.datagrams.clear();
         self.used = 0;
+        self.next = 0;
+    }
+
+    /// Send full batches now, without waiting (a long fan-out need not wait
+    /// for its end to start leaving): while at least `threshold` datagrams
+    /// are queued, one `sendmmsg` call each; stops at a full socket buffer
+    /// or an error, which the next [`SendQueue::flush`] deals with (as it
+    /// does before tokio has seen the socket writable once).
+    pub fn send_ready(&mut self, socket: &UdpSocket, threshold: usize) {
+        let mut plan = [Message::default(); BATCH];
+        while self.len() >= threshold.max(1) {
+            let planned = self.plan(self.next, &mut plan);
+            let messages = &plan[..planned];
+            match socket.try_io(Interest::WRITABLE, || {
+                send_many(socket, &self.datagrams, &self.arena, messages)
+            }) {
+                Ok(sent) => self.sent(messages, sent),
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Account for `sent` of the planned `messages` having gone out.
+    fn sent(&mut self, messages: &[Message], sent: usize) {
+        let sent = sent.clamp(1, messages.len());
+        let last = messages[sent - 1];
+        let datagrams = (last.start + last.count - self.next) as u64;
+        self.stats.calls += 1;
+        self.stats.messages += sent as u64;
+        self.stats.datagrams += datagrams;
+        if let Some(origin) = self.origin {
+            self.latency.record(origin.elapsed(), datagrams);
+        }
+        self.next = last.start + last.count;
     }
 
     pub fn is_empty(&self) -> bool {
-        self.datagrams.is_empty()
+        self.len() == 0
     }
 
     /// Whether GSO is (still) in use.
@@ -203,27 +241,15 @@ impl SendQueue {
     /// reason than a full buffer is dropped (UDP is lossy anyway); a full
     /// buffer waits for the socket to become writable.
     pub async fn flush(&mut self, socket: &UdpSocket) {
-        let mut next = 0;
         let mut plan = [Message::default(); BATCH];
-        while next < self.datagrams.len() {
-            let planned = self.plan(next, &mut plan);
+        while self.next < self.datagrams.len() {
+            let planned = self.plan(self.next, &mut plan);
             let messages = &plan[..planned];
             let result = socket.try_io(Interest::WRITABLE, || {
                 send_many(socket, &self.datagrams, &self.arena, messages)
             });
             match result {
-                Ok(sent) => {
-                    let sent = sent.clamp(1, planned);
-                    let last = messages[sent - 1];
-                    let datagrams = (last.start + last.count - next) as u64;
-                    self.stats.calls += 1;
-                    self.stats.messages += sent as u64;
-                    self.stats.datagrams += datagrams;
-                    if let Some(origin) = self.origin {
-                        self.latency.record(origin.elapsed(), datagrams);
-                    }
-                    next = last.start + last.count;
-                }
+                Ok(sent) => self.sent(messages, sent),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if socket.writable().await.is_err() {
                         break;
@@ -237,11 +263,12 @@ impl SendQueue {
                 Err(e) => {
                     // The first message failed: skip its datagrams.
                     tracing::trace!("sendmmsg: {e}");
-                    next = messages[0].start + messages[0].count;
+                    self.next = messages[0].start + messages[0].count;
                 }
             }
         }
         self.datagrams.clear();
+        self.next = 0;
         self.origin = None;
         if self.arena.len() > ARENA_KEEP && self.used <= ARENA_KEEP {
             self.arena.truncate(ARENA_KEEP);
@@ -553,6 +580,36 @@ mod tests {
             for (i, d) in got.iter().enumerate() {
                 assert_eq!(&d[..], &(i as u32).to_be_bytes());
             }
+        }
+    }
+
+    /// Batches sent early and the rest at the flush: every datagram once,
+    /// in order (160 of them: more would overflow the receiver's default
+    /// buffer, since it reads only at the end).
+    #[tokio::test]
+    async fn early_batches_and_the_flush_send_each_datagram_once() {
+        let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = receiver.local_addr().unwrap();
+        let mut queue = SendQueue::new(true);
+        // tokio tries a send only once it knows the socket is writable (a
+        // worker's socket is, after its first flush).
+        sender.writable().await.unwrap();
+        for i in 0..160usize {
+            queue.push_with(to, 64, |buf| {
+                buf[..4].copy_from_slice(&(i as u32).to_be_bytes());
+                Some(4 + i % 3)
+            });
+            queue.send_ready(&sender, 64);
+            assert!(queue.len() < 64);
+        }
+        assert!(queue.stats().datagrams >= 64, "batches left early");
+        queue.flush(&sender).await;
+        assert!(queue.is_empty());
+        assert_eq!(queue.stats().datagrams, 160);
+        for (i, d) in receive_all(&receiver, 160).await.iter().enumerate() {
+            assert_eq!(&d[..4], &(i as u32).to_be_bytes());
+            assert_eq!(d.len(), 4 + i % 3);
         }
     }
 

@@ -32,6 +32,10 @@ use super::worker::{guarded, Origin, Peer, Role, Worker};
 /// How often a leg sends a sender report (as `rtc`'s interceptor did).
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Queued datagrams from which the fast path sends a batch right away
+/// instead of at the end of the loop turn.
+const SEND_EARLY: usize = 128;
+
 /// Packets a leg sends through `rtc` while no master key is captured yet
 /// before it gives up on the fast path.
 const KEY_WAIT: u32 = 64;
@@ -218,6 +222,7 @@ impl Worker {
             downtracks,
             peers,
             sends,
+            socket,
             written,
             panicked,
             egress,
@@ -254,6 +259,8 @@ impl Worker {
                         Some(to) if fast.send(sends, to, &out) => egress.fast_packets += 1,
                         _ => egress.fast_failed += 1,
                     }
+                    // A long fan-out starts leaving before it is complete.
+                    sends.send_ready(socket, SEND_EARLY);
                     return;
                 }
                 Path::Rtc(verifier) => verifier,

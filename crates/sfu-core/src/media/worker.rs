@@ -159,7 +159,7 @@ pub(crate) struct Worker {
     /// This loop turn's outgoing datagrams, sent in batches.
     pub sends: SendQueue,
     nominations: Vec<Nomination>,
-    socket: UdpSocket,
+    pub socket: UdpSocket,
     local_addr: SocketAddr,
     pub shared: Arc<Shared>,
     pub peers: HashMap<MediaId, Peer>,
