@@ -116,7 +116,7 @@
 //!   down-track asks again every [`KEYFRAME_RETRY_INTERVAL`]. Audio and
 //!   unknown codecs are not gated.
 //! * **Queues**: each down-track has a bounded ring allocated at subscribe
-//!   (pool capacity for the worst case is reserved then too).
+//!   (the pool reserves every cached packet plus one full queue).
 //!   When full, the new packet is dropped for that player only
 //!   (`dropped_queue`); the publisher and other players are unaffected.
 //!   The gate is *not* re-armed after a drop: the player sees a sequence gap
