@@ -745,10 +745,10 @@ fn heap_per_player_connection() {
     at_most("(a)", &parked, Scope::Rtc, 41.0);
     at_most("(a)", &parked, Scope::Ours, 0.5);
     at_most("(b)", &connected, Scope::Rtc, 76.0);
-    at_most("(b)", &connected, Scope::Router, 12.0);
+    at_most("(b)", &connected, Scope::Router, 2.0);
     at_most("(c)", &streamed, Scope::Rtc, 117.0);
     at_most("(c)", &streamed, Scope::Ours, 2.0);
-    at_most("(c)", &streamed, Scope::Router, 12.0);
+    at_most("(c)", &streamed, Scope::Router, 2.0);
 
     if std::env::var_os("PLAYER_MEMORY_FORGET").is_some() {
         for p in players {

@@ -5,7 +5,7 @@
 //! timestamps (via [`Rewriter`]), a keyframe gate for video, a bounded
 //! outgoing queue, NACK-driven retransmission with a per-sequence rate limit,
 //! and sender-report translation. Allocated at subscribe time, except the
-//! queue's growth (see `ring`).
+//! queue's growth (see `ring`) and the NACK limiter's slots (first NACK).
 
 use std::time::{Duration, Instant};
 
