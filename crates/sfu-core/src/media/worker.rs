@@ -129,6 +129,9 @@ pub(crate) struct Peer {
     pub send_to: Option<SocketAddr>,
     /// A leg is still comparing `rtc`'s output with ours.
     pub verifying: bool,
+    /// RTP packets handed to `rtc` since its output was last drained (see
+    /// [`RTC_WRITE_BATCH`](super::egress::RTC_WRITE_BATCH)).
+    pub unsent: u8,
 }
 
 /// Sizes of a worker's maps (tests and diagnostics).
@@ -199,7 +202,8 @@ pub(crate) struct Worker {
 
 /// Queue what a connection's `rtc` wants to send (a player's output is
 /// also looked at: see [`observe_rtc_output`]).
-fn drain(peer: &mut Peer, sends: &mut SendQueue, egress: &mut EgressStats) {
+pub(crate) fn drain(peer: &mut Peer, sends: &mut SendQueue, egress: &mut EgressStats) {
+    peer.unsent = 0;
     let player = matches!(peer.role, Role::Player { .. });
     while let Some(out) = peer.pc.poll_write() {
         if player {
@@ -443,6 +447,7 @@ impl Worker {
                 capture: parked.capture,
                 send_to: None,
                 verifying: false,
+                unsent: 0,
             },
         );
         self.dirty.push(id);
