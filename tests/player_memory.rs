@@ -750,7 +750,7 @@ fn heap_per_player_connection() {
         "(a) Chromium + data channel",
         &chromium_dc,
         Scope::Rtc,
-        123.0,
+        54.0,
     );
     at_most("(a)", &parked, Scope::Rtc, 41.0);
     at_most("(a)", &parked, Scope::Ours, 0.5);
