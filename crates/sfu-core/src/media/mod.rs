@@ -309,7 +309,7 @@ impl MediaControl for MediaPlane {
             ufrag,
             codecs: Some(codecs),
             parked: Parked {
-                pc,
+                pc: Box::new(pc),
                 pwd,
                 legs: Vec::new(),
                 created: now,
@@ -365,7 +365,7 @@ impl MediaControl for MediaPlane {
             ufrag,
             codecs: None,
             parked: Parked {
-                pc,
+                pc: Box::new(pc),
                 pwd,
                 legs,
                 created: now,

@@ -107,7 +107,8 @@ pub(crate) enum Role {
 }
 
 pub(crate) struct Peer {
-    pub pc: RTCPeerConnection,
+    /// Boxed, see [`Parked::pc`](super::directory::Parked::pc).
+    pub pc: Box<RTCPeerConnection>,
     pub notify: Outbox,
     pub key: StreamKey,
     pub role: Role,
