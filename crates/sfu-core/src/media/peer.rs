@@ -177,8 +177,33 @@ fn register_exts(engine: &mut MediaEngine) -> Result<(), RtcError> {
 /// player's PLI/FIR/NACK reach the router (see `rtc-notes.md`, pitfall 1).
 #[derive(Default)]
 struct DeliverFeedback {
-    reads: VecDeque<TaggedPacket>,
-    writes: VecDeque<TaggedPacket>,
+    reads: Passing,
+    writes: Passing,
+}
+
+/// The packets an interceptor passes on, oldest first. rtc's chain hands an
+/// interceptor one packet and polls it empty before the next
+/// (`rtc-interceptor` `Chain::walk`), so one slot is all it ever needs; a
+/// `VecDeque` allocates four (~1 KiB) per direction and connection.
+#[derive(Default)]
+struct Passing {
+    next: Option<TaggedPacket>,
+    /// Behind `next`, only if a caller ever hands over several at once.
+    more: VecDeque<TaggedPacket>,
+}
+
+impl Passing {
+    fn push(&mut self, msg: TaggedPacket) {
+        if self.next.is_none() && self.more.is_empty() {
+            self.next = Some(msg);
+        } else {
+            self.more.push_back(msg);
+        }
+    }
+
+    fn pop(&mut self) -> Option<TaggedPacket> {
+        self.next.take().or_else(|| self.more.pop_front())
+    }
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for DeliverFeedback {
@@ -200,18 +225,18 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for DeliverFeedback {
                 msg.message.add(Attribute::DeliverToApplication);
             }
         }
-        self.reads.push_back(msg);
+        self.reads.push(msg);
         Ok(())
     }
     fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.reads.pop_front()
+        self.reads.pop()
     }
     fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.writes.push_back(msg);
+        self.writes.push(msg);
         Ok(())
     }
     fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.writes.pop_front()
+        self.writes.pop()
     }
     fn handle_timeout(&mut self, _now: Instant) -> Result<(), Self::Error> {
         Ok(())
