@@ -397,7 +397,9 @@ impl Worker {
             }
             ConnRole::Play => {
                 let queue = self.shared.config.player_queue;
-                let mut legs = Vec::new();
+                // Exactly as many as it has (a PlayLeg is ~430 bytes; a
+                // growing Vec would take room for 4).
+                let mut legs = Vec::with_capacity(parked.legs.len());
                 for (i, leg) in parked.legs.into_iter().enumerate() {
                     let dt = self.router.subscribe_key(
                         &key,
