@@ -756,7 +756,7 @@ fn heap_per_player_connection() {
     at_most("(a)", &parked, Scope::Ours, 0.5);
     at_most("(b)", &connected, Scope::Rtc, 76.0);
     at_most("(b)", &connected, Scope::Router, 2.0);
-    at_most("(c)", &streamed, Scope::Rtc, 89.0);
+    at_most("(c)", &streamed, Scope::Rtc, 86.0);
     at_most("(c)", &streamed, Scope::Ours, 2.0);
     at_most("(c)", &streamed, Scope::Router, 2.0);
 
