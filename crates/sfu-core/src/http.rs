@@ -18,6 +18,13 @@ use room_signal::{code, token};
 
 use crate::{assets, signaling, whip, Refusal, State};
 
+/// A WebSocket's read buffer: tungstenite's default (128 KiB) is
+/// zero-filled on the first read, so every signaling connection held
+/// 128 KiB. Signaling frames are small JSON (an offer is a few KiB); a
+/// larger frame grows the buffer to its size, up to
+/// `limits.maxFrameBytes`.
+const WS_READ_BUFFER: usize = 4 * 1024;
+
 /// An HTTP error as every route answers it: `{code, message}` JSON.
 pub fn json_error(status: StatusCode, code: u32, message: &str) -> Response {
     let body = serde_json::json!({"code": code, "message": message}).to_string();
@@ -271,7 +278,10 @@ async fn ws(
         .get("appID")
         .and_then(|s| s.parse::<u32>().ok())
         .and_then(|id| state.hub.app(id));
-    let upgrade = upgrade.max_message_size(max).max_frame_size(max);
+    let upgrade = upgrade
+        .max_message_size(max)
+        .max_frame_size(max)
+        .read_buffer_size(WS_READ_BUFFER);
     match app {
         Some(app) => match state.hub.try_connect(app) {
             Ok((session, inbox)) => upgrade

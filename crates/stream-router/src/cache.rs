@@ -1,8 +1,9 @@
 //! Sequence-indexed rings for loss repair: the per-track retransmit cache and
 //! the per-down-track NACK rate limiter.
 //!
-//! Both are power-of-two arrays indexed by `sequence & mask`, allocated once
-//! when the track or down-track is created. A slot remembers the full
+//! Both are power-of-two arrays indexed by `sequence & mask`, allocated once:
+//! the cache when its track is created, the limiter at the down-track's
+//! first NACK. A slot remembers the full
 //! (extended) sequence number it holds, so a lookup never returns a packet
 //! that merely shares the low bits.
 
@@ -79,6 +80,8 @@ impl RetransmitCache {
 
 /// Remembers when each recent player sequence number was last retransmitted
 /// to one down-track (times in ms since the first retransmission, wrapping).
+/// The slots (8 bytes per cached packet: 8 KiB for video) are allocated by
+/// the first NACK: a player that never loses a packet never pays for them.
 pub(crate) struct NackLimiter {
     slots: Box<[(u32, u32)]>,
     mask: usize,
@@ -91,7 +94,7 @@ impl NackLimiter {
     pub(crate) fn new(size: usize) -> Self {
         let size = size.max(1).next_power_of_two();
         NackLimiter {
-            slots: vec![(EMPTY, 0); size].into_boxed_slice(),
+            slots: Box::default(),
             mask: size - 1,
             base: None,
         }
@@ -102,6 +105,9 @@ impl NackLimiter {
         let base = *self.base.get_or_insert(now);
         let now_ms = now.saturating_duration_since(base).as_millis() as u32;
         let interval_ms = NACK_RETRANSMIT_INTERVAL.as_millis() as u32;
+        if self.slots.is_empty() {
+            self.slots = vec![(EMPTY, 0); self.mask + 1].into_boxed_slice();
+        }
         let Some(slot) = self.slots.get_mut(usize::from(seq) & self.mask) else {
             return false;
         };

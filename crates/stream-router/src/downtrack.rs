@@ -4,7 +4,8 @@
 //! type and extension IDs of the player, continuous sequence numbers and
 //! timestamps (via [`Rewriter`]), a keyframe gate for video, a bounded
 //! outgoing queue, NACK-driven retransmission with a per-sequence rate limit,
-//! and sender-report translation. Everything is allocated at subscribe time.
+//! and sender-report translation. Allocated at subscribe time, except the
+//! queue's growth (see `ring`) and the NACK limiter's slots (first NACK).
 
 use std::time::{Duration, Instant};
 

@@ -115,8 +115,9 @@
 //!   video track request a keyframe upstream; while still gated, a
 //!   down-track asks again every [`KEYFRAME_RETRY_INTERVAL`]. Audio and
 //!   unknown codecs are not gated.
-//! * **Queues**: each down-track has a bounded ring allocated at subscribe
-//!   (pool capacity for the worst case is reserved then too).
+//! * **Queues**: each down-track has a bounded ring, grown up to its
+//!   capacity as it fills (the pool reserves every cached packet plus one
+//!   full queue).
 //!   When full, the new packet is dropped for that player only
 //!   (`dropped_queue`); the publisher and other players are unaffected.
 //!   The gate is *not* re-armed after a drop: the player sees a sequence gap

@@ -1,15 +1,25 @@
-//! A fixed-capacity FIFO ring buffer.
+//! A bounded FIFO ring buffer.
 //!
-//! Each down-track's outgoing queue is one of these, allocated once at
-//! subscribe time. Pushing into a full ring hands the value back instead of
-//! growing, which is how a slow player loses packets without ever blocking
-//! the publisher or the other players. Items are small `Copy` entries (see
+//! Each down-track's outgoing queue is one of these. Pushing into a full
+//! ring hands the value back instead of growing past its capacity, which is
+//! how a slow player loses packets without ever blocking the publisher or
+//! the other players. Items are small `Copy` entries (see
 //! `downtrack::Entry`), so pushing and popping move a few bytes.
+//!
+//! The buffer starts at [`INITIAL_SLOTS`] and doubles when a push finds it
+//! full, up to the capacity: a queue drained every loop turn holds one
+//! turn's packets, a handful, so most players never pay for the 512 slots
+//! (6 KiB) the SFU's default capacity would take up front. It grows only
+//! when a queue holds more than it ever held before, so a steady state
+//! allocates nothing.
 
-/// Bounded FIFO queue of small `Copy` items; never reallocates after
-/// construction. The buffer is a power of two (index = `pos & (len - 1)`),
-/// the logical capacity is exactly the one asked for. 32 bytes: `u32`
-/// positions.
+/// Slots a ring allocates first (a power of two).
+pub(crate) const INITIAL_SLOTS: usize = 16;
+
+/// Bounded FIFO queue of small `Copy` items. The buffer is a power of two
+/// (index = `pos & (len - 1)`), grown by doubling up to the capacity's
+/// power of two; the logical capacity is exactly the one asked for. 32
+/// bytes: `u32` positions.
 pub(crate) struct Ring<T> {
     buf: Box<[T]>,
     mask: u32,
@@ -23,7 +33,7 @@ impl<T: Copy + Default> Ring<T> {
     /// `u32::MAX`).
     pub(crate) fn new(capacity: usize) -> Self {
         let cap = u32::try_from(capacity.max(1)).unwrap_or(u32::MAX);
-        let size = (cap as usize).next_power_of_two();
+        let size = (cap as usize).next_power_of_two().min(INITIAL_SLOTS);
         Ring {
             buf: vec![T::default(); size].into_boxed_slice(),
             mask: (size - 1) as u32,
@@ -53,6 +63,9 @@ impl<T: Copy + Default> Ring<T> {
         if self.len >= self.cap {
             return Err(value);
         }
+        if self.len as usize == self.buf.len() {
+            self.grow();
+        }
         let i = (self.head as usize + self.len as usize) & self.mask();
         match self.buf.get_mut(i) {
             Some(slot) => {
@@ -62,6 +75,26 @@ impl<T: Copy + Default> Ring<T> {
             }
             None => Err(value),
         }
+    }
+
+    /// Doubles the buffer (never past the capacity's power of two: it is
+    /// only called while `len < cap`), oldest item first.
+    #[cold]
+    fn grow(&mut self) {
+        let size = (self.buf.len() * 2).min((self.cap as usize).next_power_of_two());
+        let mut buf = vec![T::default(); size].into_boxed_slice();
+        for (slot, item) in buf.iter_mut().zip(self.iter()) {
+            *slot = *item;
+        }
+        self.buf = buf;
+        self.mask = (size - 1) as u32;
+        self.head = 0;
+    }
+
+    /// Slots allocated now (tests and diagnostics).
+    #[cfg(test)]
+    pub(crate) fn allocated(&self) -> usize {
+        self.buf.len()
     }
 
     /// Removes the oldest item.
@@ -130,6 +163,34 @@ mod tests {
             r.push(i).unwrap();
         }
         assert_eq!(r.iter().copied().collect::<Vec<_>>(), [2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn grows_by_doubling_up_to_its_capacity_keeping_order() {
+        let mut r = Ring::new(100);
+        assert_eq!(r.allocated(), INITIAL_SLOTS);
+        // Wrapped before it grows: the order survives the move.
+        for i in 0..10 {
+            r.push(i).unwrap();
+        }
+        for i in 0..10 {
+            assert_eq!(r.pop(), Some(i));
+        }
+        for i in 0..100 {
+            assert_eq!(r.push(i), Ok(()));
+        }
+        assert_eq!(r.push(100), Err(100));
+        assert_eq!(r.allocated(), 128);
+        assert_eq!(
+            r.iter().copied().collect::<Vec<_>>(),
+            (0..100).collect::<Vec<_>>()
+        );
+        for i in 0..100 {
+            assert_eq!(r.pop(), Some(i));
+        }
+        // A small capacity never allocates past it.
+        let r: Ring<u8> = Ring::new(3);
+        assert_eq!(r.allocated(), 4);
     }
 
     #[test]

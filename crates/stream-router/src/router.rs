@@ -86,10 +86,17 @@ pub struct Router {
     pub(crate) pli_list: Vec<TrackHandle>,
     /// Every packet still cached or queued, stored once.
     pub(crate) pool: Pool,
-    /// Most packets the pool can hold at once: the tracks' cache sizes
-    /// plus the down-tracks' queue capacities (each cache slot or queue
-    /// entry references at most one packet). Reserved in `pool`.
+    /// The tracks' cache sizes: packets the pool holds in any case.
     pool_budget: usize,
+    /// The largest queue capacity of any down-track so far. The pool
+    /// reserves `pool_budget` plus this: every cached packet and one full
+    /// queue of packets gone from the caches. Each queue entry references
+    /// at most one packet, so more players that far behind at once grow the
+    /// pool (it keeps its size); queues drained every loop turn, as the SFU
+    /// drains them, only reference packets still cached or just pushed.
+    /// Reserving every queue's capacity instead cost ~450 bytes of pool per
+    /// queue entry: 450 KiB of address space per player at 512 entries.
+    largest_queue: usize,
     /// Header buffer of `drain_output` (`MAX_HEADER_LEN`, sized on first use).
     pub(crate) scratch: Vec<u8>,
 }
@@ -225,12 +232,17 @@ impl Router {
         Some(t)
     }
 
-    /// Raises the pool budget by `n` packets and reserves it, so the packet
-    /// path never grows the pool.
+    /// Raises the pool budget by `n` cached packets and reserves it (with
+    /// one full queue), so that the packet path grows the pool only when
+    /// players fall a whole queue behind the caches.
     fn grow_pool(&mut self, n: usize) {
         self.pool_budget += n;
+        self.reserve_pool();
+    }
+
+    fn reserve_pool(&mut self) {
         // +1: a packet too old for the cache is pooled while it fans out.
-        self.pool.reserve(self.pool_budget + 1);
+        self.pool.reserve(self.pool_budget + self.largest_queue + 1);
     }
 
     fn reset_subscribers(&mut self, stream: StreamHandle, kind: MediaKind) {
@@ -328,7 +340,6 @@ impl Router {
         self.ready.retain(|&h| h != downtrack);
         if let Some(mut dt) = self.downtracks.remove(downtrack.0) {
             dt.clear_queue(&mut self.pool);
-            self.pool_budget = self.pool_budget.saturating_sub(dt.queue_capacity());
         }
         Ok(())
     }
@@ -340,7 +351,10 @@ impl Router {
         key: StreamKey,
     ) -> DownTrackHandle {
         let dt = DownTrack::new(kind, config, key);
-        self.grow_pool(dt.queue_capacity());
+        if dt.queue_capacity() > self.largest_queue {
+            self.largest_queue = dt.queue_capacity();
+            self.reserve_pool();
+        }
         let h = DownTrackHandle(self.downtracks.insert(dt));
         self.ready.reserve(self.downtracks.len());
         h

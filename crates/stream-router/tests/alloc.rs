@@ -18,7 +18,10 @@ use stream_router::{Feedback, MediaKind, OutPacket, Router, RtpPacket, StreamKey
 static GLOBAL: Counting = Counting;
 
 const PER_KIND: usize = 50;
-const WARMUP_PUSHES: usize = 4000;
+/// Long enough for every video down-track to NACK a cached packet (one
+/// every 100 pushes, in turn; the first one's first NACK finds nothing
+/// cached): its NACK limiter is allocated by its first NACK.
+const WARMUP_PUSHES: usize = 5200;
 const MEASURED_PUSHES: usize = 20_000; // x 50 subscribers = 1 000 000 deliveries
 
 /// Serialises `count` alternating audio/video datagrams back to back into

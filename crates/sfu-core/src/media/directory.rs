@@ -32,7 +32,10 @@ pub enum Role {
 
 /// A connection built from an offer, waiting for its first STUN check.
 pub(crate) struct Parked {
-    pub pc: RTCPeerConnection,
+    /// Boxed (an `RTCPeerConnection` is 8.5 KB): the worker's peer map
+    /// holds it by pointer, so the map's spare capacity costs bytes, not
+    /// kilobytes, per slot.
+    pub pc: Box<RTCPeerConnection>,
     /// Our ICE password: checks must carry MESSAGE-INTEGRITY made with it.
     pub pwd: String,
     pub legs: Vec<Leg>,

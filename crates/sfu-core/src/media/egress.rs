@@ -27,7 +27,7 @@ use super::fast_path::{Fallback, Verdict, Verifier};
 use super::relay::Command;
 use super::sender_report::SenderClock;
 use super::srtp::{KeyCapture, MasterKey, Profile, Protector, Rollover};
-use super::worker::{guarded, Origin, Peer, Role, Worker};
+use super::worker::{drain, guarded, Origin, Peer, Role, Worker};
 
 /// How often a leg sends a sender report (as `rtc`'s interceptor did).
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
@@ -35,6 +35,15 @@ pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// Queued datagrams from which the fast path sends a batch right away
 /// instead of at the end of the loop turn.
 const SEND_EARLY: usize = 128;
+
+/// RTP packets handed to a connection's `rtc` before its output is
+/// drained. `rtc` moves what was written since the last `poll_write`
+/// through its pipeline one handler at a time, and each of its ~10
+/// handler queues grows to that batch and keeps the size (≈ 450 bytes a
+/// message); 4 is the smallest capacity those queues have anyway. A turn's
+/// worth of a keyframe written at once (30+ packets) left every player on
+/// `rtc`'s path with 16–64-message queues: 70–280 KiB per connection.
+pub const RTC_WRITE_BATCH: usize = 4;
 
 /// Packets a leg sends through `rtc` while no master key is captured yet
 /// before it gives up on the fast path.
@@ -234,7 +243,10 @@ impl Worker {
             let Some(&(id, leg)) = downtracks.get(&dt) else {
                 return;
             };
-            let Some(Peer {
+            let Some(peer) = peers.get_mut(&id) else {
+                return;
+            };
+            let Peer {
                 pc,
                 role: Role::Player { legs },
                 capture,
@@ -242,8 +254,9 @@ impl Worker {
                 send_to,
                 verifying,
                 connected: true,
+                unsent,
                 ..
-            }) = peers.get_mut(&id)
+            } = peer
             else {
                 return;
             };
@@ -306,6 +319,12 @@ impl Worker {
             egress.rtc_packets += 1;
             e.rtc_sent = e.rtc_sent.saturating_add(1);
             written.push(id);
+            *unsent += 1;
+            if usize::from(*unsent) >= RTC_WRITE_BATCH
+                && guarded(|| drain(peer, sends, egress)).is_err()
+            {
+                panicked.push(id);
+            }
         });
         while let Some((track, Upstream::Pli { media_ssrc })) = self.router.poll_upstream(now) {
             match self.router_tracks.get(&track) {

@@ -318,7 +318,7 @@ impl MediaControl for MediaPlane {
             ufrag,
             codecs: Some(codecs),
             parked: Parked {
-                pc,
+                pc: Box::new(pc),
                 pwd,
                 legs: Vec::new(),
                 created: now,
@@ -374,7 +374,7 @@ impl MediaControl for MediaPlane {
             ufrag,
             codecs: None,
             parked: Parked {
-                pc,
+                pc: Box::new(pc),
                 pwd,
                 legs,
                 created: now,

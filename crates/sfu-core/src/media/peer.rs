@@ -15,7 +15,9 @@ use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
-use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::setting_engine::{
+    SctpMaxMessageSize, SettingEngineBuilder,
+};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::{
@@ -37,6 +39,13 @@ use super::srtp::Profile;
 
 /// Keepalive interval of the lite agent.
 const ICE_KEEPALIVE: Duration = Duration::from_secs(2);
+
+/// The SCTP message size we accept and advertise (`a=max-message-size`).
+/// The SFU carries no data channels, but `rtc` answers an offer's
+/// `m=application` section and then zero-fills a buffer of the negotiated
+/// message size per connection (64 KiB by default, 256 KiB at most): a
+/// browser that opened a data channel cost 67 KiB more per connection.
+const SCTP_MAX_MESSAGE: u32 = 1024;
 
 /// Header extensions we negotiate (and forward where they are end-to-end).
 const AUDIO_EXTS: &[&str] = &["urn:ietf:params:rtp-hdrext:ssrc-audio-level"];
@@ -168,8 +177,33 @@ fn register_exts(engine: &mut MediaEngine) -> Result<(), RtcError> {
 /// player's PLI/FIR/NACK reach the router (see `rtc-notes.md`, pitfall 1).
 #[derive(Default)]
 struct DeliverFeedback {
-    reads: VecDeque<TaggedPacket>,
-    writes: VecDeque<TaggedPacket>,
+    reads: Passing,
+    writes: Passing,
+}
+
+/// The packets an interceptor passes on, oldest first. rtc's chain hands an
+/// interceptor one packet and polls it empty before the next
+/// (`rtc-interceptor` `Chain::walk`), so one slot is all it ever needs; a
+/// `VecDeque` allocates four (~1 KiB) per direction and connection.
+#[derive(Default)]
+struct Passing {
+    next: Option<TaggedPacket>,
+    /// Behind `next`, only if a caller ever hands over several at once.
+    more: VecDeque<TaggedPacket>,
+}
+
+impl Passing {
+    fn push(&mut self, msg: TaggedPacket) {
+        if self.next.is_none() && self.more.is_empty() {
+            self.next = Some(msg);
+        } else {
+            self.more.push_back(msg);
+        }
+    }
+
+    fn pop(&mut self) -> Option<TaggedPacket> {
+        self.next.take().or_else(|| self.more.pop_front())
+    }
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for DeliverFeedback {
@@ -191,18 +225,18 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for DeliverFeedback {
                 msg.message.add(Attribute::DeliverToApplication);
             }
         }
-        self.reads.push_back(msg);
+        self.reads.push(msg);
         Ok(())
     }
     fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.reads.pop_front()
+        self.reads.pop()
     }
     fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.writes.push_back(msg);
+        self.writes.push(msg);
         Ok(())
     }
     fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.writes.pop_front()
+        self.writes.pop()
     }
     fn handle_timeout(&mut self, _now: Instant) -> Result<(), Self::Error> {
         Ok(())
@@ -280,6 +314,7 @@ fn build(
         .with_lite(true)
         .with_ice_credentials(ufrag.to_string(), pwd.to_string())
         .with_answering_dtls_role(RTCDtlsRole::Server)
+        .with_sctp_max_message_size(SctpMaxMessageSize::Bounded(SCTP_MAX_MESSAGE))
         .with_ice_timeouts(
             Some(settings.ice_disconnected),
             Some(settings.ice_failed),

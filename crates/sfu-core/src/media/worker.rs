@@ -107,7 +107,8 @@ pub(crate) enum Role {
 }
 
 pub(crate) struct Peer {
-    pub pc: RTCPeerConnection,
+    /// Boxed, see [`Parked::pc`](super::directory::Parked::pc).
+    pub pc: Box<RTCPeerConnection>,
     pub notify: Outbox,
     pub key: StreamKey,
     pub role: Role,
@@ -129,6 +130,9 @@ pub(crate) struct Peer {
     pub send_to: Option<SocketAddr>,
     /// A leg is still comparing `rtc`'s output with ours.
     pub verifying: bool,
+    /// RTP packets handed to `rtc` since its output was last drained (see
+    /// [`RTC_WRITE_BATCH`](super::egress::RTC_WRITE_BATCH)).
+    pub unsent: u8,
 }
 
 /// Sizes of a worker's maps (tests and diagnostics).
@@ -199,7 +203,8 @@ pub(crate) struct Worker {
 
 /// Queue what a connection's `rtc` wants to send (a player's output is
 /// also looked at: see [`observe_rtc_output`]).
-fn drain(peer: &mut Peer, sends: &mut SendQueue, egress: &mut EgressStats) {
+pub(crate) fn drain(peer: &mut Peer, sends: &mut SendQueue, egress: &mut EgressStats) {
+    peer.unsent = 0;
     let player = matches!(peer.role, Role::Player { .. });
     while let Some(out) = peer.pc.poll_write() {
         if player {
@@ -395,7 +400,9 @@ impl Worker {
             }
             ConnRole::Play => {
                 let queue = self.shared.config.player_queue;
-                let mut legs = Vec::new();
+                // Exactly as many as it has (a PlayLeg is ~430 bytes; a
+                // growing Vec would take room for 4).
+                let mut legs = Vec::with_capacity(parked.legs.len());
                 for (i, leg) in parked.legs.into_iter().enumerate() {
                     let dt = self.router.subscribe_key(
                         &key,
@@ -446,6 +453,7 @@ impl Worker {
                 capture: parked.capture,
                 send_to: None,
                 verifying: false,
+                unsent: 0,
             },
         );
         self.dirty.push(id);
