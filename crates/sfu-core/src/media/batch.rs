@@ -201,13 +201,19 @@ impl SendQueue {
         while self.len() >= threshold.max(1) {
             let planned = self.plan(self.next, &mut plan);
             let messages = &plan[..planned];
-            match socket.try_io(Interest::WRITABLE, || {
-                send_many(socket, &self.datagrams, &self.arena, messages)
-            }) {
+            match self.try_send(socket, messages) {
                 Ok(sent) => self.sent(messages, sent),
                 Err(_) => return,
             }
         }
+    }
+
+    /// One `sendmmsg` call for the planned `messages`, if tokio knows the
+    /// socket writable.
+    fn try_send(&self, socket: &UdpSocket, messages: &[Message]) -> io::Result<usize> {
+        socket.try_io(Interest::WRITABLE, || {
+            send_many(socket, &self.datagrams, &self.arena, messages)
+        })
     }
 
     /// Account for `sent` of the planned `messages` having gone out.
@@ -245,10 +251,7 @@ impl SendQueue {
         while self.next < self.datagrams.len() {
             let planned = self.plan(self.next, &mut plan);
             let messages = &plan[..planned];
-            let result = socket.try_io(Interest::WRITABLE, || {
-                send_many(socket, &self.datagrams, &self.arena, messages)
-            });
-            match result {
+            match self.try_send(socket, messages) {
                 Ok(sent) => self.sent(messages, sent),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if socket.writable().await.is_err() {

@@ -1,15 +1,12 @@
 //! Conversions at the seam between the `rtc` stack and the stream router:
-//! RTP packets both ways (payload `Bytes` moved, never copied) and player
-//! RTCP feedback into router feedback.
+//! publishers' RTP into the router (payload `Bytes` moved, never copied)
+//! and player RTCP feedback into router feedback. (Players' RTP leaves
+//! through `egress.rs`.)
 
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
-use rtc::rtp::header::{Extension, Header};
-use stream_router::{nack_sequence_numbers, Extensions, OutPacket, RtpPacket};
-
-const ONE_BYTE_PROFILE: u16 = 0xBEDE;
-const TWO_BYTE_PROFILE: u16 = 0x1000;
+use stream_router::{nack_sequence_numbers, Extensions, RtpPacket};
 
 /// An RTP packet from the stack, as the router takes it.
 pub fn to_router(pkt: rtc::rtp::Packet) -> RtpPacket {
@@ -25,42 +22,6 @@ pub fn to_router(pkt: rtc::rtp::Packet) -> RtpPacket {
         ssrc: pkt.header.ssrc,
         extensions,
         payload: pkt.payload,
-    }
-}
-
-/// A router output packet, as the stack sends it.
-pub fn to_rtc(out: OutPacket) -> rtc::rtp::Packet {
-    let extensions: Vec<Extension> = out
-        .extensions
-        .iter()
-        .map(|e| Extension {
-            id: e.id,
-            payload: e.value.clone(),
-        })
-        .collect();
-    let two_byte = extensions
-        .iter()
-        .any(|e| e.id > 14 || e.payload.len() > 16 || e.payload.is_empty());
-    rtc::rtp::Packet {
-        header: Header {
-            version: 2,
-            padding: false,
-            extension: !extensions.is_empty(),
-            marker: out.marker,
-            payload_type: out.payload_type,
-            sequence_number: out.sequence_number,
-            timestamp: out.timestamp,
-            ssrc: out.ssrc,
-            csrc: Vec::new(),
-            extension_profile: match (extensions.is_empty(), two_byte) {
-                (true, _) => 0,
-                (false, false) => ONE_BYTE_PROFILE,
-                (false, true) => TWO_BYTE_PROFILE,
-            },
-            extensions,
-            extensions_padding: 0,
-        },
-        payload: out.payload,
     }
 }
 

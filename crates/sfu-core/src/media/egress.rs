@@ -109,10 +109,6 @@ impl LegEgress {
             rtc_sent: 0,
         }
     }
-
-    fn verifying(&self) -> bool {
-        matches!(&self.path, Path::Rtc(Some(v)) if v.verdict() == Verdict::Pending)
-    }
 }
 
 /// Egress counters (cumulative, or one loop turn's before they are added
@@ -252,7 +248,6 @@ impl Worker {
                 capture,
                 key,
                 send_to,
-                verifying,
                 connected: true,
                 unsent,
                 ..
@@ -295,7 +290,6 @@ impl Worker {
                     if let Verdict::Fallback(why) = v.verdict() {
                         egress.fallback(why);
                     }
-                    *verifying |= v.verdict() == Verdict::Pending;
                     *verifier = Some(Box::new(v));
                 }
             }
@@ -409,9 +403,6 @@ pub(crate) fn observe_rtc_output(
         return;
     }
     peer.send_to = Some(to);
-    if !peer.verifying {
-        return;
-    }
     let Role::Player { legs } = &mut peer.role else {
         return;
     };
@@ -427,30 +418,31 @@ pub(crate) fn observe_rtc_output(
     if (192..=223).contains(&pt) {
         return;
     }
-    if let Some(play) = legs.iter_mut().find(|l| l.leg.ssrc == ssrc) {
-        if let Path::Rtc(Some(v)) = &mut play.egress.path {
-            if v.verdict() == Verdict::Pending {
-                match v.observe(datagram) {
-                    Verdict::Pending => {}
-                    Verdict::Verified => {
-                        let rollover = v.rollover();
-                        if let Some((profile, protector)) = v.take_protector() {
-                            play.egress.path =
-                                Path::Fast(Box::new(FastLeg::new(profile, protector, rollover)));
-                            match profile {
-                                Profile::AeadAes128Gcm => egress.legs_verified_gcm += 1,
-                                Profile::AesCm128HmacSha1_80 => egress.legs_verified_cm += 1,
-                            }
-                            tracing::debug!(ssrc, ?profile, "player leg on the fast path");
-                        }
-                    }
-                    Verdict::Fallback(why) => {
-                        egress.fallback(why);
-                        tracing::info!(ssrc, ?why, "player leg stays on rtc's SRTP path");
-                    }
+    let Some(play) = legs.iter_mut().find(|l| l.leg.ssrc == ssrc) else {
+        return;
+    };
+    let Path::Rtc(Some(v)) = &mut play.egress.path else {
+        return;
+    };
+    if v.verdict() != Verdict::Pending {
+        return; // decided: counted once, when it was
+    }
+    match v.observe(datagram) {
+        Verdict::Pending => {}
+        Verdict::Verified => {
+            let rollover = v.rollover();
+            if let Some((profile, protector)) = v.take_protector() {
+                play.egress.path = Path::Fast(Box::new(FastLeg::new(profile, protector, rollover)));
+                match profile {
+                    Profile::AeadAes128Gcm => egress.legs_verified_gcm += 1,
+                    Profile::AesCm128HmacSha1_80 => egress.legs_verified_cm += 1,
                 }
+                tracing::debug!(ssrc, ?profile, "player leg on the fast path");
             }
         }
+        Verdict::Fallback(why) => {
+            egress.fallback(why);
+            tracing::info!(ssrc, ?why, "player leg stays on rtc's SRTP path");
+        }
     }
-    peer.verifying = legs.iter().any(|l| l.egress.verifying());
 }

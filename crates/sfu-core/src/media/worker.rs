@@ -128,8 +128,6 @@ pub(crate) struct Peer {
     /// Where `rtc` sends its RTP and RTCP (the selected pair): where the
     /// fast path sends too.
     pub send_to: Option<SocketAddr>,
-    /// A leg is still comparing `rtc`'s output with ours.
-    pub verifying: bool,
     /// RTP packets handed to `rtc` since its output was last drained (see
     /// [`RTC_WRITE_BATCH`](super::egress::RTC_WRITE_BATCH)).
     pub unsent: u8,
@@ -452,7 +450,6 @@ impl Worker {
                 armed: None,
                 capture: parked.capture,
                 send_to: None,
-                verifying: false,
                 unsent: 0,
             },
         );
