@@ -16,17 +16,24 @@ use crate::refusals::Refusals;
 use crate::room::Room;
 use crate::session::Session;
 
-/// A player of a published stream, told when the stream ends.
+/// A play of a stream ID, told when its publisher goes away.
 struct PlayerRef {
     outbox: Outbox,
     play: MediaId,
 }
 
-/// A stream published in this app: where it is listed, its publish, its players.
+/// A stream's publish: where it is listed and by which connection.
 struct Published {
     room_id: Arc<str>,
     publisher_conn: u64,
     publish: Option<MediaId>,
+}
+
+/// One stream ID of the app: its publish, if any, and its plays, which
+/// outlive the publish (plays wait for the next publisher).
+#[derive(Default)]
+struct StreamEntry {
+    published: Option<Published>,
     players: Vec<PlayerRef>,
 }
 
@@ -37,8 +44,9 @@ pub struct App {
     /// Logins per second into this app's rooms (`1002071`).
     pub(crate) logins: Limiter,
     rooms: Mutex<HashMap<Arc<str>, Arc<Room>>>,
-    /// Stream IDs published in this app (unique per app, whatever the room).
-    streams: Mutex<HashMap<Arc<str>, Published>>,
+    /// Stream IDs published or played in this app (a published ID is
+    /// unique per app, whatever the room).
+    streams: Mutex<HashMap<Arc<str>, StreamEntry>>,
     /// Live sessions (signaling connections and WHIP/WHEP resources).
     sessions: AtomicUsize,
     /// Requests of this app refused by a resource limit.
@@ -132,42 +140,60 @@ impl App {
     /// false if the ID is taken in this app.
     pub fn claim_stream(&self, stream_id: &Arc<str>, room_id: &Arc<str>, conn_id: u64) -> bool {
         let mut streams = self.streams.lock();
-        if streams.contains_key(stream_id) {
+        let entry = streams.entry(stream_id.clone()).or_default();
+        if entry.published.is_some() {
             return false;
         }
-        streams.insert(
-            stream_id.clone(),
-            Published {
-                room_id: room_id.clone(),
-                publisher_conn: conn_id,
-                publish: None,
-                players: Vec::new(),
-            },
-        );
+        entry.published = Some(Published {
+            room_id: room_id.clone(),
+            publisher_conn: conn_id,
+            publish: None,
+        });
         true
     }
 
     /// Record the media publish behind a claimed stream ID.
     pub fn set_publish_media(&self, stream_id: &str, media: MediaId) {
-        if let Some(p) = self.streams.lock().get_mut(stream_id) {
+        if let Some(p) = self
+            .streams
+            .lock()
+            .get_mut(stream_id)
+            .and_then(|e| e.published.as_mut())
+        {
             p.publish = Some(media);
         }
     }
 
-    /// The stream stopped being published (any reason): forget the ID, stop
-    /// its media and tell every player, whatever room it plays from.
+    /// The stream stopped being published (any reason): free the ID, stop
+    /// its media and tell every player, whatever room it plays from (the
+    /// plays wait for the next publisher).
     pub fn end_stream(&self, stream_id: &str) {
-        let Some(published) = self.streams.lock().remove(stream_id) else {
-            return;
+        let (published, players) = {
+            let mut streams = self.streams.lock();
+            let Some(entry) = streams.get_mut(stream_id) else {
+                return;
+            };
+            let Some(published) = entry.published.take() else {
+                return;
+            };
+            let players: Vec<(Outbox, MediaId)> = entry
+                .players
+                .iter()
+                .map(|p| (p.outbox.clone(), p.play))
+                .collect();
+            if entry.players.is_empty() {
+                streams.remove(stream_id);
+            }
+            (published, players)
         };
         if let Some(media) = published.publish {
             self.media.stop(media);
         }
         let stream: Arc<str> = Arc::from(stream_id);
-        for p in published.players {
-            p.outbox.send(Outbound::StreamEnded {
+        for (outbox, play) in players {
+            outbox.send(Outbound::StreamEnded {
                 stream_id: stream.clone(),
-                play: p.play,
+                play,
             });
         }
     }
@@ -176,29 +202,38 @@ impl App {
     pub fn stream_room(&self, stream_id: &str) -> Option<(Arc<str>, u64)> {
         self.streams
             .lock()
-            .get(stream_id)
+            .get(stream_id)?
+            .published
+            .as_ref()
             .map(|p| (p.room_id.clone(), p.publisher_conn))
     }
 
-    /// Register a play of `stream_id`; false if the stream is not published.
+    /// Register a play of `stream_id`, published or not; true if the
+    /// stream is published now (else the play waits for its publisher).
     pub fn add_player(&self, stream_id: &str, outbox: &Outbox, play: MediaId) -> bool {
-        match self.streams.lock().get_mut(stream_id) {
-            Some(p) => {
-                p.players.push(PlayerRef {
-                    outbox: outbox.clone(),
-                    play,
-                });
-                true
+        let mut streams = self.streams.lock();
+        let entry = streams.entry(Arc::from(stream_id)).or_default();
+        entry.players.push(PlayerRef {
+            outbox: outbox.clone(),
+            play,
+        });
+        entry.published.is_some()
+    }
+
+    /// Forget a play (stopped by its player, or its wait ran out).
+    pub fn remove_player(&self, stream_id: &str, play: MediaId) {
+        let mut streams = self.streams.lock();
+        if let Some(e) = streams.get_mut(stream_id) {
+            e.players.retain(|r| r.play != play);
+            if e.players.is_empty() && e.published.is_none() {
+                streams.remove(stream_id);
             }
-            None => false,
         }
     }
 
-    /// Forget a play (stopped by its player).
-    pub fn remove_player(&self, stream_id: &str, play: MediaId) {
-        if let Some(p) = self.streams.lock().get_mut(stream_id) {
-            p.players.retain(|r| r.play != play);
-        }
+    /// Stream IDs with a publish or a play (tests: back to zero).
+    pub fn stream_entries(&self) -> usize {
+        self.streams.lock().len()
     }
 }
 

@@ -62,6 +62,9 @@ pub struct Limits {
     pub max_connecting_peers_per_connection: usize,
     /// Signaling and WHIP/WHEP sessions one app may have at once (`1001005`).
     pub max_sessions_per_app: usize,
+    /// How long a play waits for its stream's publisher before it ends
+    /// with `NO_PLAY 1004002` (ZEGO's 20 minutes).
+    pub play_wait_ms: u64,
 }
 
 impl Default for Limits {
@@ -88,6 +91,7 @@ impl Default for Limits {
             max_plays_per_connection: 32,
             max_connecting_peers_per_connection: 8,
             max_sessions_per_app: 20_000,
+            play_wait_ms: 1_200_000,
         }
     }
 }

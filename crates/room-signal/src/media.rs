@@ -42,14 +42,21 @@ pub enum MediaEvent {
     Connected,
     /// The connection failed or closed without being asked to.
     Failed,
+    /// A play: a publisher's media started flowing to it (told on every
+    /// new publisher track; the session reports it only to a waiting play).
+    Playing,
+    /// A play: the stream's new publisher sends a codec the play's answer
+    /// did not accept; the media plane ended the connection (`1005001`).
+    CodecRefused,
 }
 
 /// What the control plane needs from the media plane.
 pub trait MediaControl: Send + Sync + 'static {
     /// Answer a publish offer. Errors: `1005001` for an unusable offer.
     fn publish(&self, req: PublishRequest<'_>) -> Result<Accepted, SignalError>;
-    /// Answer a play offer for a published stream. Errors: `1004002` if the
-    /// media plane has no such stream, `1005001` for an unusable offer.
+    /// Answer a play offer, whether or not the stream is published yet (a
+    /// play waits for its publisher). Errors: `1005001` for an unusable
+    /// offer.
     fn play(&self, req: PlayRequest<'_>) -> Result<Accepted, SignalError>;
     /// A trickled remote candidate (`a=candidate:...` or `candidate:...`).
     fn add_candidate(&self, id: MediaId, candidate: &str) -> Result<(), SignalError>;

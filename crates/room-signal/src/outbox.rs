@@ -28,7 +28,8 @@ pub enum Outbound {
         id: crate::media::MediaId,
         event: crate::media::MediaEvent,
     },
-    /// The stream this connection plays (with `play`) stopped being published.
+    /// The stream this connection plays (with `play`) stopped being
+    /// published: the play waits for the next publisher.
     StreamEnded {
         stream_id: Arc<str>,
         play: crate::media::MediaId,

@@ -54,6 +54,9 @@ pub(crate) struct Play {
     pub(crate) media: MediaId,
     /// Its media connection is up (ICE and DTLS).
     pub(crate) connected: bool,
+    /// Since when (unix ms) it waits for a publisher; `None` while media
+    /// flows (or a live stream's play that has not needed to wait).
+    pub(crate) waiting_since: Option<u64>,
 }
 
 pub struct Session {
@@ -183,7 +186,7 @@ impl Session {
             }
             "startPublishingStream" => self.start_publishing(wire::fields(body)?, now_ms),
             "stopPublishingStream" => self.stop_publishing(wire::fields(body)?),
-            "startPlayingStream" => self.start_playing(wire::fields(body)?),
+            "startPlayingStream" => self.start_playing(wire::fields(body)?, now_ms),
             "stopPlayingStream" => self.stop_playing(wire::fields(body)?),
             "iceCandidate" => self.ice_candidate(wire::fields(body)?),
             "setStreamExtraInfo" => self.set_stream_extra_info(wire::fields(body)?),
@@ -415,7 +418,7 @@ impl Session {
 
     /// Handle an item queued by another part of the control plane; returns
     /// the frames to write.
-    pub fn on_outbound(&mut self, item: Outbound) -> Vec<Bytes> {
+    pub fn on_outbound(&mut self, item: Outbound, now_ms: u64) -> Vec<Bytes> {
         match item {
             Outbound::Frame(frame) => vec![frame],
             Outbound::Kicked {
@@ -424,7 +427,9 @@ impl Session {
                 code,
             } => self.on_kicked(&room_id, join, code),
             Outbound::Media { id, event } => self.on_media_event(id, event),
-            Outbound::StreamEnded { stream_id, play } => self.on_stream_ended(&stream_id, play),
+            Outbound::StreamEnded { stream_id, play } => {
+                self.on_stream_ended(&stream_id, play, now_ms)
+            }
         }
     }
 
@@ -461,17 +466,19 @@ impl Session {
     /// When `on_timer` next has something to do (unix ms).
     pub fn next_deadline_ms(&self) -> Option<u64> {
         let before = self.app.limits.token_will_expire_ms;
-        self.rooms
+        let tokens = self
+            .rooms
             .iter()
             .filter(|r| !r.warned)
-            .map(|r| r.claims.exp.saturating_mul(1000).saturating_sub(before))
-            .min()
+            .map(|r| r.claims.exp.saturating_mul(1000).saturating_sub(before));
+        tokens.chain(self.play_wait_deadlines()).min()
     }
 
-    /// Fire due timers: `tokenWillExpire` for rooms whose token is about to expire.
+    /// Fire due timers: `tokenWillExpire` for rooms whose token is about
+    /// to expire; plays that waited too long for their publisher end.
     pub fn on_timer(&mut self, now_ms: u64) -> Vec<Bytes> {
         let before = self.app.limits.token_will_expire_ms;
-        let mut out = Vec::new();
+        let mut out = self.end_expired_waits(now_ms);
         for r in self.rooms.iter_mut().filter(|r| !r.warned) {
             if r.claims.exp.saturating_mul(1000).saturating_sub(before) <= now_ms {
                 r.warned = true;

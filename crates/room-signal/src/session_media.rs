@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::error::{code, Result, SignalError};
 use crate::ids;
 use crate::media::{MediaEvent, MediaId, PlayRequest, PublishRequest};
+use crate::outbox::Outbound;
 use crate::room::{DeleteReason, Room};
 use crate::session::{not_in_room, one, OpResult, Play, Publish, Session};
 use crate::token::EXP_LEEWAY_SECS;
@@ -26,6 +27,15 @@ enum Want {
     Play {
         replaced: Option<usize>,
     },
+}
+
+/// `playerStateUpdate PLAY_REQUESTING 1004002`: the play waits for its
+/// stream's publisher.
+fn requesting(stream_id: &str) -> Bytes {
+    wire::event(
+        "playerStateUpdate",
+        json!({"streamID": stream_id, "state": "PLAY_REQUESTING", "errorCode": code::STREAM_NOT_FOUND}),
+    )
 }
 
 /// Longest stream extra info, in bytes.
@@ -158,7 +168,7 @@ impl Session {
         Ok(None)
     }
 
-    pub(crate) fn start_playing(&mut self, req: wire::StartPlaying) -> OpResult {
+    pub(crate) fn start_playing(&mut self, req: wire::StartPlaying, now_ms: u64) -> OpResult {
         ids::stream_id(&req.stream_id)?;
         if self.rooms.is_empty() {
             return Err(SignalError::new(
@@ -166,9 +176,6 @@ impl Session {
                 "log into a room before playing",
             ));
         }
-        let Some((listed_in, _)) = self.app.stream_room(&req.stream_id) else {
-            return Err(unknown_stream(&req.stream_id));
-        };
         // Playing the same stream again replaces the earlier play (which
         // then does not count against the limits).
         let replaced = self
@@ -181,14 +188,7 @@ impl Session {
             let old = self.plays.remove(pos);
             self.end_play_media(&old);
         }
-        let bound = match self.rooms.iter().find(|r| r.room.id == listed_in) {
-            Some(r) => r.room.id.clone(),
-            None => self
-                .rooms
-                .first()
-                .map(|r| r.room.id.clone())
-                .unwrap_or(listed_in),
-        };
+        // An ID nobody publishes is not an error: the play waits for it.
         let accepted = self
             .app
             .media
@@ -199,22 +199,35 @@ impl Session {
                 notify: self.outbox.clone(),
             })
             .inspect_err(|e| _ = self.app.refusals.count(e.code))?;
-        if !self
+        let live = self
             .app
-            .add_player(&req.stream_id, &self.outbox, accepted.id)
-        {
-            self.app.media.stop(accepted.id);
-            return Err(unknown_stream(&req.stream_id));
-        }
+            .add_player(&req.stream_id, &self.outbox, accepted.id);
+        let bound = self.play_room(&req.stream_id);
         tracing::info!(app = self.app.id(), room = %bound, user = ?self.user_id(),
-            stream = %req.stream_id, conn = self.conn_id, "play");
+            stream = %req.stream_id, conn = self.conn_id, waiting = !live, "play");
+        let stream_id: Arc<str> = Arc::from(req.stream_id);
+        if !live {
+            // After the answer, which the signaling task writes first.
+            self.outbox.send(Outbound::Frame(requesting(&stream_id)));
+        }
         self.plays.push(Play {
-            stream_id: Arc::from(req.stream_id),
+            stream_id,
             room_id: bound,
             media: accepted.id,
             connected: false,
+            waiting_since: (!live).then_some(now_ms),
         });
         Ok(Some(one("sdp", json!(accepted.answer_sdp))))
+    }
+
+    /// The room a play of `stream_id` is bound to: the user's room that
+    /// lists the stream, else the earliest one.
+    fn play_room(&self, stream_id: &str) -> Arc<str> {
+        let listed_in = self.app.stream_room(stream_id).map(|(r, _)| r);
+        listed_in
+            .filter(|r| self.joined(r).is_some())
+            .or_else(|| self.rooms.first().map(|r| r.room.id.clone()))
+            .unwrap_or_else(|| Arc::from(""))
     }
 
     fn end_play_media(&self, play: &Play) {
@@ -369,6 +382,31 @@ impl Session {
             }
             return Vec::new();
         }
+        if event == MediaEvent::Playing {
+            return match self.plays.iter_mut().find(|p| p.media == id) {
+                Some(p) if p.waiting_since.is_some() => {
+                    p.waiting_since = None;
+                    vec![wire::event(
+                        "playerStateUpdate",
+                        json!({"streamID": &*p.stream_id, "state": "PLAYING", "errorCode": 0}),
+                    )]
+                }
+                _ => Vec::new(),
+            };
+        }
+        if event == MediaEvent::CodecRefused {
+            let Some(pos) = self.plays.iter().position(|p| p.media == id) else {
+                return Vec::new();
+            };
+            let play = self.plays.remove(pos);
+            self.end_play_media(&play);
+            tracing::info!(app = self.app.id(), stream = %play.stream_id, conn = self.conn_id,
+                "play ended: the new publisher's codec is not in its answer");
+            return vec![wire::event(
+                "playerStateUpdate",
+                json!({"streamID": &*play.stream_id, "state": "NO_PLAY", "errorCode": code::BAD_SDP}),
+            )];
+        }
         if event != MediaEvent::Failed {
             return Vec::new();
         }
@@ -395,16 +433,58 @@ impl Session {
         Vec::new()
     }
 
-    pub(crate) fn on_stream_ended(&mut self, stream_id: &str, play: MediaId) -> Vec<Bytes> {
-        let Some(pos) = self.plays.iter().position(|p| p.media == play) else {
-            return Vec::new();
-        };
-        let play = self.plays.remove(pos);
-        self.app.media.stop(play.media);
-        vec![wire::event(
-            "playerStateUpdate",
-            json!({"streamID": stream_id, "state": "NO_PLAY", "errorCode": code::STREAM_NOT_FOUND}),
-        )]
+    /// The publisher of a played stream went away: the play waits for the
+    /// next one on the same connection.
+    pub(crate) fn on_stream_ended(
+        &mut self,
+        stream_id: &str,
+        play: MediaId,
+        now_ms: u64,
+    ) -> Vec<Bytes> {
+        match self.plays.iter_mut().find(|p| p.media == play) {
+            Some(p) if p.waiting_since.is_none() => {
+                p.waiting_since = Some(now_ms);
+                vec![requesting(stream_id)]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// When waiting plays run out of time (unix ms).
+    pub(crate) fn play_wait_deadlines(&self) -> impl Iterator<Item = u64> + '_ {
+        let wait = self.app.limits.play_wait_ms;
+        self.plays
+            .iter()
+            .filter_map(move |p| p.waiting_since.map(|t| t.saturating_add(wait)))
+    }
+
+    /// End the plays that waited `limits.playWaitMs` for a publisher.
+    pub(crate) fn end_expired_waits(&mut self, now_ms: u64) -> Vec<Bytes> {
+        let wait = self.app.limits.play_wait_ms;
+        let (expired, kept): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.plays).into_iter().partition(|p| {
+                p.waiting_since
+                    .is_some_and(|t| t.saturating_add(wait) <= now_ms)
+            });
+        self.plays = kept;
+        expired
+            .iter()
+            .map(|p| {
+                self.end_play_media(p);
+                tracing::info!(app = self.app.id(), stream = %p.stream_id, conn = self.conn_id,
+                    "play ended: no publisher within limits.playWaitMs");
+                wire::event(
+                    "playerStateUpdate",
+                    json!({"streamID": &*p.stream_id, "state": "NO_PLAY", "errorCode": code::STREAM_NOT_FOUND}),
+                )
+            })
+            .collect()
+    }
+
+    /// Does this session publish or play anything? (A WHIP/WHEP resource
+    /// ends with its one publish or play.)
+    pub fn has_media(&self) -> bool {
+        !self.publishes.is_empty() || !self.plays.is_empty()
     }
 
     /// List a stream in one of this session's rooms without media (for

@@ -63,6 +63,7 @@ fn relay(c: &mut Criterion) {
                     key: key.clone(),
                     publisher: 1,
                     from: 0,
+                    profile: 0,
                     info: share(&info),
                     received: t0,
                     packet: p,

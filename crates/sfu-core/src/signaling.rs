@@ -147,7 +147,7 @@ pub async fn serve<G: Send>(
             item = inbox.rx.recv() => {
                 let Some(item) = item else { break CloseReason::Disconnected };
                 let mut failed = None;
-                for frame in session.on_outbound(item).into_iter().filter_map(text) {
+                for frame in session.on_outbound(item, unix_ms()).into_iter().filter_map(text) {
                     if let Err(reason) = write(&mut socket, frame, &inbox.overflow, heartbeat).await {
                         failed = Some(reason);
                         break;
@@ -206,7 +206,7 @@ async fn write(
     }
 }
 
-async fn sleep_opt(at: Option<Instant>) {
+pub(crate) async fn sleep_opt(at: Option<Instant>) {
     match at {
         Some(at) => sleep_until(at).await,
         None => std::future::pending().await,

@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 use crate::http::read_body;
-use crate::signaling::unix_ms;
+use crate::signaling::{sleep_opt, unix_ms};
 use crate::State;
 
 /// Live WHIP/WHEP resources by id (128 random bits, lowercase hex).
@@ -219,7 +219,9 @@ fn created(
     cors(r)
 }
 
-/// Keep a resource's session until it is deleted or its media ends.
+/// Keep a resource's session until it is deleted or its media ends. A
+/// WHEP player whose publisher goes away waits for the next one (its
+/// session's wait timer runs here); it ends with its play.
 async fn run(
     id: String,
     kind: &'static str,
@@ -230,22 +232,31 @@ async fn run(
     resources: Arc<Resources>,
 ) {
     let deleted = loop {
+        let timer_at = session.next_deadline_ms().map(|at| {
+            let now = unix_ms();
+            tokio::time::Instant::now() + std::time::Duration::from_millis(at.saturating_sub(now))
+        });
         tokio::select! {
             _ = &mut stop => break true,
             item = inbox.rx.recv() => match item {
                 Some(Outbound::Media { event: MediaEvent::Failed, .. })
                 | Some(Outbound::Kicked { .. })
-                | Some(Outbound::StreamEnded { .. })
                 | None => {
                     if let Some(item) = item {
-                        let _ = session.on_outbound(item);
+                        let _ = session.on_outbound(item, unix_ms());
                     }
                     break false;
                 }
                 Some(other) => {
-                    let _ = session.on_outbound(other);
+                    let _ = session.on_outbound(other, unix_ms());
                 }
             },
+            () = sleep_opt(timer_at) => {
+                let _ = session.on_timer(unix_ms());
+            }
+        }
+        if !session.has_media() {
+            break false;
         }
     };
     if deleted {
@@ -332,22 +343,19 @@ pub async fn play(
             "token invalid: not a room token",
         ));
     };
-    let room = match token_room {
-        Some(r) => r,
-        None => match state
-            .hub
-            .app(app_id)
-            .and_then(|a| a.stream_room(&stream_id))
-        {
-            Some((r, _)) => r.to_string(),
-            None => {
-                return error(&SignalError::new(
-                    code::STREAM_NOT_FOUND,
-                    format!("stream `{stream_id}` does not exist"),
-                ))
-            }
-        },
+    // Unlike a signaling play, a WHEP `POST` needs the stream to exist
+    // (its player then waits like any play if the publisher goes away).
+    let Some((listed_in, _)) = state
+        .hub
+        .app(app_id)
+        .and_then(|a| a.stream_room(&stream_id))
+    else {
+        return error(&SignalError::new(
+            code::STREAM_NOT_FOUND,
+            format!("stream `{stream_id}` does not exist"),
+        ));
     };
+    let room = token_room.unwrap_or_else(|| listed_in.to_string());
     let offer = String::from_utf8_lossy(&body);
     // A refused offer must not cost a session (its login and logout lines,
     // the room's user events): check it before logging in.

@@ -148,6 +148,10 @@ impl DownTrack {
         self.gate_since = None;
     }
 
+    pub(crate) fn set_payload_type(&mut self, payload_type: u8) {
+        self.payload_type = payload_type;
+    }
+
     pub(crate) fn pending(&self) -> usize {
         self.queue.len()
     }

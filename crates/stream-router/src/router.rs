@@ -412,6 +412,22 @@ impl Router {
         }
     }
 
+    /// Changes the payload type a down-track sends with (a new publisher's
+    /// codec has another payload type in the player's answer). Applies to
+    /// every packet it sends from now on, queued ones included.
+    pub fn set_payload_type(
+        &mut self,
+        downtrack: DownTrackHandle,
+        payload_type: u8,
+    ) -> Result<(), RouterError> {
+        let dt = self
+            .downtracks
+            .get_mut(downtrack.0)
+            .ok_or(RouterError::UnknownDownTrack)?;
+        dt.set_payload_type(payload_type);
+        Ok(())
+    }
+
     /// The stream a down-track is attached to (`None` while waiting).
     pub fn downtrack_stream(&self, downtrack: DownTrackHandle) -> Option<StreamHandle> {
         self.downtracks.get(downtrack.0)?.stream

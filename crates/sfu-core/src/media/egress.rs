@@ -331,6 +331,7 @@ impl Worker {
                     kind,
                     from,
                     publisher,
+                    ..
                 }) => {
                     let cmd = Command::RelayPli {
                         key: key.clone(),

@@ -41,7 +41,7 @@ use room_signal::media::{
     Accepted, MediaControl, MediaEvent, MediaId, PlayRequest, PublishRequest,
 };
 use room_signal::outbox::{Outbound, Outbox};
-use room_signal::{code, SignalError};
+use room_signal::SignalError;
 use stream_router::StreamKey;
 
 use self::directory::{Directory, DirectoryStats, NewConn, Parked, Role};
@@ -330,16 +330,11 @@ impl MediaControl for MediaPlane {
 
     fn play(&self, req: PlayRequest<'_>) -> Result<Accepted, SignalError> {
         let key = StreamKey::new(req.app_id, req.stream_id);
+        // No publisher yet is fine: the play waits for one.
         let codecs = {
             let directory = self.shared.directory.lock();
             directory.check_room(req.app_id)?;
-            directory.codecs(&key)
-        };
-        let Some(codecs) = codecs else {
-            return Err(SignalError::new(
-                code::STREAM_NOT_FOUND,
-                format!("stream `{}` is not being published", req.stream_id),
-            ));
+            directory.codecs(&key).unwrap_or_default()
         };
         let (ufrag, pwd) = (random_token(16), random_token(32));
         let now = Instant::now();

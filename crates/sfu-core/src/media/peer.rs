@@ -59,6 +59,15 @@ pub struct Negotiated {
     pub payload_type: u8,
 }
 
+/// A codec a player leg's answer accepted, with its payload type there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LegCodec {
+    pub codec: Codec,
+    /// See [`codec_profile`].
+    pub profile: u32,
+    pub payload_type: u8,
+}
+
 /// One sending leg of a player connection.
 #[derive(Debug, Clone)]
 pub struct Leg {
@@ -66,9 +75,58 @@ pub struct Leg {
     pub sender_id: rtc::rtp_transceiver::RTCRtpSenderId,
     pub track_id: String,
     pub ssrc: u32,
+    /// The payload type it starts with (its first codec's).
     pub payload_type: u8,
     pub clock_rate: u32,
     pub extensions: ExtMap,
+    /// Every codec of its kind the answer accepted: whichever of them a
+    /// publisher sends, now or after a republish, the leg can carry.
+    pub codecs: Vec<LegCodec>,
+}
+
+impl Leg {
+    /// The payload type this leg sends a publisher's `codec`/`profile`
+    /// with; `None` if its answer did not accept that codec.
+    pub fn payload_type_for(&self, codec: Codec, profile: u32) -> Option<u8> {
+        let same = |c: &&LegCodec| c.codec == codec;
+        let exact = self
+            .codecs
+            .iter()
+            .filter(same)
+            .find(|c| c.profile == profile);
+        // H.264: the same profile_idc with other constraint flags (e.g.
+        // constrained baseline for baseline) decodes alike.
+        let close = || {
+            self.codecs
+                .iter()
+                .filter(same)
+                .find(|c| codec == Codec::H264 && c.profile >> 8 == profile >> 8)
+        };
+        exact.or_else(close).map(|c| c.payload_type)
+    }
+}
+
+/// What must agree, beyond the codec, for a player to decode a publisher's
+/// stream: H.264 `profile_idc << 8 | profile_iop` from `profile-level-id`
+/// (the level may differ), VP9 `profile-id`, AV1 `profile`; 0 otherwise.
+pub fn codec_profile(codec: Codec, fmtp: &str) -> u32 {
+    let param = |key: &str| {
+        fmtp.split(';').find_map(|p| {
+            let (k, v) = p.trim().split_once('=')?;
+            k.trim().eq_ignore_ascii_case(key).then(|| v.trim())
+        })
+    };
+    match codec {
+        Codec::H264 => param("profile-level-id")
+            .filter(|v| v.len() == 6)
+            .and_then(|v| u32::from_str_radix(&v[..4], 16).ok())
+            .unwrap_or(0x4200),
+        Codec::Vp9 => param("profile-id")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        Codec::Av1 => param("profile").and_then(|v| v.parse().ok()).unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// What every answer needs besides the offer: the addresses written into it
@@ -384,17 +442,29 @@ fn parse_offer(sdp: &str) -> Result<RTCSessionDescription, SignalError> {
 /// The first codec per kind that the offer lists and we forward, in the
 /// offer's preference order, with the offer's payload type and fmtp.
 fn choose_codecs(offer: &RTCSessionDescription) -> Result<Vec<Negotiated>, SignalError> {
+    offered_codecs(offer, true)
+}
+
+/// The codecs the offer lists that we forward (all of them, or only the
+/// first per kind), in the offer's order, with its payload types and
+/// fmtp. Only the first media section of each kind counts.
+fn offered_codecs(
+    offer: &RTCSessionDescription,
+    first_only: bool,
+) -> Result<Vec<Negotiated>, SignalError> {
     let parsed = offer.unmarshal().map_err(bad_sdp)?;
     let mut chosen: Vec<Negotiated> = Vec::new();
+    let mut seen: Vec<MediaKind> = Vec::new();
     for m in &parsed.media_descriptions {
         let kind = match m.media_name.media.as_str() {
             "audio" => MediaKind::Audio,
             "video" => MediaKind::Video,
             _ => continue,
         };
-        if chosen.iter().any(|n| n.kind == kind) {
+        if seen.contains(&kind) {
             continue;
         }
+        seen.push(kind);
         let attr = |key: &str, pt: &str| {
             m.attributes
                 .iter()
@@ -436,7 +506,9 @@ fn choose_codecs(offer: &RTCSessionDescription) -> Result<Vec<Negotiated>, Signa
                 },
                 payload_type: pt,
             });
-            break;
+            if first_only {
+                break;
+            }
         }
     }
     Ok(chosen)
@@ -492,32 +564,42 @@ pub fn publisher(
     Ok((pc, sdp, negotiated))
 }
 
-/// A player connection for a stream whose publisher negotiated `codecs`:
-/// one sending leg per kind that both the stream and the offer have.
+/// A player connection for a stream whose publisher (if there is one yet)
+/// negotiated `publishing`: one sending leg per kind the offer receives,
+/// accepting every codec of ours the offer lists (the publisher's first),
+/// so that any later publisher of the stream ID can be forwarded.
 pub fn player(
     offer_sdp: &str,
     stream_id: &str,
-    codecs: &[Negotiated],
+    publishing: &[Negotiated],
     ufrag: &str,
     pwd: &str,
     candidates: &CandidateAddrs,
     now: Instant,
 ) -> Result<(RTCPeerConnection, String, Vec<Leg>), SignalError> {
     let offer = parse_offer(offer_sdp)?;
-    let kinds = offered_kinds(&offer)?;
+    let mut offered = offered_codecs(&offer, false)?;
+    // The publisher's codecs first: its leg starts with that payload type.
+    let live = |n: &Negotiated| {
+        let c = codec_of(&n.codec.mime_type);
+        publishing.iter().any(|p| {
+            codec_of(&p.codec.mime_type) == c
+                && codec_profile(c, &p.codec.sdp_fmtp_line)
+                    == codec_profile(c, &n.codec.sdp_fmtp_line)
+        })
+    };
+    offered.sort_by_key(|n| !live(n));
+    let mut kinds: Vec<MediaKind> = Vec::new();
     let mut engine = MediaEngine::default();
-    let mut wanted = Vec::new();
-    for n in codecs.iter().filter(|n| kinds.contains(&n.kind)) {
+    for n in &offered {
         register(&mut engine, n)?;
-        let rtc_kind = match n.kind {
-            MediaKind::Audio => RtpCodecKind::Audio,
-            MediaKind::Video => RtpCodecKind::Video,
-        };
-        wanted.push((n.kind, rtc_kind, n.codec.clone()));
+        if !kinds.contains(&n.kind) {
+            kinds.push(n.kind);
+        }
     }
-    if wanted.is_empty() {
+    if kinds.is_empty() {
         return Err(bad_sdp(
-            "the offer receives none of the stream's media kinds",
+            "the offer receives no codec we forward (Opus, VP8, VP9, H.264 packetization-mode 1, AV1)",
         ));
     }
     register_exts(&mut engine).map_err(bad_sdp)?;
@@ -529,10 +611,17 @@ pub fn player(
     let registry = Registry::new().with(Slot::from(14_000), DeliverFeedback::default());
     let mut pc = build(engine, registry, ufrag, pwd, candidates, now).map_err(bad_sdp)?;
     let mut senders = Vec::new();
-    for (kind, rtc_kind, codec) in wanted {
+    for kind in kinds {
+        let Some(first) = offered.iter().find(|n| n.kind == kind) else {
+            continue;
+        };
+        let rtc_kind = match kind {
+            MediaKind::Audio => RtpCodecKind::Audio,
+            MediaKind::Video => RtpCodecKind::Video,
+        };
         let ssrc = loop {
             let s: u32 = rand::random();
-            if s != 0 && !senders.iter().any(|(_, _, _, x)| *x == s) {
+            if s != 0 && !senders.iter().any(|(_, _, _, x, _)| *x == s) {
                 break s;
             }
         };
@@ -547,27 +636,36 @@ pub fn player(
                     ssrc: Some(ssrc),
                     ..Default::default()
                 },
-                codec,
+                codec: first.codec.clone(),
                 ..Default::default()
             }],
         );
         let sender_id = pc.add_track(track).map_err(bad_sdp)?;
-        senders.push((kind, sender_id, track_id, ssrc));
+        senders.push((kind, sender_id, track_id, ssrc, first.codec.clock_rate));
     }
-    let clock_rates: Vec<(MediaKind, u32)> = codecs
-        .iter()
-        .map(|n| (n.kind, n.codec.clock_rate))
-        .collect();
     pc.set_remote_description(now, offer).map_err(bad_sdp)?;
     add_candidates(&mut pc, candidates).map_err(bad_sdp)?;
     let sdp = answer(&mut pc, now)?;
     let mut legs = Vec::new();
-    for (kind, sender_id, track_id, ssrc) in senders {
+    for (kind, sender_id, track_id, ssrc, clock_rate) in senders {
         let Some(mut sender) = pc.rtp_sender(sender_id) else {
             continue;
         };
         let params = sender.get_parameters();
-        let Some(pt) = params.rtp_parameters.codecs.first().map(|c| c.payload_type) else {
+        let codecs: Vec<LegCodec> = params
+            .rtp_parameters
+            .codecs
+            .iter()
+            .filter_map(|c| {
+                let codec = codec_of(&c.rtp_codec.mime_type);
+                (codec != Codec::Other).then(|| LegCodec {
+                    codec,
+                    profile: codec_profile(codec, &c.rtp_codec.sdp_fmtp_line),
+                    payload_type: c.payload_type,
+                })
+            })
+            .collect();
+        let Some(pt) = codecs.first().map(|c| c.payload_type) else {
             continue;
         };
         let extensions = ExtMap::from_uris(
@@ -577,10 +675,6 @@ pub fn player(
                 .iter()
                 .filter_map(|h| u8::try_from(h.id).ok().map(|id| (id, h.uri.as_str()))),
         );
-        let clock_rate = clock_rates
-            .iter()
-            .find(|(k, _)| *k == kind)
-            .map_or(90_000, |(_, r)| *r);
         legs.push(Leg {
             kind,
             sender_id,
@@ -589,10 +683,11 @@ pub fn player(
             payload_type: pt,
             clock_rate,
             extensions,
+            codecs,
         });
     }
     if legs.is_empty() {
-        return Err(bad_sdp("no codec in common with the stream's publisher"));
+        return Err(bad_sdp("no codec in common with the offer"));
     }
     Ok((pc, sdp, legs))
 }

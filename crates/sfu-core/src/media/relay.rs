@@ -65,6 +65,8 @@ pub struct Relay {
     pub key: StreamKey,
     pub publisher: MediaId,
     pub from: usize,
+    /// The track's codec profile (see `peer::codec_profile`).
+    pub profile: u32,
     /// The publisher's track, shared (not copied) by every relayed packet.
     pub info: Arc<TrackInfo>,
     /// When the publisher's worker received it (for the added latency).
@@ -306,8 +308,11 @@ impl Worker {
                         kind: relay.info.kind,
                         from: relay.from,
                         publisher: relay.publisher,
+                        profile: relay.profile,
                     },
                 );
+                let stream = r.stream;
+                self.on_track_added(stream, relay.info.kind, relay.info.codec, relay.profile);
                 h
             }
         };
@@ -344,6 +349,7 @@ mod tests {
             key: key.clone(),
             publisher,
             from: 0,
+            profile: 0,
             info: Arc::new(video(ssrc)),
             received: std::time::Instant::now(),
             packet: RtpPacket {

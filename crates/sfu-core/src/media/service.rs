@@ -55,19 +55,22 @@ impl Worker {
                             .first()
                             .cloned();
                         let extensions = peer::receiver_extensions(&mut peer.pc, init.receiver_id);
-                        let (codec, clock_rate) = codec
+                        let (codec, profile, clock_rate) = codec
                             .map(|c| {
+                                let codec = peer::codec_of(&c.rtp_codec.mime_type);
                                 (
-                                    peer::codec_of(&c.rtp_codec.mime_type),
+                                    codec,
+                                    peer::codec_profile(codec, &c.rtp_codec.sdp_fmtp_line),
                                     c.rtp_codec.clock_rate,
                                 )
                             })
-                            .unwrap_or((Codec::Other, 90_000));
+                            .unwrap_or((Codec::Other, 0, 90_000));
                         tracks.push(PubTrack {
                             track_id: init.track_id.to_string(),
                             receiver_id: init.receiver_id,
                             kind,
                             codec,
+                            profile,
                             clock_rate,
                             extensions,
                             router: None,
@@ -77,6 +80,9 @@ impl Worker {
                 _ => {}
             }
         }
+        // Router tracks this call created (a publisher's first packet per
+        // track): their codec goes to the players after the loop.
+        let mut added = Vec::new();
         while let Some(TaggedRTCMessage { message, .. }) = peer.pc.poll_read() {
             match message {
                 RTCMessage::RtpPacket(track_id, packet) => {
@@ -119,6 +125,7 @@ impl Worker {
                             let info = Arc::new(info);
                             t.router = Some((h, info.clone()));
                             self.router_tracks.insert(h, Origin::Publisher(id, i));
+                            added.push((*stream, t.kind, t.codec, t.profile));
                             (h, info)
                         }
                     };
@@ -130,6 +137,7 @@ impl Worker {
                                 key: peer.key.clone(),
                                 publisher: id,
                                 from: self.idx,
+                                profile: t.profile,
                                 info: info.clone(),
                                 received: now,
                                 packet: packet.clone(),
@@ -165,6 +173,9 @@ impl Worker {
                 }
                 _ => {}
             }
+        }
+        for (stream, kind, codec, profile) in added {
+            self.on_track_added(stream, kind, codec, profile);
         }
         self.dirty.push(id);
     }

@@ -16,7 +16,9 @@
 //!
 //! - [`ice`]: which peer a datagram is for (authenticated checks, bound
 //!   addresses, stashed nominations);
-//! - [`teardown`]: the one local teardown, and the map sizes.
+//! - [`teardown`]: the one local teardown, and the map sizes;
+//! - [`plays`]: each new publisher track's codec mapped onto its players'
+//!   answers (plays that wait for and survive their publisher).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -47,6 +49,7 @@ use super::srtp::KeyCapture;
 use super::Shared;
 
 mod ice;
+mod plays;
 mod teardown;
 
 use self::ice::Nomination;
@@ -61,6 +64,8 @@ pub(crate) enum Origin {
         kind: MediaKind,
         from: usize,
         publisher: MediaId,
+        /// Its codec profile (see [`peer::codec_profile`](super::peer::codec_profile)).
+        profile: u32,
     },
 }
 
@@ -79,6 +84,8 @@ pub(crate) struct PubTrack {
     pub receiver_id: RTCRtpReceiverId,
     pub kind: MediaKind,
     pub codec: Codec,
+    /// See [`peer::codec_profile`](super::peer::codec_profile).
+    pub profile: u32,
     pub clock_rate: u32,
     pub extensions: ExtMap,
     /// Its router track, and that track's info shared with the relays to
@@ -454,6 +461,7 @@ impl Worker {
             },
         );
         self.dirty.push(id);
+        self.on_player_adopted(id);
         id
     }
 
