@@ -257,3 +257,120 @@ async fn a_republished_codec_missing_from_the_answer_ends_the_play() {
     );
     let _ = sending.await;
 }
+
+/// Send the clip of `codec` and Opus from `publisher` until `stop` is set.
+fn send_until(
+    publisher: sfu_client::Publisher,
+    codec: VideoCodec,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<sfu_client::Publisher> {
+    tokio::spawn(async move {
+        let clip = match codec {
+            VideoCodec::H264 => ClipSource::h264().unwrap(),
+            _ => ClipSource::vp8().unwrap(),
+        };
+        send_clips_until(&publisher, clip, &stop).await;
+        publisher
+    })
+}
+
+/// A WHEP player (aiortc, which decodes) keeps its one peer connection
+/// while the stream is republished from another connection and room, then
+/// in H.264: it decodes frames after each republish, and the RTP it got
+/// has one SSRC per kind, no skipped sequence number, no timestamp going
+/// back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whep_player_waits_and_decodes_across_republishes() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    let server = TestServer::start_with(&format!("[server]\nmediaWorkers = 2\n[limits]\n{APPS}"));
+    let anchor = member(&server, "anchor", &["r1"]).await;
+    let first = anchor.publish("cam", Some("r1"), vp8_opus()).await.unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut sending = send_until(first, VideoCodec::Vp8, stop.clone());
+
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/aiortc_peer.py");
+    let mut watcher = tokio::process::Command::new("python3")
+        .arg(&script)
+        .arg("whep-watch")
+        .arg(format!("http://{}", server.addr))
+        .arg("cam")
+        .arg(token(1, "whep-viewer"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 with aiortc (scripts/test installs it)");
+    let mut lines = BufReader::new(watcher.stdout.take().unwrap()).lines();
+    let mut frames = 0u64;
+    // Read the watcher's lines until it reports at least `target` frames.
+    async fn frames_at_least(
+        lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+        frames: &mut u64,
+        target: u64,
+        what: &str,
+    ) {
+        let read = async {
+            while *frames < target {
+                let line = lines.next_line().await.unwrap().expect("watcher ended");
+                if let Some(n) = line.strip_prefix("frames ") {
+                    *frames = n.trim().parse().unwrap();
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), read)
+            .await
+            .unwrap_or_else(|_| panic!("{what}: aiortc decoded only {frames} frames"));
+    }
+    frames_at_least(&mut lines, &mut frames, 10, "first publisher").await;
+
+    let rounds = [
+        ("anchor-2", "r2", VideoCodec::Vp8),
+        ("anchor-3", "r1", VideoCodec::H264),
+    ];
+    let mut clients = vec![anchor];
+    for (user, room, codec) in rounds {
+        stop.store(true, Ordering::Relaxed);
+        sending.await.unwrap().stop().await.unwrap();
+        let before = frames;
+        let c = member(&server, user, &[room]).await;
+        let tracks = PublishTracks {
+            video: Some(codec),
+            audio: true,
+        };
+        let publisher = c.publish("cam", Some(room), tracks).await.unwrap();
+        stop.store(false, Ordering::Relaxed);
+        sending = send_until(publisher, codec, stop.clone());
+        frames_at_least(&mut lines, &mut frames, before + 15, user).await;
+        clients.push(c);
+    }
+    stop.store(true, Ordering::Relaxed);
+    sending.await.unwrap().stop().await.unwrap();
+    // Closing its stdin makes the watcher report and leave.
+    let mut stdin = watcher.stdin.take().unwrap();
+    stdin.shutdown().await.unwrap();
+    drop(stdin);
+    let mut report = Vec::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        report.push(line);
+    }
+    let status = watcher.wait().await.unwrap();
+    assert!(status.success(), "watcher failed: {report:?}");
+    println!("aiortc: {frames} frames decoded; {report:?}");
+    assert!(
+        report.iter().any(|l| l == "connection connected"),
+        "{report:?}"
+    );
+    for kind in ["audio", "video"] {
+        let line = report
+            .iter()
+            .find(|l| l.starts_with(&format!("rtp {kind} ")))
+            .unwrap_or_else(|| panic!("no {kind} RTP: {report:?}"));
+        assert!(line.contains(" ssrcs 1 "), "{line}");
+        assert!(line.contains(" max-seq-step 1 "), "{line}");
+        assert!(line.ends_with(" ts-backwards 0"), "{line}");
+    }
+}

@@ -60,12 +60,34 @@ pub async fn send_clips(publisher: &Publisher, duration: Duration) -> Sent {
 
 /// Send `video` (looped) and Opus audio in real time for `duration`.
 pub async fn send_clips_with(publisher: &Publisher, video: ClipSource, duration: Duration) -> Sent {
+    send_clips_while(publisher, video, |at| at < duration).await
+}
+
+/// Send `video` (looped) and Opus audio in real time until `stop` is set:
+/// one continuous RTP stream per kind, however long.
+pub async fn send_clips_until(
+    publisher: &Publisher,
+    video: ClipSource,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Sent {
+    send_clips_while(publisher, video, |_| {
+        !stop.load(std::sync::atomic::Ordering::Relaxed)
+    })
+    .await
+}
+
+/// Send `video` (looped) and Opus audio in real time while `go(media time)`.
+async fn send_clips_while(
+    publisher: &Publisher,
+    video: ClipSource,
+    go: impl Fn(Duration) -> bool,
+) -> Sent {
     let mut video = video.looped();
     let mut audio = ClipSource::opus().expect("opus clip").looped();
     let mut sent = Sent::default();
     let start = tokio::time::Instant::now();
     let (mut video_at, mut audio_at) = (Duration::ZERO, Duration::ZERO);
-    while video_at.min(audio_at) < duration {
+    while go(video_at.min(audio_at)) {
         if video_at <= audio_at {
             let Some(frame) = video.next() else { break };
             tokio::time::sleep_until(start + video_at).await;

@@ -2,11 +2,15 @@
 
     python3 aiortc_peer.py whip-publish SERVER ROOM STREAM TOKEN SECONDS
     python3 aiortc_peer.py whep-play SERVER STREAM TOKEN SECONDS
+    python3 aiortc_peer.py whep-watch SERVER STREAM TOKEN
 
 whip-publish sends aiortc's synthetic video (VP8) and audio for SECONDS, then
 DELETEs the resource (with the same bearer token: only its owner may); it prints "published" once connected. whep-play plays
 for up to SECONDS and prints "decoded N video frames"; it exits non-zero if
-no frame was decoded.
+no frame was decoded. whep-watch plays until its stdin closes, printing
+"frames N" after every 5th decoded video frame, then "rtp KIND ssrcs N
+max-seq-step S max-ts-step T ts-backwards B" per kind from the RTP it
+received (through aiortc's receiver), and DELETEs the resource.
 """
 
 import asyncio
@@ -15,6 +19,7 @@ import urllib.request
 
 import aioice.ice
 from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
 
@@ -101,6 +106,82 @@ async def whep_play(server, stream, token, seconds):
     return frames["video"]
 
 
+class RtpLog:
+    """Every RTP packet aiortc's receivers handle: per kind, the largest
+    sequence-number and timestamp steps, steps backwards, SSRCs seen."""
+
+    def __init__(self):
+        self.last = {}
+        self.stats = {}
+
+    def install(self):
+        original = RTCRtpReceiver._handle_rtp_packet
+        log = self
+
+        async def handle(receiver, packet, arrival_time_ms):
+            log.record(receiver._RTCRtpReceiver__kind, packet)
+            return await original(receiver, packet, arrival_time_ms)
+
+        RTCRtpReceiver._handle_rtp_packet = handle
+
+    def record(self, kind, packet):
+        s = self.stats.setdefault(kind, {"ssrcs": set(), "seq": 0, "ts": 0, "back": 0})
+        s["ssrcs"].add(packet.ssrc)
+        last = self.last.get(kind)
+        self.last[kind] = (packet.sequence_number, packet.timestamp)
+        if last is None:
+            return
+        dseq = (packet.sequence_number - last[0]) & 0xFFFF
+        dts = (packet.timestamp - last[1]) & 0xFFFFFFFF
+        if dseq >= 0x8000 or dts >= 0x80000000:
+            s["back"] += 1
+            return
+        s["seq"] = max(s["seq"], dseq)
+        s["ts"] = max(s["ts"], dts)
+
+    def report(self):
+        for kind, s in sorted(self.stats.items()):
+            print(
+                f"rtp {kind} ssrcs {len(s['ssrcs'])} max-seq-step {s['seq']} "
+                f"max-ts-step {s['ts']} ts-backwards {s['back']}",
+                flush=True,
+            )
+
+
+async def whep_watch(server, stream, token):
+    log = RtpLog()
+    log.install()
+    pc = RTCPeerConnection()
+    pc.addTransceiver("video", direction="recvonly")
+    pc.addTransceiver("audio", direction="recvonly")
+    frames = {"video": 0}
+
+    @pc.on("track")
+    def on_track(track):
+        async def read():
+            while True:
+                try:
+                    await track.recv()
+                except Exception:
+                    return
+                if track.kind == "video":
+                    frames["video"] += 1
+                    if frames["video"] % 5 == 0:
+                        print(f"frames {frames['video']}", flush=True)
+
+        asyncio.ensure_future(read())
+
+    location = await negotiate(pc, f"{server}/whep/{stream}", token)
+    await wait_connected(pc)
+    print("connected", flush=True)
+    # Until the test closes our stdin.
+    await asyncio.to_thread(sys.stdin.read)
+    print(f"connection {pc.connectionState}", flush=True)
+    log.report()
+    await asyncio.to_thread(http, "DELETE", f"{server}{location}", token=token)
+    await pc.close()
+
+
 def main():
     mode = sys.argv[1]
     if mode == "whip-publish":
@@ -110,6 +191,9 @@ def main():
         server, stream, token, seconds = sys.argv[2:6]
         if asyncio.run(whep_play(server, stream, token, float(seconds))) == 0:
             sys.exit(1)
+    elif mode == "whep-watch":
+        server, stream, token = sys.argv[2:5]
+        asyncio.run(whep_watch(server, stream, token))
     else:
         sys.exit(f"unknown mode {mode}")
 
