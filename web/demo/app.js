@@ -24,7 +24,7 @@
 // Query parameters prefill the form: ?server=&appId=&userId=&userName=&room=
 // window.demo.engine is the current Engine (or null).
 
-import { Engine } from '/sdk/engine.js';
+import { ZegoExpressEngine } from '/sdk/engine.js';
 import { deleteReasons, describeError } from './errors.js';
 import { describeToken, fetchDevToken } from './token.js';
 import { chatLine, h, logLine, renderExtra, renderStreams, renderUsers, roomPanel, roomTab, setBadge, videoTile } from './ui.js';
@@ -153,18 +153,16 @@ async function currentToken() {
 async function ensureEngine() {
   if (engine) return engine;
   const s = readSettings();
-  const e = new Engine(s.appID, s.serverURL);
+  const e = new ZegoExpressEngine(s.appID, s.serverURL);
   engine = e;
   self = { userID: s.userID, userName: s.userName };
   wireEvents(e);
   for (const id of ['serverUrl', 'appId', 'userId', 'userName', 'multiRoom']) el[id].disabled = true;
   updateStatus();
   if (el.multiRoom.checked) {
-    try {
-      await e.enableMultiRoom(true);
-    } catch (err) {
+    if (!e.enableMultiRoom(true)) {
       resetSession();
-      throw err;
+      throw { code: 1000101, msg: 'enableMultiRoom refused', message: 'enableMultiRoom refused' };
     }
   }
   return e;
@@ -365,7 +363,8 @@ async function login(roomID) {
   try {
     const e = await ensureEngine();
     const token = await currentToken();
-    const res = await e.loginRoom(roomID, token, self, { userUpdate: el.userUpdate.checked });
+    await e.loginRoom(roomID, token, self, { userUpdate: el.userUpdate.checked });
+    const res = e.getRoomInfo(roomID);
     applyResult(roomID, res);
     selectRoom(roomID);
     log('loginRoom', `${roomID}: ${res.userList.length} other member(s), ${res.streamList.length} stream(s)`);
@@ -379,8 +378,8 @@ async function switchRoom(from, to) {
   if (!to) return showError('Switch', { code: 1002011 });
   try {
     const token = await currentToken();
-    const res = await engine.switchRoom(from, to, token, { userUpdate: el.userUpdate.checked });
-    applyResult(to, res);
+    await engine.switchRoom(from, to, { token, isUserStatusNotify: el.userUpdate.checked });
+    applyResult(to, engine.getRoomInfo(to));
     selectRoom(to);
   } catch (err) {
     showError(`Couldn't switch from ${from} to ${to}`, err);
@@ -473,7 +472,7 @@ async function publish() {
   const screen = el['publish-source'].value === 'screen';
   let stream;
   try {
-    stream = await engine.createStream(screen ? { screen: { video: true, audio: false } } : { camera: { video: true, audio: true } });
+    stream = await engine.createZegoStream(screen ? { screen: { video: true, audio: false } } : { camera: { video: true, audio: true } });
   } catch (err) {
     return showError(screen ? "Couldn't capture the screen" : "Couldn't open camera and microphone", err);
   }

@@ -17,9 +17,13 @@ export const ErrorCode = Object.freeze({
   MEDIA_CONNECTION_FAILED: 1005003, // ICE/DTLS to the server failed
 });
 
-/** The rejection value of every promise: a plain `{code, message}` object. */
+/**
+ * The rejection value of every promise: a plain `{code, msg, message}` object
+ * (`code` and `msg` as in ZEGO's SDK; `message` the same text).
+ */
 export function sdkError(code, message) {
-  return { code, message: String(message ?? '') };
+  const text = String(message ?? '');
+  return { code, msg: text, message: text };
 }
 
 /** Turn anything thrown into `{code, message}` (keeps objects that already have a code). */

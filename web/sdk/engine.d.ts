@@ -5,6 +5,9 @@
 export interface EngineError {
   /** A server error code of the contract, or one of ErrorCode's SDK-local codes. */
   code: number;
+  /** ZEGO's name of the text. */
+  msg: string;
+  /** The same text. */
   message: string;
 }
 
@@ -191,6 +194,21 @@ export interface StreamStats {
   framesDecoded?: number;
 }
 
+/** A MediaStream with ZEGO's local-stream methods. */
+export interface ZegoLocalStream extends MediaStream {
+  /** Shows the stream in `element` (a <video>, or a container that gets one); muted, autoplay. */
+  playVideo(element: HTMLElement, options?: { objectFit?: string; mirror?: boolean }): HTMLVideoElement;
+  stopVideo(): void;
+}
+
+/** ZEGO's switchRoom config. */
+export interface SwitchRoomConfig {
+  token: string;
+  maxMemberCount?: number;
+  /** `roomUserUpdate` for this room (our LoginConfig.userUpdate). */
+  isUserStatusNotify?: boolean;
+}
+
 export declare class Engine {
   /**
    * @param appID the app (u32)
@@ -206,11 +224,22 @@ export declare class Engine {
   /** Without a callback, removes every callback of the event. */
   off<K extends EngineEventName>(event: K, callback?: EngineEvents[K]): boolean;
 
-  /** Call before the first loginRoom (once); replayed on every reconnect. */
-  enableMultiRoom(enable: boolean): Promise<boolean>;
-  loginRoom(roomID: string, token: string, user: User, config?: LoginConfig): Promise<LoginResult>;
-  /** Joins `to` then leaves `from` (stopping your publishes there). `config` defaults to `from`'s. */
-  switchRoom(fromRoomID: string, toRoomID: string, token: string, config?: LoginConfig): Promise<LoginResult>;
+  /**
+   * Call once, before the first loginRoom (as ZEGO's). Returns false — and changes
+   * nothing — after a login, on a second call or for a non-boolean. Replayed on every reconnect.
+   */
+  enableMultiRoom(enable: boolean): boolean;
+  /** Resolves true (as ZEGO's); the room's lists come as events and from getRoomInfo. */
+  loginRoom(roomID: string, token: string, user: User, config?: LoginConfig): Promise<true>;
+  /**
+   * Joins `to` then leaves `from` (stopping your publishes there). ZEGO's
+   * `{token, maxMemberCount?, isUserStatusNotify?}`, or (older form) a token
+   * string and a LoginConfig. Config defaults to `from`'s.
+   */
+  switchRoom(fromRoomID: string, toRoomID: string, config: SwitchRoomConfig): Promise<true>;
+  switchRoom(fromRoomID: string, toRoomID: string, token: string, config?: LoginConfig): Promise<true>;
+  /** The SDK's view of a room it is in (what loginRoom returned before it resolved `true`). */
+  getRoomInfo(roomID: string): LoginResult | null;
   /** Without a room: leave every room. */
   logoutRoom(roomID?: string): Promise<void>;
   renewToken(roomID: string, token: string): Promise<void>;
@@ -218,20 +247,41 @@ export declare class Engine {
   sendBroadcastMessage(roomID: string, message: string): Promise<{ messageID: number }>;
   sendBarrageMessage(roomID: string, message: string): Promise<{ messageID: string }>;
   /** Empty or omitted `toUserIDs` = everyone else in the room. */
-  sendCustomCommand(roomID: string, command: string, toUserIDs?: string[]): Promise<void>;
+  /** `command`: a string, or any JSON-serialisable value (sent as its JSON text). */
+  sendCustomCommand(roomID: string, command: string | object, toUserIDs?: string[]): Promise<void>;
   setRoomExtraInfo(roomID: string, key: string, value: string): Promise<void>;
   setStreamExtraInfo(streamID: string, extraInfo: string): Promise<void>;
 
-  /** Default: camera video + microphone. */
-  createStream(config?: CreateStreamConfig): Promise<MediaStream>;
-  /** Stops every track of the stream. */
+  /** ZEGO's createZegoStream. Default: camera video + microphone. */
+  createZegoStream(config?: CreateStreamConfig): Promise<ZegoLocalStream>;
+  /** The same as createZegoStream (the SDK's earlier name). */
+  createStream(config?: CreateStreamConfig): Promise<ZegoLocalStream>;
+  /** Stops every track of the stream and its playVideo element. */
   destroyStream(stream: MediaStream): void;
-  /** Resolves once the server's answer is applied; PUBLISHING comes via publisherStateUpdate when media connects. */
-  startPublishingStream(streamID: string, stream: MediaStream, options?: PublishOptions): Promise<void>;
+  /** Enables/disables the stream's video (audio) tracks; true if it has any. */
+  mutePublishStreamVideo(stream: MediaStream, mute: boolean): boolean;
+  mutePublishStreamAudio(stream: MediaStream, mute: boolean): boolean;
+  /** Enables/disables a play's video (audio) tracks; true if the play exists. */
+  mutePlayStreamVideo(streamID: string, mute: boolean): boolean;
+  mutePlayStreamAudio(streamID: string, mute: boolean): boolean;
+  /**
+   * Resolves once the server's answer is applied; PUBLISHING comes via publisherStateUpdate
+   * when media connects. `stream` may be createZegoStream()'s promise (as in ZEGO's sample).
+   */
+  startPublishingStream(
+    streamID: string,
+    stream: MediaStream | Promise<MediaStream>,
+    options?: PublishOptions,
+  ): Promise<void>;
   /** Does not stop the MediaStream's tracks (use destroyStream). */
   stopPublishingStream(streamID: string): Promise<void>;
-  /** Resolves with the remote MediaStream; PLAYING comes via playerStateUpdate when media connects. */
-  startPlayingStream(streamID: string, options?: PlayOptions): Promise<MediaStream>;
+  /**
+   * Resolves with the remote MediaStream, also for a stream nobody publishes yet: the
+   * play waits (playerStateUpdate PLAY_REQUESTING 1004002) and media starts, on the same
+   * MediaStream, when it is published (PLAYING 0); likewise after its publisher leaves and
+   * comes back. PLAYING comes via playerStateUpdate when media connects.
+   */
+  startPlayingStream(streamID: string, options?: PlayOptions): Promise<ZegoLocalStream>;
   stopPlayingStream(streamID: string): Promise<void>;
   /** `role` picks between a publish and a play of the same stream ID (publisher first by default). */
   getStats(streamID: string, role?: 'publisher' | 'player'): Promise<StreamStats>;
@@ -249,5 +299,9 @@ export declare function digestStats(
   prev: object | null,
   role: 'publisher' | 'player',
 ): { digest: Omit<StreamStats, 'streamID' | 'role' | 'state' | 'connectionState'>; snapshot: object };
+
+/** The same class under ZEGO's name. */
+export declare const ZegoExpressEngine: typeof Engine;
+export type ZegoExpressEngine = Engine;
 
 export default Engine;

@@ -74,29 +74,28 @@ export class Engine {
 
   // ---------------------------------------------------------------- rooms
 
-  async enableMultiRoom(enable) {
-    enable = !!enable;
-    const prev = this._multiRoom;
+  /**
+   * Multi-room mode, as ZEGO's: call once, after creating the engine and
+   * before the first loginRoom. Returns false (and changes nothing) after a
+   * login, on a second call, or for a non-boolean argument. The choice is
+   * sent first on every signaling connection.
+   */
+  enableMultiRoom(enable) {
+    if (this._destroyed || typeof enable !== 'boolean') return false;
+    if (this._multiRoom !== null || this._loginStarted || this._rooms.size > 0) return false;
     this._multiRoom = enable;
-    try {
-      await this._gate();
-      const conn = await this._open();
-      if (conn.hookMode && !conn.hookClaimed && conn.mode === enable) {
-        conn.hookClaimed = true; // the socket was opened by this call and already sent it
-        await conn.modePromise;
-      } else {
-        conn.mode = enable;
-        await conn.request('enableMultiRoom', { enable });
-      }
-      return true;
-    } catch (e) {
-      if (e.code === 1001020) this._multiRoom = prev; // the mode is locked as it was
-      throw e;
+    const conn = this._conn;
+    if (conn && conn.isOpen) {
+      conn.mode = enable;
+      conn.request('enableMultiRoom', { enable }).catch(() => {});
     }
+    return true;
   }
 
+  /** Resolves `true` (as ZEGO's); the room's lists arrive as events and from getRoomInfo. */
   async loginRoom(roomID, token, user = {}, config) {
     this._alive();
+    this._loginStarted = true;
     const userID = user.userID;
     const userName = user.userName === undefined ? userID : user.userName;
     // A room we are in keeps its state: a refused second login emits nothing.
@@ -112,13 +111,35 @@ export class Engine {
       throw e;
     }
     const room = newRoom(roomID, token, { userID, userName }, config);
-    return this._joined(room, res);
+    this._joined(room, res);
+    return true;
   }
 
-  async switchRoom(fromRoomID, toRoomID, token, config) {
+  /**
+   * ZEGO's `switchRoom(fromRoomID, toRoomID, {token, maxMemberCount?,
+   * isUserStatusNotify?})`; a token string as the third argument (and a
+   * LoginConfig as the fourth) is accepted too. Resolves `true`.
+   */
+  async switchRoom(fromRoomID, toRoomID, config, legacyConfig) {
     this._alive();
+    let token;
+    let cfg;
+    if (typeof config === 'string') {
+      token = config;
+      cfg = legacyConfig;
+    } else if (config && typeof config === 'object') {
+      token = config.token;
+      cfg = {};
+      const notify = config.isUserStatusNotify !== undefined ? config.isUserStatusNotify : config.userUpdate;
+      if (notify !== undefined) cfg.userUpdate = !!notify;
+      if (config.maxMemberCount !== undefined) cfg.maxMemberCount = config.maxMemberCount;
+      if (Object.keys(cfg).length === 0) cfg = undefined;
+    }
+    if (typeof token !== 'string' || token === '') {
+      throw sdkError(ErrorCode.INVALID_PARAMETER, 'switchRoom needs {token}');
+    }
     const from = this._rooms.get(fromRoomID);
-    const cfg = config || (from && from.config);
+    cfg = cfg || (from && from.config);
     const quiet = this._rooms.has(toRoomID);
     if (!quiet) this._emit('roomStateChanged', toRoomID, 'LOGINING', 0, '{}');
     const fields = { fromRoomID, toRoomID, token };
@@ -134,7 +155,19 @@ export class Engine {
     const room = newRoom(toRoomID, token, (from && from.user) || this._user, cfg);
     this._rooms.set(toRoomID, room); // before leaving `from`: plays re-bind to `to` as on the server
     this._leaveLocal(fromRoomID, 'LOGOUT', 0, '{}');
-    return this._joined(room, res);
+    this._joined(room, res);
+    return true;
+  }
+
+  /** What the SDK knows of a room it is in: `{streamList, userList, extraInfoList}`, or null. */
+  getRoomInfo(roomID) {
+    const room = this._rooms.get(roomID);
+    if (!room) return null;
+    return {
+      streamList: [...room.streams.values()],
+      userList: [...room.users.values()],
+      extraInfoList: [...room.extraInfoList],
+    };
   }
 
   async logoutRoom(roomID) {
@@ -175,8 +208,18 @@ export class Engine {
     return { messageID: res.messageID };
   }
 
+  /** `command`: a string, or a JSON-serialisable value (sent as its JSON text). */
   async sendCustomCommand(roomID, command, toUserIDs = []) {
-    await this._request('sendCustomCommand', { roomID, command, toUserIDs });
+    let text = command;
+    if (typeof command !== 'string') {
+      try {
+        text = JSON.stringify(command);
+      } catch (e) {
+        throw sdkError(ErrorCode.INVALID_PARAMETER, `command is not JSON-serialisable: ${e && e.message}`);
+      }
+      if (typeof text !== 'string') throw sdkError(ErrorCode.INVALID_PARAMETER, 'command must be a string or a JSON value');
+    }
+    await this._request('sendCustomCommand', { roomID, command: text, toUserIDs: toUserIDs || [] });
   }
 
   async setRoomExtraInfo(roomID, key, value) {
@@ -196,19 +239,54 @@ export class Engine {
 
   // ---------------------------------------------------------------- media
 
-  async createStream(source = {}) {
+  /**
+   * ZEGO's createZegoStream: a local MediaStream (camera and microphone by
+   * default) that also has `playVideo(element, options?)` and `stopVideo()`.
+   */
+  async createZegoStream(source = {}) {
     this._alive();
-    return openMedia(this._mediaDevices, source);
+    return withVideo(await openMedia(this._mediaDevices, source));
   }
 
-  /** Stop every track of a stream made by createStream. */
+  /** The same as createZegoStream (the SDK's earlier name). */
+  async createStream(source = {}) {
+    return this.createZegoStream(source);
+  }
+
+  /** Stop every track of a stream made by createZegoStream, and its video. */
   destroyStream(mediaStream) {
-    if (mediaStream && mediaStream.getTracks) mediaStream.getTracks().forEach((t) => t.stop());
+    if (!mediaStream) return;
+    if (typeof mediaStream.stopVideo === 'function') mediaStream.stopVideo();
+    if (mediaStream.getTracks) mediaStream.getTracks().forEach((t) => t.stop());
+  }
+
+  /** Mute (disable) or unmute the video tracks of a published local stream; true if it has any. */
+  mutePublishStreamVideo(localStream, mute) {
+    return setEnabled(localStream, 'video', !mute);
+  }
+
+  /** Mute (disable) or unmute the audio tracks of a published local stream; true if it has any. */
+  mutePublishStreamAudio(localStream, mute) {
+    return setEnabled(localStream, 'audio', !mute);
+  }
+
+  /** Stop rendering (or resume) the video of a play; true if the play exists. */
+  mutePlayStreamVideo(streamID, mute) {
+    const play = this._players.get(streamID);
+    return !!play && setEnabled(play.stream, 'video', !mute);
+  }
+
+  /** Silence (or resume) the audio of a play; true if the play exists. */
+  mutePlayStreamAudio(streamID, mute) {
+    const play = this._players.get(streamID);
+    return !!play && setEnabled(play.stream, 'audio', !mute);
   }
 
   async startPublishingStream(streamID, mediaStream, options = {}) {
     this._alive();
     checkStreamID(streamID);
+    // ZEGO's sample passes createZegoStream()'s promise without awaiting it.
+    if (mediaStream && typeof mediaStream.then === 'function') mediaStream = await mediaStream;
     if (!mediaStream || typeof mediaStream.getTracks !== 'function' || mediaStream.getTracks().length === 0) {
       throw sdkError(ErrorCode.INVALID_PARAMETER, 'startPublishingStream needs a MediaStream with tracks');
     }
@@ -282,7 +360,7 @@ export class Engine {
     this._setState(play, 'PLAY_REQUESTING', 0);
     try {
       const pc = (play.pc = new this._RTCPeerConnection(this._rtcConfig));
-      const stream = this._MediaStream ? new this._MediaStream() : null;
+      const stream = this._MediaStream ? withVideo(new this._MediaStream()) : null;
       play.stream = stream;
       pc.ontrack = (ev) => {
         if (stream && !stream.getTracks().includes(ev.track)) stream.addTrack(ev.track);
@@ -500,7 +578,8 @@ export class Engine {
       if (map.get(rec.streamID) !== rec) return;
       const st = pc.connectionState || pc.iceConnectionState;
       if (st === 'connected' || st === 'completed') {
-        this._setState(rec, rec.role === 'publisher' ? 'PUBLISHING' : 'PLAYING', 0);
+        // A play that waits for its publisher is PLAYING when the server says media flows.
+        if (!rec.waiting) this._setState(rec, rec.role === 'publisher' ? 'PUBLISHING' : 'PLAYING', 0);
       } else if (st === 'failed') {
         this._endRecord(rec, ErrorCode.MEDIA_CONNECTION_FAILED);
         const op = rec.role === 'publisher' ? 'stopPublishingStream' : 'stopPlayingStream';
@@ -557,8 +636,15 @@ export class Engine {
           if (ended) return; // already reported locally
           break;
         }
-        if (ended) this._endRecord(rec, msg.errorCode);
-        else this._setState(rec, msg.state, msg.errorCode);
+        if (ended) {
+          this._endRecord(rec, msg.errorCode);
+          return;
+        }
+        // A play waits (PLAY_REQUESTING 1004002) on the same peer connection
+        // until the server says media flows again (PLAYING 0).
+        if (msg.state === 'PLAY_REQUESTING') rec.waiting = true;
+        if (msg.state === 'PLAYING') rec.waiting = false;
+        this._setState(rec, msg.state, msg.errorCode);
         return;
       }
       default:
@@ -582,6 +668,49 @@ export class Engine {
     runReconnect(this, info.error);
   }
 
+}
+
+/** The class under ZEGO's name: `import { ZegoExpressEngine } from '/sdk/engine.js'`. */
+export { Engine as ZegoExpressEngine };
+
+/** Give a MediaStream ZEGO's local-stream methods `playVideo(element, options?)` and `stopVideo()`. */
+function withVideo(ms) {
+  if (!ms || typeof ms !== 'object' || typeof ms.playVideo === 'function') return ms;
+  let shown = null; // [video element, whether we created it]
+  ms.playVideo = (element, options = {}) => {
+    if (!element) throw sdkError(ErrorCode.INVALID_PARAMETER, 'playVideo needs an element');
+    if (shown) ms.stopVideo();
+    const own = String(element.tagName || '').toUpperCase() !== 'VIDEO';
+    const video = own ? element.ownerDocument.createElement('video') : element;
+    video.muted = true; // local preview; remote audio plays through the page's own element if wanted
+    video.autoplay = true;
+    video.playsInline = true;
+    if (options.objectFit && video.style) video.style.objectFit = options.objectFit;
+    if (options.mirror && video.style) video.style.transform = 'scaleX(-1)';
+    video.srcObject = ms;
+    if (own) element.appendChild(video);
+    shown = [video, own];
+    const p = video.play && video.play();
+    if (p && typeof p.catch === 'function') p.catch(() => {});
+    return video;
+  };
+  ms.stopVideo = () => {
+    if (!shown) return;
+    const [video, own] = shown;
+    shown = null;
+    video.srcObject = null;
+    if (own && video.remove) video.remove();
+  };
+  return ms;
+}
+
+function setEnabled(ms, kind, enabled) {
+  if (!ms || typeof ms.getTracks !== 'function') return false;
+  const tracks = ms.getTracks().filter((t) => t.kind === kind);
+  tracks.forEach((t) => {
+    t.enabled = enabled;
+  });
+  return tracks.length > 0;
 }
 
 export default Engine;

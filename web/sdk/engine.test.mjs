@@ -2,7 +2,7 @@
 // Run: node --test web/sdk/
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Engine, ErrorCode, EVENTS, deriveWsURL, digestStats } from './engine.js';
+import { Engine, ZegoExpressEngine, ErrorCode, EVENTS, deriveWsURL, digestStats } from './engine.js';
 
 // Destroy every engine at the end even when a test failed midway (no stray timers).
 const engines = [];
@@ -124,9 +124,14 @@ test('enableMultiRoom goes first, ids increment, responses match by id', async (
     config: { userUpdate: true },
   });
   assert.equal(ws.sent[2].user.userName, 'alice', 'userName defaults to userID');
-  assert.equal(r1.streamList[0].streamID, 's-r1');
-  assert.equal(r2.streamList[0].streamID, 's-r2');
-  assert.deepEqual(r1.userList, [{ userID: 'bob', userName: 'Bob' }]);
+  // ZEGO's loginRoom resolves true; the lists are the room's state.
+  assert.equal(r1, true);
+  assert.equal(r2, true);
+  assert.equal(e.getRoomInfo('r1').streamList[0].streamID, 's-r1');
+  assert.equal(e.getRoomInfo('r2').streamList[0].streamID, 's-r2');
+  assert.deepEqual(e.getRoomInfo('r1').userList, [{ userID: 'bob', userName: 'Bob' }]);
+  // Once per lifetime, before any login (ZEGO's FAQ): false afterwards.
+  assert.equal(e.enableMultiRoom(true), false);
   await tick(5);
   const states = log.filter((l) => l[0] === 'roomStateChanged').map((l) => `${l[1]}:${l[2]}`);
   assert.deepEqual(states, ['r1:LOGINING', 'r2:LOGINING', 'r1:LOGINED', 'r2:LOGINED']);
@@ -418,4 +423,81 @@ test('digestStats computes bitrate/fps from deltas', () => {
   assert.equal(p.digest.framesDecoded, 7);
   assert.equal(p.digest.packetsLost, 2);
   assert.equal(p.digest.rttMs, null);
+});
+
+test('ZEGO shapes: ZegoExpressEngine, enableMultiRoom false cases, switchRoom {token}, object commands, code/msg', async () => {
+  assert.equal(ZegoExpressEngine, Engine);
+  const net = fakeNet(loginHandler({ sendCustomCommand: () => ({}), switchRoom: () => ({ streamList: [], userList: [], extraInfoList: [] }) }));
+  const e = track(new ZegoExpressEngine(1, 'http://x', { WebSocket: net.WebSocket }));
+  assert.equal(e.enableMultiRoom('yes'), false, 'not a boolean');
+  assert.equal(e.enableMultiRoom(true), true);
+  assert.equal(e.enableMultiRoom(true), false, 'a second call');
+  assert.equal(await e.loginRoom('first', 'tok', { userID: 'zegoUser' }), true);
+  assert.equal(await e.switchRoom('first', 'second', { token: 'tok2', isUserStatusNotify: true }), true);
+  const sw = net.sockets[0].sent.find((m) => m.op === 'switchRoom');
+  assert.deepEqual([sw.fromRoomID, sw.toRoomID, sw.token, sw.config], ['first', 'second', 'tok2', { userUpdate: true }]);
+  assert.deepEqual([...e._rooms.keys()], ['second']);
+  // The old positional token still works.
+  await e.switchRoom('second', 'third', 'tok3');
+  assert.equal(net.sockets[0].sent.filter((m) => m.op === 'switchRoom')[1].token, 'tok3');
+  await assert.rejects(e.switchRoom('third', 'fourth', {}), { code: ErrorCode.INVALID_PARAMETER });
+  // The seed's sample passes an object: it is sent as its JSON text.
+  await e.sendCustomCommand('third', { text: 'rtc.sendCustomCommand test' }, []);
+  const cmd = net.sockets[0].sent.find((m) => m.op === 'sendCustomCommand');
+  assert.equal(cmd.command, '{"text":"rtc.sendCustomCommand test"}');
+  const loop = {};
+  loop.self = loop;
+  await assert.rejects(e.sendCustomCommand('third', loop), { code: ErrorCode.INVALID_PARAMETER });
+  net.handler = () => ({ code: 1002033, message: 'token invalid' });
+  await assert.rejects(e.loginRoom('r9', 'bad', { userID: 'a' }), { code: 1002033, msg: 'token invalid', message: 'token invalid' });
+  e.destroy();
+});
+
+test('a play that waits: PLAY_REQUESTING keeps the peer connection, PLAYING when media flows', async () => {
+  const net = fakeNet(loginHandler({ startPlayingStream: () => ({ sdp: 'v=0 a' }) }));
+  const e = track(new Engine(1, 'http://x', { WebSocket: net.WebSocket, RTCPeerConnection: FakePC, MediaStream: FakeMediaStream }));
+  const log = recorder(e);
+  await e.loginRoom('r1', 't', { userID: 'alice' });
+  const stream = await e.startPlayingStream('later');
+  assert.equal(typeof stream.playVideo, 'function');
+  const ws = net.sockets[0];
+  ws.push({ event: 'playerStateUpdate', streamID: 'later', state: 'PLAY_REQUESTING', errorCode: 1004002 });
+  const pc = e._players.get('later').pc;
+  pc.connect(); // ICE is up, but nothing is published yet
+  ws.push({ event: 'playerStateUpdate', streamID: 'later', state: 'PLAYING', errorCode: 0 });
+  // The publisher goes away and comes back: same peer connection throughout.
+  ws.push({ event: 'playerStateUpdate', streamID: 'later', state: 'PLAY_REQUESTING', errorCode: 1004002 });
+  ws.push({ event: 'playerStateUpdate', streamID: 'later', state: 'PLAYING', errorCode: 0 });
+  assert.equal(e._players.get('later').pc, pc);
+  assert.ok(!pc.closed);
+  const states = log.filter((l) => l[0] === 'playerStateUpdate').map((l) => `${l[2]}:${l[3]}`);
+  assert.deepEqual(states, ['PLAY_REQUESTING:0', 'PLAY_REQUESTING:1004002', 'PLAYING:0', 'PLAY_REQUESTING:1004002', 'PLAYING:0']);
+  assert.equal(e.mutePlayStreamVideo('later', true), true);
+  assert.equal(stream.getTracks()[0].enabled, false);
+  e.destroy();
+});
+
+test('createZegoStream: a local stream with playVideo/stopVideo; publish takes its promise', async () => {
+  const made = [];
+  const video = { kind: 'video', stop() { this.stopped = true; } };
+  const mediaDevices = { getUserMedia: async () => { const s = new FakeMediaStream(); s.addTrack(video); made.push(s); return s; } };
+  const net = fakeNet(loginHandler({ startPublishingStream: () => ({ sdp: 'v=0 answer' }) }));
+  const e = track(new Engine(1, 'http://x', { WebSocket: net.WebSocket, RTCPeerConnection: FakePC, MediaStream: FakeMediaStream, mediaDevices }));
+  await e.loginRoom('r1', 't', { userID: 'alice' });
+  const pending = e.createZegoStream();
+  await e.startPublishingStream('alice', pending, { roomID: 'r1' });
+  const local = await pending;
+  const children = [];
+  const doc = { createElement: () => ({ tagName: 'VIDEO', style: {}, play: async () => {}, remove() { this.removed = true; } }) };
+  const div = { tagName: 'DIV', ownerDocument: doc, appendChild: (c) => children.push(c) };
+  const v = local.playVideo(div, { objectFit: 'cover' });
+  assert.equal(children[0], v);
+  assert.equal(v.srcObject, local);
+  assert.ok(v.muted && v.autoplay && v.playsInline);
+  assert.equal(e.mutePublishStreamVideo(local, true), true);
+  assert.equal(video.enabled, false);
+  assert.equal(e.mutePublishStreamAudio(local, true), false, 'no audio track');
+  e.destroyStream(local);
+  assert.ok(video.stopped && v.removed && v.srcObject === null);
+  e.destroy();
 });
