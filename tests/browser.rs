@@ -247,3 +247,21 @@ async fn a_vanished_whip_publisher_leaves_the_room() {
         started.elapsed()
     );
 }
+
+/// ZEGO's multi-room guide, its samples as written, in headless Chromium:
+/// see tests/browser/seed.mjs.
+#[test]
+fn zego_seed_samples_run_in_chromium() {
+    let server = TestServer::start_dev();
+    let out = run_script_args(&server, "seed.mjs", &["chromium"]);
+    assert!(out.contains("seed passed (chromium)"), "{out}");
+}
+
+/// The same in Firefox ESR.
+#[test]
+fn zego_seed_samples_run_in_firefox() {
+    require_firefox();
+    let server = TestServer::start_dev();
+    let out = run_script_args(&server, "seed.mjs", &["firefox"]);
+    assert!(out.contains("seed passed (firefox)"), "{out}");
+}
