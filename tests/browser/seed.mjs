@@ -144,6 +144,23 @@ try {
     return got.find((e) => e.kind === 'playerStateUpdate' && e.args[1] === 'PLAY_REQUESTING' && e.args[2] === 1004002);
   });
   check(waiting.args[0] === 'zegoUser', 'the waiting play is zegoUser');
+  // The anchor comes back: the same play, on the same peer connection,
+  // decodes again (its video element never had to be touched).
+  const before = await frames();
+  await a.evaluate(async () => {
+    const zg = window.zg;
+    await zg.loginRoom('first', window.tok, { userID: 'zegoUser' });
+    await zg.startPublishingStream('zegoUser', zg.createZegoStream(), { roomID: 'first' });
+  });
+  const resumed = await until('the viewer to decode the republished stream', async () => {
+    const n = await frames();
+    return n >= before + 20 ? n : 0;
+  }, 30000);
+  const pcs = await b.evaluate(() => window.pcs.length);
+  check(pcs === 1, `the viewer made ${pcs} peer connections`);
+  const playing = (await b.evaluate(() => window.got)).filter((e) => e.kind === 'playerStateUpdate').map((e) => `${e.args[1]}:${e.args[2]}`);
+  check(playing[playing.length - 1] === 'PLAYING:0', `player states: ${playing}`);
+  console.log(`viewer decoded ${before} frames, then ${resumed} after the republish (${playing})`);
   console.log(`seed passed (${engine})`);
 } finally {
   await browser.close();
