@@ -82,11 +82,10 @@ export class Engine {
    */
   enableMultiRoom(enable) {
     if (this._destroyed || typeof enable !== 'boolean') return false;
-    if (this._multiRoom !== null || this._loginStarted || this._rooms.size > 0) return false;
+    if (this._multiRoom !== null || this._loginStarted) return false;
     this._multiRoom = enable;
     const conn = this._conn;
     if (conn && conn.isOpen) {
-      conn.mode = enable;
       conn.request('enableMultiRoom', { enable }).catch(() => {});
     }
     return true;
@@ -496,10 +495,7 @@ export class Engine {
         this._connecting = null;
         if (this._multiRoom !== null) {
           // Every new socket starts in single-room mode: replay the choice first.
-          conn.mode = this._multiRoom;
-          conn.hookMode = true;
-          conn.modePromise = conn.request('enableMultiRoom', { enable: this._multiRoom });
-          conn.modePromise.catch(() => {});
+          conn.request('enableMultiRoom', { enable: this._multiRoom }).catch(() => {});
         }
         return conn;
       },

@@ -53,11 +53,6 @@ export class Connection {
     this._hbTimer = null;
     this._lastRecv = 0;
     this._openPromise = null;
-    // Room-mode bookkeeping used by the Engine.
-    this.mode = undefined;
-    this.modePromise = undefined;
-    this.hookMode = false;
-    this.hookClaimed = false;
   }
 
   get isOpen() {

@@ -38,6 +38,14 @@ fn requesting(stream_id: &str) -> Bytes {
     )
 }
 
+/// `playerStateUpdate NO_PLAY <code>`: the server ended the play.
+fn no_play(stream_id: &str, code: u32) -> Bytes {
+    wire::event(
+        "playerStateUpdate",
+        json!({"streamID": stream_id, "state": "NO_PLAY", "errorCode": code}),
+    )
+}
+
 /// Longest stream extra info, in bytes.
 pub const MAX_STREAM_EXTRA_INFO: usize = 1024;
 
@@ -395,17 +403,7 @@ impl Session {
             };
         }
         if event == MediaEvent::CodecRefused {
-            let Some(pos) = self.plays.iter().position(|p| p.media == id) else {
-                return Vec::new();
-            };
-            let play = self.plays.remove(pos);
-            self.end_play_media(&play);
-            tracing::info!(app = self.app.id(), stream = %play.stream_id, conn = self.conn_id,
-                "play ended: the new publisher's codec is not in its answer");
-            return vec![wire::event(
-                "playerStateUpdate",
-                json!({"streamID": &*play.stream_id, "state": "NO_PLAY", "errorCode": code::BAD_SDP}),
-            )];
+            return self.end_play(id, code::BAD_SDP).into_iter().collect();
         }
         if event != MediaEvent::Failed {
             return Vec::new();
@@ -422,15 +420,20 @@ impl Session {
                 json!({"streamID": &*stream, "state": "NO_PUBLISH", "errorCode": code::MEDIA_DISCONNECTED}),
             )];
         }
-        if let Some(pos) = self.plays.iter().position(|p| p.media == id) {
-            let play = self.plays.remove(pos);
-            self.end_play_media(&play);
-            return vec![wire::event(
-                "playerStateUpdate",
-                json!({"streamID": &*play.stream_id, "state": "NO_PLAY", "errorCode": code::MEDIA_DISCONNECTED}),
-            )];
-        }
-        Vec::new()
+        self.end_play(id, code::MEDIA_DISCONNECTED)
+            .into_iter()
+            .collect()
+    }
+
+    /// The server ends play `id` (media failure, codec refused): its
+    /// `NO_PLAY` event, if it is still a play of this session.
+    fn end_play(&mut self, id: MediaId, code: u32) -> Option<Bytes> {
+        let pos = self.plays.iter().position(|p| p.media == id)?;
+        let play = self.plays.remove(pos);
+        self.end_play_media(&play);
+        tracing::info!(app = self.app.id(), stream = %play.stream_id, conn = self.conn_id,
+            code, "play ended by the server");
+        Some(no_play(&play.stream_id, code))
     }
 
     /// The publisher of a played stream went away: the play waits for the
@@ -473,10 +476,7 @@ impl Session {
                 self.end_play_media(p);
                 tracing::info!(app = self.app.id(), stream = %p.stream_id, conn = self.conn_id,
                     "play ended: no publisher within limits.playWaitMs");
-                wire::event(
-                    "playerStateUpdate",
-                    json!({"streamID": &*p.stream_id, "state": "NO_PLAY", "errorCode": code::STREAM_NOT_FOUND}),
-                )
+                no_play(&p.stream_id, code::STREAM_NOT_FOUND)
             })
             .collect()
     }

@@ -97,10 +97,7 @@ pub async fn serve<G: Send>(
         "signaling connected"
     );
     let reason = loop {
-        let timer_at = session.next_deadline_ms().map(|at| {
-            let now = unix_ms();
-            Instant::now() + Duration::from_millis(at.saturating_sub(now))
-        });
+        let timer_at = next_timer(&session);
         tokio::select! {
             incoming = socket.recv() => {
                 let Some(Ok(msg)) = incoming else {
@@ -204,6 +201,14 @@ async fn write(
             Err(CloseReason::SlowConsumer)
         }
     }
+}
+
+/// When the session's next timer (`Session::next_deadline_ms`) is due.
+pub(crate) fn next_timer(session: &Session) -> Option<Instant> {
+    session.next_deadline_ms().map(|at| {
+        let now = unix_ms();
+        Instant::now() + Duration::from_millis(at.saturating_sub(now))
+    })
 }
 
 pub(crate) async fn sleep_opt(at: Option<Instant>) {

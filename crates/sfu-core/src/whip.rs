@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 use crate::http::read_body;
-use crate::signaling::{sleep_opt, unix_ms};
+use crate::signaling::{next_timer, sleep_opt, unix_ms};
 use crate::State;
 
 /// Live WHIP/WHEP resources by id (128 random bits, lowercase hex).
@@ -232,10 +232,7 @@ async fn run(
     resources: Arc<Resources>,
 ) {
     let deleted = loop {
-        let timer_at = session.next_deadline_ms().map(|at| {
-            let now = unix_ms();
-            tokio::time::Instant::now() + std::time::Duration::from_millis(at.saturating_sub(now))
-        });
+        let timer_at = next_timer(&session);
         tokio::select! {
             _ = &mut stop => break true,
             item = inbox.rx.recv() => match item {

@@ -111,11 +111,10 @@ impl Worker {
 
     /// The stream's new codec is not in player `id`'s answer: end the play.
     fn refuse_codec(&mut self, id: MediaId) {
-        if let Some(removed) = self.shared.remove(id) {
-            tracing::info!(worker = self.idx, media = id, stream = %removed.key.stream_id,
-                "play ended: its answer has no payload type for the publisher's codec");
-            notify(&removed.notify, id, MediaEvent::CodecRefused);
-        }
-        self.drop_peer(id);
+        self.end_peer_as(
+            id,
+            "its answer has no payload type for the publisher's codec",
+            MediaEvent::CodecRefused,
+        );
     }
 }

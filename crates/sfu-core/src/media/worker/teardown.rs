@@ -15,9 +15,14 @@ impl Worker {
     /// forgets it and, unless the control plane ended it first, its session
     /// is told; then the worker lets go of it.
     pub(super) fn end_peer(&mut self, id: MediaId, why: &'static str) {
+        self.end_peer_as(id, why, MediaEvent::Failed);
+    }
+
+    /// [`Worker::end_peer`], its session told `event`.
+    pub(super) fn end_peer_as(&mut self, id: MediaId, why: &'static str, event: MediaEvent) {
         if let Some(removed) = self.shared.remove(id) {
             tracing::info!(worker = self.idx, media = id, stream = %removed.key.stream_id, why, "media connection ended");
-            notify(&removed.notify, id, MediaEvent::Failed);
+            notify(&removed.notify, id, event);
         }
         self.drop_peer(id);
     }
