@@ -4,6 +4,12 @@
     python3 aiortc_peer.py whep-play SERVER STREAM TOKEN SECONDS
     python3 aiortc_peer.py whep-watch SERVER STREAM TOKEN
 
+Any mode takes `--setup ROLE` (passive or active): the offer sent to the
+server says `a=setup:ROLE` instead of aiortc's `actpass` (as FFmpeg's
+WHIP muxer offers `passive`). Once connected, every mode prints "dtls
+role R cipher C srtp P answer-setup S" (aiortc's DTLS role and what
+OpenSSL negotiated).
+
 whip-publish sends aiortc's synthetic video (VP8) and audio for SECONDS, then
 DELETEs the resource (with the same bearer token: only its owner may); it prints "published" once connected. whep-play plays
 for up to SECONDS and prints "decoded N video frames"; it exits non-zero if
@@ -28,6 +34,10 @@ from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
 
 
+# `--setup ROLE`: the a=setup value of the offers we send.
+SETUP = None
+
+
 def http(method, url, body=None, token=None, content_type="application/sdp"):
     req = urllib.request.Request(url, data=body.encode() if body else None, method=method)
     if body is not None:
@@ -41,13 +51,27 @@ def http(method, url, body=None, token=None, content_type="application/sdp"):
 async def negotiate(pc, url, token):
     offer = await pc.createOffer()
     await pc.setLocalDescription(offer)
-    status, headers, answer = await asyncio.to_thread(
-        http, "POST", url, pc.localDescription.sdp, token
-    )
+    sdp = pc.localDescription.sdp
+    if SETUP:
+        sdp = sdp.replace("a=setup:actpass", f"a=setup:{SETUP}")
+    status, headers, answer = await asyncio.to_thread(http, "POST", url, sdp, token)
     if status != 201:
         raise RuntimeError(f"POST {url}: {status} {answer}")
+    pc._answer_setup = sorted(
+        {line.split(":", 1)[1].strip() for line in answer.splitlines() if line.startswith("a=setup:")}
+    )
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
     return headers.get("Location")
+
+
+def dtls_line(pc):
+    """aiortc's DTLS role and what OpenSSL negotiated, from the first transceiver."""
+    dtls = pc.getTransceivers()[0].sender.transport
+    ssl = dtls._ssl
+    profile = ssl.get_selected_srtp_profile().decode() if ssl else "-"
+    cipher = ssl.get_cipher_name() if ssl else "-"
+    setup = ",".join(pc._answer_setup) or "-"
+    return f"dtls role {dtls._role} cipher {cipher} srtp {profile} answer-setup {setup}"
 
 
 async def wait_connected(pc, seconds=10):
@@ -67,6 +91,7 @@ async def whip_publish(server, room, stream, token, seconds):
     location = await negotiate(pc, f"{server}/whip/{room}/{stream}", token)
     await wait_connected(pc)
     print("published", flush=True)
+    print(dtls_line(pc), flush=True)
     await asyncio.sleep(seconds)
     await asyncio.to_thread(http, "DELETE", f"{server}{location}", token=token)
     await pc.close()
@@ -96,6 +121,7 @@ async def whep_play(server, stream, token, seconds):
 
     location = await negotiate(pc, f"{server}/whep/{stream}", token)
     await wait_connected(pc)
+    print(dtls_line(pc), flush=True)
     try:
         await asyncio.wait_for(done.wait(), timeout=seconds)
     except asyncio.TimeoutError:
@@ -174,6 +200,7 @@ async def whep_watch(server, stream, token):
     location = await negotiate(pc, f"{server}/whep/{stream}", token)
     await wait_connected(pc)
     print("connected", flush=True)
+    print(dtls_line(pc), flush=True)
     # Until the test closes our stdin.
     await asyncio.to_thread(sys.stdin.read)
     print(f"connection {pc.connectionState}", flush=True)
@@ -183,6 +210,11 @@ async def whep_watch(server, stream, token):
 
 
 def main():
+    global SETUP
+    if "--setup" in sys.argv:
+        i = sys.argv.index("--setup")
+        SETUP = sys.argv[i + 1]
+        del sys.argv[i : i + 2]
     mode = sys.argv[1]
     if mode == "whip-publish":
         server, room, stream, token, seconds = sys.argv[2:7]

@@ -16,8 +16,10 @@
 //!   sender reports; [`latency`]: how long sent datagrams waited inside.
 
 pub mod batch;
+pub mod codec_match;
 pub mod convert;
 pub mod directory;
+pub mod dtls_compat;
 pub mod egress;
 pub mod fast_path;
 pub mod latency;
@@ -232,7 +234,8 @@ impl MediaPlane {
                 addrs: announced.clone(),
                 ice_disconnected: config.ice_disconnected_timeout,
                 ice_failed: config.ice_failed_timeout,
-                crypto: None,
+                // FFmpeg's P-224 certificates (`dtls_compat.rs`).
+                crypto: dtls_compat::shared(),
                 srtp_profiles: config.srtp_profiles.clone(),
             },
             directory: Mutex::new(Directory::new(
@@ -341,9 +344,7 @@ impl MediaControl for MediaPlane {
         // A player's own provider records its SRTP master keys for the
         // egress fast path (`egress.rs`).
         let capture = match self.shared.config.fast_path {
-            true => rtc::crypto::default_provider()
-                .ok()
-                .map(|p| Arc::new(srtp::KeyCapture::new(p))),
+            true => dtls_compat::shared().map(|p| Arc::new(srtp::KeyCapture::new(p))),
             false => None,
         };
         let candidates = match &capture {

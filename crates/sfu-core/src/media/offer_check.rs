@@ -8,7 +8,9 @@
 //! - at most [`MAX_SSRC_LINES`] `a=ssrc:` lines, each SSRC a u32;
 //! - fingerprints: sha-1/224/256/384/512, with as many hex pairs as the
 //!   algorithm's digest has bytes;
-//! - `a=setup`: actpass, active or passive (missing is accepted);
+//! - `a=setup`: actpass, active or passive, the same in every m-section
+//!   (missing is RFC 4145's default, `active`); the value is returned, for
+//!   the answer's DTLS role (RFC 8842 §5.3);
 //! - ICE credentials in RFC 8839 `ice-char` (ALPHA / DIGIT / `+` / `/`),
 //!   ufrag 4–256 chars, password 22–256 chars;
 //! - every m-section that is neither rejected (port 0) nor `bundle-only`
@@ -30,6 +32,19 @@ const FINGERPRINT_ALGS: &[(&str, usize)] = &[
     ("sha-512", 64),
 ];
 
+/// The offerer's DTLS role (`a=setup`), RFC 8842 §5.3.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setup {
+    /// `actpass`: the answerer chooses.
+    ActPass,
+    /// `active` (or no `a=setup`, RFC 4145's default): the offerer is the
+    /// DTLS client, the answer must be `passive`.
+    Active,
+    /// `passive`: the offerer is the DTLS server, the answer must be
+    /// `active`.
+    Passive,
+}
+
 /// What a level (session or one m-section) declares.
 #[derive(Default)]
 struct Level {
@@ -47,7 +62,8 @@ struct Section {
 }
 
 /// Check `sdp`; the error says what is wrong, for the `1005001` message.
-pub fn check(sdp: &str) -> Result<(), String> {
+/// On success, the offer's DTLS role.
+pub fn check(sdp: &str) -> Result<Setup, String> {
     if sdp.len() > MAX_OFFER_BYTES {
         return Err(format!(
             "the offer is {} bytes, over the limit of {MAX_OFFER_BYTES}",
@@ -57,6 +73,7 @@ pub fn check(sdp: &str) -> Result<(), String> {
     let mut session = Level::default();
     let mut sections: Vec<Section> = Vec::new();
     let mut ssrc_lines = 0usize;
+    let mut role: Option<Setup> = None;
     for line in sdp.lines() {
         let line = line.trim_end_matches('\r');
         if let Some(m) = line.strip_prefix("m=") {
@@ -93,7 +110,13 @@ pub fn check(sdp: &str) -> Result<(), String> {
                 fingerprint(value)?;
                 level.fingerprint = true;
             }
-            "setup" => setup(value)?,
+            "setup" => {
+                let this = setup(value)?;
+                if role.is_some_and(|r| r != this) {
+                    return Err("a=setup differs between media sections".to_string());
+                }
+                role = Some(this);
+            }
             "ice-ufrag" => {
                 ice_token("ice-ufrag", value, 4)?;
                 level.ufrag = true;
@@ -136,7 +159,7 @@ pub fn check(sdp: &str) -> Result<(), String> {
             ));
         }
     }
-    Ok(())
+    Ok(role.unwrap_or(Setup::Active))
 }
 
 /// At most 32 characters of client text in a message.
@@ -179,9 +202,11 @@ fn fingerprint(value: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn setup(value: &str) -> Result<(), String> {
+fn setup(value: &str) -> Result<Setup, String> {
     match value {
-        "actpass" | "active" | "passive" => Ok(()),
+        "actpass" => Ok(Setup::ActPass),
+        "active" => Ok(Setup::Active),
+        "passive" => Ok(Setup::Passive),
         other => Err(format!(
             "setup role `{}` is not actpass, active or passive",
             clip(other)

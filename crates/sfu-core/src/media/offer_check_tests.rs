@@ -14,7 +14,7 @@ fn crlf(sdp: &str) -> String {
 
 fn refused(sdp: &str) -> String {
     match check(sdp) {
-        Ok(()) => panic!("accepted:\n{sdp}"),
+        Ok(_) => panic!("accepted:\n{sdp}"),
         Err(e) => e,
     }
 }
@@ -37,8 +37,8 @@ fn real_offers_pass_with_lf_and_crlf() {
         ("ffmpeg", FFMPEG),
         ("rtc client", RTC_CLIENT),
     ] {
-        assert_eq!(check(sdp), Ok(()), "{name}");
-        assert_eq!(check(&crlf(sdp)), Ok(()), "{name} (CRLF)");
+        assert!(check(sdp).is_ok(), "{name}");
+        assert!(check(&crlf(sdp)).is_ok(), "{name} (CRLF)");
     }
 }
 
@@ -51,7 +51,7 @@ fn refuses_an_offer_over_64_kib() {
 #[test]
 fn refuses_more_than_16_m_sections() {
     let section = "m=application 0 UDP/DTLS/SCTP webrtc-datachannel\n";
-    assert_eq!(check(&format!("{CHROMIUM}{}", section.repeat(14))), Ok(()));
+    assert!(check(&format!("{CHROMIUM}{}", section.repeat(14))).is_ok());
     let e = refused(&format!("{CHROMIUM}{}", section.repeat(15)));
     assert!(e.contains("more than 16 m-sections"), "{e}");
 }
@@ -88,7 +88,7 @@ fn refuses_bad_fingerprints() {
     let e = refused(&with(FP, "a=fingerprint:sha-1 xyz"));
     assert!(e.contains("byte `xyz` is not a hex pair"), "{e}");
     // Upper-case algorithm names are accepted.
-    assert_eq!(check(&with("sha-256", "SHA-256")), Ok(()));
+    assert!(check(&with("sha-256", "SHA-256")).is_ok());
 }
 
 #[test]
@@ -96,9 +96,23 @@ fn refuses_setup_roles_other_than_actpass_active_passive() {
     let e = refused(&with("a=setup:actpass", "a=setup:holdconn"));
     assert!(e.contains("setup role `holdconn`"), "{e}");
     assert!(refused(&with("a=setup:actpass", "a=setup:")).contains("setup role ``"));
-    assert_eq!(check(&with("a=setup:actpass", "a=setup:active")), Ok(()));
-    // A missing a=setup is accepted (the answer is passive).
-    assert_eq!(check(&CHROMIUM.replace("a=setup:actpass\n", "")), Ok(()));
+}
+
+#[test]
+fn returns_the_offers_dtls_role() {
+    let all = |role: &str| CHROMIUM.replace("a=setup:actpass", role);
+    assert_eq!(check(CHROMIUM), Ok(Setup::ActPass));
+    assert_eq!(check(&all("a=setup:active")), Ok(Setup::Active));
+    assert_eq!(check(&all("a=setup:passive")), Ok(Setup::Passive));
+    assert_eq!(check(FFMPEG), Ok(Setup::Passive));
+    // A missing a=setup is RFC 4145's default: the offerer is active.
+    assert_eq!(
+        check(&CHROMIUM.replace("a=setup:actpass\n", "")),
+        Ok(Setup::Active)
+    );
+    // One transport (BUNDLE), one role: sections may not disagree.
+    let mixed = with("a=setup:actpass", "a=setup:passive");
+    assert!(refused(&mixed).contains("a=setup differs between media sections"));
 }
 
 #[test]
@@ -129,7 +143,7 @@ fn refuses_bad_ice_credentials() {
     ));
     assert!(e.contains("ice-pwd"), "{e}");
     // `+` and `/` are ice-chars.
-    assert_eq!(check(&with("a=ice-ufrag:Kp3x", "a=ice-ufrag:K+/x")), Ok(()));
+    assert!(check(&with("a=ice-ufrag:Kp3x", "a=ice-ufrag:K+/x")).is_ok());
 }
 
 #[test]
@@ -149,14 +163,14 @@ fn every_live_section_needs_a_fingerprint_and_credentials() {
         "v=0\ns=-\nt=0 0\n{FP}\na=ice-ufrag:abcd\na=ice-pwd:abcdefghijklmnopqrstuv\n\
          m=audio 9 UDP/TLS/RTP/SAVPF 111\na=rtpmap:111 opus/48000/2\n"
     );
-    assert_eq!(check(&session), Ok(()));
+    assert!(check(&session).is_ok());
 }
 
 #[test]
 fn rejected_and_bundle_only_sections_need_nothing() {
     let extra = "m=video 0 UDP/TLS/RTP/SAVPF 96\na=mid:2\n\
                  m=video 9 UDP/TLS/RTP/SAVPF 96\na=bundle-only\na=mid:3\n";
-    assert_eq!(check(&format!("{CHROMIUM}{extra}")), Ok(()));
+    assert!(check(&format!("{CHROMIUM}{extra}")).is_ok());
     let live = "m=video 9 UDP/TLS/RTP/SAVPF 96\na=mid:2\n";
     assert_eq!(
         refused(&format!("{CHROMIUM}{live}")),

@@ -35,6 +35,9 @@ use rtc::sansio::Protocol;
 use rtc::shared::error::Error as RtcError;
 use stream_router::{Codec, ExtMap, MediaKind};
 
+use super::codec_match;
+pub use super::codec_match::codec_profile;
+use super::offer_check::Setup;
 use super::srtp::Profile;
 
 /// Keepalive interval of the lite agent.
@@ -86,46 +89,14 @@ pub struct Leg {
 
 impl Leg {
     /// The payload type this leg sends a publisher's `codec`/`profile`
-    /// with; `None` if its answer did not accept that codec.
+    /// with (the closest accepted line, see [`codec_match`]); `None` if its
+    /// answer accepted no line that can carry it.
     pub fn payload_type_for(&self, codec: Codec, profile: u32) -> Option<u8> {
-        let same = |c: &&LegCodec| c.codec == codec;
-        let exact = self
-            .codecs
+        self.codecs
             .iter()
-            .filter(same)
-            .find(|c| c.profile == profile);
-        // H.264: the same profile_idc with other constraint flags (e.g.
-        // constrained baseline for baseline) decodes alike.
-        let close = || {
-            self.codecs
-                .iter()
-                .filter(same)
-                .find(|c| codec == Codec::H264 && c.profile >> 8 == profile >> 8)
-        };
-        exact.or_else(close).map(|c| c.payload_type)
-    }
-}
-
-/// What must agree, beyond the codec, for a player to decode a publisher's
-/// stream: H.264 `profile_idc << 8 | profile_iop` from `profile-level-id`
-/// (the level may differ), VP9 `profile-id`, AV1 `profile`; 0 otherwise.
-pub fn codec_profile(codec: Codec, fmtp: &str) -> u32 {
-    let param = |key: &str| {
-        fmtp.split(';').find_map(|p| {
-            let (k, v) = p.trim().split_once('=')?;
-            k.trim().eq_ignore_ascii_case(key).then(|| v.trim())
-        })
-    };
-    match codec {
-        Codec::H264 => param("profile-level-id")
-            .filter(|v| v.len() == 6)
-            .and_then(|v| u32::from_str_radix(&v[..4], 16).ok())
-            .unwrap_or(0x4200),
-        Codec::Vp9 => param("profile-id")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-        Codec::Av1 => param("profile").and_then(|v| v.parse().ok()).unwrap_or(0),
-        _ => 0,
+            .filter(|c| c.codec == codec && codec_match::accepts(codec, c.profile, profile))
+            .min_by_key(|c| codec_match::distance(codec, c.profile, profile))
+            .map(|c| c.payload_type)
     }
 }
 
@@ -345,6 +316,7 @@ pub fn certificate() -> Option<&'static RTCCertificate> {
 fn build(
     engine: MediaEngine,
     registry: Registry,
+    role: RTCDtlsRole,
     ufrag: &str,
     pwd: &str,
     settings: &CandidateAddrs,
@@ -371,7 +343,7 @@ fn build(
     let settings = builder
         .with_lite(true)
         .with_ice_credentials(ufrag.to_string(), pwd.to_string())
-        .with_answering_dtls_role(RTCDtlsRole::Server)
+        .with_answering_dtls_role(role)
         .with_sctp_max_message_size(SctpMaxMessageSize::Bounded(SCTP_MAX_MESSAGE))
         .with_ice_timeouts(
             Some(settings.ice_disconnected),
@@ -431,12 +403,25 @@ fn offered_kinds(offer: &RTCSessionDescription) -> Result<Vec<MediaKind>, Signal
         .collect())
 }
 
-fn parse_offer(sdp: &str) -> Result<RTCSessionDescription, SignalError> {
+/// The offer, checked, and the DTLS role our answer takes for it.
+fn parse_offer(sdp: &str) -> Result<(RTCSessionDescription, RTCDtlsRole), SignalError> {
     if sdp.trim().is_empty() {
         return Err(bad_sdp("empty"));
     }
-    super::offer_check::check(sdp).map_err(bad_sdp)?;
-    RTCSessionDescription::offer(sdp.to_string()).map_err(bad_sdp)
+    let setup = super::offer_check::check(sdp).map_err(bad_sdp)?;
+    let offer = RTCSessionDescription::offer(sdp.to_string()).map_err(bad_sdp)?;
+    Ok((offer, answering_role(setup)))
+}
+
+/// RFC 8842 §5.3: the answerer takes the role the offer leaves it. For
+/// `actpass` we are the DTLS server (`a=setup:passive`): the client's
+/// ClientHello then starts the handshake as soon as its ICE check succeeds,
+/// and an ICE-lite server never has to guess when to send one.
+fn answering_role(setup: Setup) -> RTCDtlsRole {
+    match setup {
+        Setup::Passive => RTCDtlsRole::Client,
+        Setup::Active | Setup::ActPass => RTCDtlsRole::Server,
+    }
 }
 
 /// The first codec per kind that the offer lists and we forward, in the
@@ -541,7 +526,7 @@ pub fn publisher(
     candidates: &CandidateAddrs,
     now: Instant,
 ) -> Result<(RTCPeerConnection, String, Vec<Negotiated>), SignalError> {
-    let offer = parse_offer(offer_sdp)?;
+    let (offer, role) = parse_offer(offer_sdp)?;
     if offered_kinds(&offer)?.is_empty() {
         return Err(bad_sdp("no audio or video section"));
     }
@@ -557,7 +542,7 @@ pub fn publisher(
     }
     register_exts(&mut engine).map_err(bad_sdp)?;
     let registry = register_default_interceptors(Registry::new(), &mut engine).map_err(bad_sdp)?;
-    let mut pc = build(engine, registry, ufrag, pwd, candidates, now).map_err(bad_sdp)?;
+    let mut pc = build(engine, registry, role, ufrag, pwd, candidates, now).map_err(bad_sdp)?;
     pc.set_remote_description(now, offer).map_err(bad_sdp)?;
     add_candidates(&mut pc, candidates).map_err(bad_sdp)?;
     let sdp = answer(&mut pc, now)?;
@@ -577,17 +562,34 @@ pub fn player(
     candidates: &CandidateAddrs,
     now: Instant,
 ) -> Result<(RTCPeerConnection, String, Vec<Leg>), SignalError> {
-    let offer = parse_offer(offer_sdp)?;
+    let (offer, role) = parse_offer(offer_sdp)?;
     let mut offered = offered_codecs(&offer, false)?;
     // The publisher's codecs first: its leg starts with that payload type.
     let live = |n: &Negotiated| {
         let c = codec_of(&n.codec.mime_type);
         publishing.iter().any(|p| {
             codec_of(&p.codec.mime_type) == c
-                && codec_profile(c, &p.codec.sdp_fmtp_line)
-                    == codec_profile(c, &n.codec.sdp_fmtp_line)
+                && codec_match::accepts(
+                    c,
+                    codec_profile(c, &n.codec.sdp_fmtp_line),
+                    codec_profile(c, &p.codec.sdp_fmtp_line),
+                )
         })
     };
+    // A live publisher's kind that the offer receives but cannot take in
+    // any codec line would play black (or silent): refuse the play.
+    for p in publishing {
+        let c = codec_of(&p.codec.mime_type);
+        let receives = offered_kinds(&offer)?.contains(&p.kind);
+        if receives && !offered.iter().any(|n| n.kind == p.kind && live(n)) {
+            let key = codec_profile(c, &p.codec.sdp_fmtp_line);
+            return Err(bad_sdp(format!(
+                "the offer cannot receive the stream's {} ({})",
+                format!("{:?}", p.kind).to_lowercase(),
+                codec_match::describe(c, key)
+            )));
+        }
+    }
     offered.sort_by_key(|n| !live(n));
     let mut kinds: Vec<MediaKind> = Vec::new();
     let mut engine = MediaEngine::default();
@@ -609,7 +611,7 @@ pub fn player(
     // `rtc`; no receiver reports — every interceptor on the chain costs two
     // moves of each outgoing packet.
     let registry = Registry::new().with(Slot::from(14_000), DeliverFeedback::default());
-    let mut pc = build(engine, registry, ufrag, pwd, candidates, now).map_err(bad_sdp)?;
+    let mut pc = build(engine, registry, role, ufrag, pwd, candidates, now).map_err(bad_sdp)?;
     let mut senders = Vec::new();
     for kind in kinds {
         let Some(first) = offered.iter().find(|n| n.kind == kind) else {
