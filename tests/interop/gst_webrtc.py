@@ -5,9 +5,10 @@ python3 (/usr/bin/python3, for python3-gst-1.0).
     gst_webrtc.py whip-publish URL TOKEN SECONDS [--h264]
     gst_webrtc.py whep-play URL TOKEN SECONDS
 
-whip-publish sends videotestsrc (VP8, or H.264 constrained baseline with
---h264) and an Opus tone for SECONDS, printing "published" once the peer
-connection is up, then DELETEs the resource. whep-play prints "decoded N
+whip-publish sends videotestsrc (VP8, or with --h264 H.264 from x264's
+baseline: constrained baseline `42c01e`) and an Opus tone for SECONDS,
+printing "published" once the peer connection is up, then DELETEs the
+resource. whep-play prints "decoded N
 video frames" (N frames out of GStreamer's decoder) after 30 frames or
 SECONDS, and exits non-zero if none came. Both print "answer-setup S"
 (the server's a=setup for webrtcbin's actpass offer).
@@ -22,7 +23,8 @@ import gi
 gi.require_version("Gst", "1.0")
 gi.require_version("GstWebRTC", "1.0")
 gi.require_version("GstSdp", "1.0")
-from gi.repository import GLib, Gst, GstSdp, GstWebRTC  # noqa: E402
+gi.require_version("Nice", "0.1")
+from gi.repository import GLib, Gst, GstSdp, GstWebRTC, Nice  # noqa: E402
 
 Gst.init(None)
 
@@ -34,9 +36,8 @@ VP8 = (
 H264 = (
     "videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=360,framerate=30/1 "
     "! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bframes=0 "
-    "! video/x-h264,profile=constrained-baseline ! rtph264pay config-interval=-1 pt=102 "
-    "! application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000,"
-    "packetization-mode=(string)1,profile-level-id=(string)42e01f ! w."
+    "! video/x-h264,profile=baseline ! rtph264pay config-interval=-1 pt=102 "
+    "! application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000 ! w."
 )
 OPUS = (
     "audiotestsrc is-live=true wave=sine ! audioconvert ! audioresample ! opusenc "
@@ -59,7 +60,18 @@ class Peer:
     def __init__(self, pipeline, url, token):
         self.loop = GLib.MainLoop()
         self.pipe = Gst.parse_launch(pipeline)
+        if not isinstance(self.pipe, Gst.Pipeline):  # a lone webrtcbin
+            element, self.pipe = self.pipe, Gst.Pipeline.new()
+            self.pipe.add(element)
         self.w = self.pipe.get_by_name("w")
+        # The tests' network namespace has only loopback, which libnice
+        # leaves out when it gathers: give its agent 127.0.0.1 itself.
+        # (Held: PyGObject drops a reference of the ICE object it returns.)
+        self.ice = self.w.get_property("ice-agent")
+        self.agent = self.ice.get_property("agent")
+        loopback = Nice.Address.new()
+        loopback.set_from_string("127.0.0.1")
+        self.agent.add_local_address(loopback)
         self.url, self.token = url, token
         self.location = None
         self.failed = None
@@ -75,7 +87,12 @@ class Peer:
         self.w.emit("create-offer", None, promise)
 
     def on_offer(self, promise, _data):
-        offer = promise.get_reply().get_value("offer")
+        promise.wait()
+        reply = promise.get_reply()
+        offer = reply.get_value("offer") if reply else None
+        if offer is None or offer.sdp is None:
+            self.fail(f"webrtcbin made no offer: {reply.to_string() if reply else None}")
+            return
         self.w.emit("set-local-description", offer, Gst.Promise.new())
         sdp = offer.sdp.as_text()
         threading.Thread(target=self.post, args=(sdp,), daemon=True).start()

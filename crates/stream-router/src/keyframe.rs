@@ -93,6 +93,52 @@ fn vp9(p: &[u8]) -> Option<bool> {
     Some((layer >> 1) & 0x07 == 0)
 }
 
+/// What an H.264 packet starts, for the keyframe gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum H264Start {
+    /// A sequence parameter set (alone, or first-class in a STAP-A): the
+    /// start of a keyframe that carries its SPS/PPS in band.
+    Sps,
+    /// An IDR slice (single NAL, in a STAP-A, or an FU-A's first fragment)
+    /// without an SPS in the same packet.
+    Idr,
+}
+
+/// Classify an H.264 RTP payload (RFC 6184); `None` for anything else,
+/// truncated or malformed.
+pub fn h264_start(p: &[u8]) -> Option<H264Start> {
+    let b0 = *p.first()?;
+    let of = |nal: u8| match nal & 0x1f {
+        NAL_SPS => Some(H264Start::Sps),
+        NAL_IDR => Some(H264Start::Idr),
+        _ => None,
+    };
+    match b0 & 0x1f {
+        NAL_STAP_A => {
+            let mut found = None;
+            let mut i = 1;
+            while let (Some(&hi), Some(&lo)) = (p.get(i), p.get(i + 1)) {
+                let size = usize::from(u16::from_be_bytes([hi, lo]));
+                if size == 0 {
+                    break;
+                }
+                match of(*p.get(i + 2)?) {
+                    Some(H264Start::Sps) => return Some(H264Start::Sps),
+                    Some(H264Start::Idr) => found = Some(H264Start::Idr),
+                    None => {}
+                }
+                i += 2 + size;
+            }
+            found
+        }
+        NAL_FU_A => {
+            let fu = *p.get(1)?;
+            (fu & 0x80 != 0 && fu & 0x1f == NAL_IDR).then_some(H264Start::Idr)
+        }
+        _ => of(b0),
+    }
+}
+
 const NAL_IDR: u8 = 5;
 const NAL_SPS: u8 = 7;
 const NAL_STAP_A: u8 = 24;
@@ -101,29 +147,7 @@ const NAL_FU_A: u8 = 28;
 /// RFC 6184: single NAL unit IDR/SPS, STAP-A aggregating one, or the start
 /// fragment of an FU-A carrying an IDR.
 fn h264(p: &[u8]) -> Option<bool> {
-    let key = |nal: u8| matches!(nal & 0x1f, NAL_IDR | NAL_SPS);
-    let b0 = *p.first()?;
-    match b0 & 0x1f {
-        NAL_STAP_A => {
-            let mut i = 1;
-            while let (Some(&hi), Some(&lo)) = (p.get(i), p.get(i + 1)) {
-                let size = usize::from(u16::from_be_bytes([hi, lo]));
-                if size == 0 {
-                    break;
-                }
-                if key(*p.get(i + 2)?) {
-                    return Some(true);
-                }
-                i += 2 + size;
-            }
-            Some(false)
-        }
-        NAL_FU_A => {
-            let fu = *p.get(1)?;
-            Some(fu & 0x80 != 0 && fu & 0x1f == NAL_IDR)
-        }
-        _ => Some(key(b0)),
-    }
+    Some(h264_start(p).is_some())
 }
 
 /// AV1 aggregation header `Z Y W W N - - -`: N=1 marks the first packet of
@@ -176,6 +200,25 @@ mod tests {
         assert!(Codec::Vp9.is_keyframe_start(&[0xb8, 0x12, 0x00]));
         assert!(!Codec::Vp9.is_keyframe_start(&[0xb8, 0x12]));
         assert!(!Codec::Vp9.is_keyframe_start(&[]));
+    }
+
+    #[test]
+    fn h264_starts_tell_sps_from_idr() {
+        assert_eq!(h264_start(&[0x67, 0x42]), Some(H264Start::Sps));
+        assert_eq!(h264_start(&[0x65, 0x88]), Some(H264Start::Idr));
+        assert_eq!(h264_start(&[0x7c, 0x85, 0]), Some(H264Start::Idr));
+        // STAP-A: an SPS anywhere in it wins over the IDR.
+        assert_eq!(
+            h264_start(&[0x78, 0, 1, 0x65, 0, 1, 0x67]),
+            Some(H264Start::Sps)
+        );
+        assert_eq!(
+            h264_start(&[0x78, 0, 1, 0x68, 0, 1, 0x65]),
+            Some(H264Start::Idr)
+        );
+        assert_eq!(h264_start(&[0x78, 0, 1, 0x68]), None);
+        assert_eq!(h264_start(&[0x41, 0x9a]), None);
+        assert_eq!(h264_start(&[]), None);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::Instant;
 use crate::cache::{RetransmitCache, AUDIO_CACHE_PACKETS, VIDEO_CACHE_PACKETS};
 use crate::ext::ExtMap;
 use crate::feedback::PLI_INTERVAL;
-use crate::keyframe::Codec;
+use crate::keyframe::{h264_start, Codec, H264Start};
 use crate::packet::RtpPacket;
 use crate::pool::Pool;
 use crate::seq::SeqExtender;
@@ -99,6 +99,10 @@ pub(crate) struct Track {
     /// Whether this track sits in the router's pending-PLI list.
     pub(crate) pli_listed: bool,
     pli_last_sent: Option<Instant>,
+    /// H.264: the RTP timestamp of the last access unit that began with an
+    /// SPS. Its IDR is not a second keyframe start: the gate opens at the
+    /// SPS, so that a player gets SPS and PPS before its first IDR.
+    sps_timestamp: Option<u32>,
 }
 
 impl Track {
@@ -116,6 +120,7 @@ impl Track {
             pli_pending: false,
             pli_listed: false,
             pli_last_sent: None,
+            sps_timestamp: None,
         }
     }
 
@@ -135,8 +140,19 @@ impl Track {
         self.seq.extend(pkt.sequence_number);
         self.stats.packets_received += 1;
         self.stats.bytes_received += pkt.payload.len() as u64;
-        let keyframe =
-            self.info.kind == MediaKind::Video && self.info.codec.is_keyframe_start(&pkt.payload);
+        let keyframe = self.info.kind == MediaKind::Video
+            && match self.info.codec {
+                Codec::H264 => match h264_start(&pkt.payload) {
+                    Some(H264Start::Sps) => {
+                        self.sps_timestamp = Some(pkt.timestamp);
+                        true
+                    }
+                    // An IDR without its SPS in band opens the gate itself.
+                    Some(H264Start::Idr) => self.sps_timestamp != Some(pkt.timestamp),
+                    None => false,
+                },
+                codec => codec.is_keyframe_start(&pkt.payload),
+            };
         if keyframe {
             self.stats.keyframes += 1;
         }

@@ -582,3 +582,48 @@ fn keys_are_waited_for_only_while_down_tracks_wait() {
     assert_eq!(r.awaited_keys(), 0);
     assert_eq!(r.counts(), (0, 0, 0));
 }
+
+/// H.264 with SPS/PPS in band: a late joiner starts at the SPS of the
+/// next keyframe, never at its IDR (which would leave the decoder without
+/// parameter sets); a stream without in-band SPS starts at its IDR.
+#[test]
+fn h264_late_joiner_gets_sps_and_pps_before_the_idr() {
+    const SPS: &[u8] = &[0x67, 0x42, 0xe0, 0x1f];
+    const PPS: &[u8] = &[0x68, 0xce, 0x3c, 0x80];
+    const IDR_START: &[u8] = &[0x7c, 0x85, 0x88]; // FU-A, S=1, IDR
+    const IDR_END: &[u8] = &[0x7c, 0x45, 0x00]; // FU-A, E=1
+    const DELTA: &[u8] = &[0x41, 0x9a];
+    let mut r = Router::new();
+    let s = r.add_stream(key("h264")).unwrap();
+    let v = TrackInfo {
+        codec: Codec::H264,
+        ..video_info(0x4264)
+    };
+    let t = r.add_track(s, v.clone()).unwrap();
+    let t0 = Instant::now();
+    let push = |r: &mut Router, seq: u16, ts: u32, p: &'static [u8]| {
+        r.push_rtp(t, packet(&v, seq, ts, Bytes::from_static(p)), t0)
+            .unwrap()
+    };
+    push(&mut r, 1, 0, SPS);
+    push(&mut r, 2, 0, PPS);
+    // The player subscribes between the SPS and the IDR of one keyframe.
+    let d = r.subscribe(s, MediaKind::Video, player(1, 64)).unwrap();
+    assert_eq!(push(&mut r, 3, 0, IDR_START).gated, 1);
+    assert_eq!(push(&mut r, 4, 0, IDR_END).gated, 1);
+    assert_eq!(push(&mut r, 5, 3000, DELTA).gated, 1);
+    for (seq, p) in [(6, SPS), (7, PPS), (8, IDR_START), (9, IDR_END)] {
+        assert_eq!(push(&mut r, seq, 6000, p).enqueued, 1);
+    }
+    let out = drain_one(&mut r, d);
+    let firsts: Vec<&[u8]> = out.iter().map(|p| &p.payload[..]).collect();
+    assert_eq!(firsts, [SPS, PPS, IDR_START, IDR_END]);
+    // One keyframe per access unit, not one per SPS and one per IDR.
+    assert_eq!(r.track_stats(t).unwrap().keyframes, 2);
+
+    // An IDR with no SPS before it (parameter sets out of band) opens the
+    // gate by itself.
+    let d2 = r.subscribe(s, MediaKind::Video, player(2, 64)).unwrap();
+    assert_eq!(push(&mut r, 10, 9000, IDR_START).gated, 0);
+    assert_eq!(&drain_one(&mut r, d2)[0].payload[..], IDR_START);
+}
