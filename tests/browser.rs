@@ -103,6 +103,37 @@ fn aiortc_whip_publish_plays_in_chromium() {
     common::egress::assert_fast(&common::metrics_blocking(&server), 2, common::egress::GCM);
 }
 
+/// FFmpeg's WHIP muxer (FFmpeg 8 via PyAV: libx264 `-profile baseline` +
+/// libopus, `a=setup:passive`, a P-224 DTLS certificate) publishes;
+/// Chromium plays it through the SDK and decodes H.264 on the line of its
+/// offer with FFmpeg's profile (FFmpeg offers baseline `42001e`, so
+/// Chromium's baseline `42001f`, not its constrained baseline `42e01f`).
+#[test]
+fn ffmpeg_whip_h264_plays_in_chromium() {
+    let server = TestServer::start_dev();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/ffmpeg_whip.py");
+    let url = format!("http://{}/whip/interop/ffmpeg-cam", server.addr);
+    let mut ffmpeg = std::process::Command::new("python3")
+        .arg(&script)
+        .args([url.as_str(), &token("ffmpeg"), "40"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run python3 (PyAV)");
+    let mut line = String::new();
+    use std::io::BufRead;
+    let stdout = ffmpeg.stdout.take().expect("stdout");
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read");
+    assert_eq!(line.trim(), "publishing", "FFmpeg did not publish");
+    let out = run_script_args(&server, "interop.mjs", &["play", "ffmpeg-cam"]);
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
+    assert!(out.contains("decoded"), "{out}");
+    assert!(out.contains("video codec video/H264"), "{out}");
+    assert!(out.contains("profile-level-id=42001f"), "{out}");
+}
+
 /// Chromium publishes through the SDK; aiortc plays it over WHEP.
 #[test]
 fn chromium_publish_plays_in_aiortc_over_whep() {

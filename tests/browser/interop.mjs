@@ -22,6 +22,15 @@ try {
       return st && st.framesDecoded > 10 ? st : null;
     });
     console.log(`decoded ${s.framesDecoded} frames`);
+    // The video codec the answer gave this player, as Chromium decodes it.
+    const codec = await page.evaluate(async (stream) => {
+      const report = await window.e._players.get(stream).pc.getStats();
+      let id = null;
+      report.forEach((r) => { if (r.type === 'inbound-rtp' && r.kind === 'video') id = r.codecId; });
+      const c = id && report.get(id);
+      return c ? `${c.mimeType} ${c.sdpFmtpLine || ''}` : 'none';
+    }, stream);
+    console.log(`video codec ${codec}`);
     // Sender reports (the server makes them itself for every player leg)
     // show as remote-outbound-rtp stats.
     const kinds = await until(`remote-outbound-rtp of ${stream}`, async () => {
