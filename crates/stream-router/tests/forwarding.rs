@@ -599,7 +599,7 @@ fn h264_late_joiner_gets_sps_and_pps_before_the_idr() {
         codec: Codec::H264,
         ..video_info(0x4264)
     };
-    let t = r.add_track(s, v.clone()).unwrap();
+    let t = r.add_track(s, v).unwrap();
     let t0 = Instant::now();
     let push = |r: &mut Router, seq: u16, ts: u32, p: &'static [u8]| {
         r.push_rtp(t, packet(&v, seq, ts, Bytes::from_static(p)), t0)
