@@ -42,6 +42,39 @@ fn run_script_args(server: &TestServer, script: &str, args: &[&str]) -> String {
     stdout
 }
 
+/// A process started for a test that printed `ready` as its first line;
+/// the rest of its output is kept readable (never a closed pipe it could
+/// die writing to) and it is killed when dropped.
+struct Background {
+    child: std::process::Child,
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Background {
+    fn start(mut cmd: Command, ready: &str) -> Background {
+        use std::io::BufRead;
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("run {cmd:?}: {e} (scripts/test installs it)"));
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read");
+        assert_eq!(line.trim(), ready, "{cmd:?} did not get ready");
+        Background {
+            child,
+            _stdout: stdout,
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Fail (never skip) when Firefox or puppeteer-core is missing.
 fn require_firefox() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
@@ -73,29 +106,18 @@ fn aiortc_whip_publish_plays_in_chromium() {
     let server = TestServer::start_dev_with("srtpProfiles = [\"AEAD_AES_128_GCM\"]");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/aiortc_peer.py");
     let url = format!("http://{}", server.addr);
-    let mut publisher = std::process::Command::new("python3")
-        .arg(&script)
-        .args([
-            "whip-publish",
-            &url,
-            "interop",
-            "aiortc-cam",
-            &token("aiortc"),
-            "20",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("run python3 (aiortc)");
-    let mut line = String::new();
-    use std::io::BufRead;
-    let stdout = publisher.stdout.take().expect("stdout");
-    std::io::BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read");
-    assert_eq!(line.trim(), "published", "aiortc did not publish");
+    let mut aiortc = Command::new("python3");
+    aiortc.arg(&script).args([
+        "whip-publish",
+        &url,
+        "interop",
+        "aiortc-cam",
+        &token("aiortc"),
+        "20",
+    ]);
+    let publisher = Background::start(aiortc, "published");
     let out = run_script_args(&server, "interop.mjs", &["play", "aiortc-cam"]);
-    let _ = publisher.kill();
-    let _ = publisher.wait();
+    drop(publisher);
     assert!(out.contains("decoded"), "{out}");
     // The server's own sender reports reached Chromium's stats.
     assert!(out.contains("remote-outbound-rtp audio"), "{out}");
@@ -113,22 +135,12 @@ fn ffmpeg_whip_h264_plays_in_chromium() {
     let server = TestServer::start_dev();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/ffmpeg_whip.py");
     let url = format!("http://{}/whip/interop/ffmpeg-cam", server.addr);
-    let mut ffmpeg = std::process::Command::new("python3")
-        .arg(&script)
-        .args([url.as_str(), &token("ffmpeg"), "40"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("run python3 (PyAV)");
-    let mut line = String::new();
-    use std::io::BufRead;
-    let stdout = ffmpeg.stdout.take().expect("stdout");
-    std::io::BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read");
-    assert_eq!(line.trim(), "publishing", "FFmpeg did not publish");
+    let mut cmd = Command::new("python3");
+    cmd.arg(&script)
+        .args([url.as_str(), &token("ffmpeg"), "40"]);
+    let ffmpeg = Background::start(cmd, "publishing");
     let out = run_script_args(&server, "interop.mjs", &["play", "ffmpeg-cam"]);
-    let _ = ffmpeg.kill();
-    let _ = ffmpeg.wait();
+    drop(ffmpeg);
     assert!(out.contains("decoded"), "{out}");
     assert!(out.contains("video codec video/H264"), "{out}");
     assert!(out.contains("profile-level-id=42001f"), "{out}");
@@ -140,21 +152,12 @@ fn chromium_publish_plays_in_aiortc_over_whep() {
     // AES-CM only, so that an independent stack exercises that profile.
     let server = TestServer::start_dev_with("srtpProfiles = [\"AES_CM_128_HMAC_SHA1_80\"]");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    let mut browser = std::process::Command::new("node")
-        .arg(dir.join("interop.mjs"))
+    let mut node = Command::new("node");
+    node.arg(dir.join("interop.mjs"))
         .args(["publish", "chrome-cam"])
         .env("SERVER", format!("http://{}", server.addr))
-        .current_dir(&dir)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("run node");
-    let mut line = String::new();
-    use std::io::BufRead;
-    let stdout = browser.stdout.take().expect("stdout");
-    std::io::BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read");
-    assert_eq!(line.trim(), "publishing", "chromium did not publish");
+        .current_dir(&dir);
+    let browser = Background::start(node, "publishing");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/aiortc_peer.py");
     let out = std::process::Command::new("python3")
         .arg(&script)
@@ -167,8 +170,7 @@ fn chromium_publish_plays_in_aiortc_over_whep() {
         ])
         .output()
         .expect("run python3 (aiortc)");
-    let _ = browser.kill();
-    let _ = browser.wait();
+    drop(browser);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -176,10 +178,16 @@ fn chromium_publish_plays_in_aiortc_over_whep() {
         String::from_utf8_lossy(&out.stderr)
     );
     eprintln!("{stdout}");
+    // "decoded N video frames" (after aiortc's "dtls …" line).
     let frames: u64 = stdout
-        .split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("decoded ")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
         .unwrap_or(0);
     assert!(frames >= 10, "{stdout}");
     common::egress::assert_fast(&common::metrics_blocking(&server), 2, common::egress::CM);

@@ -24,12 +24,76 @@ use std::sync::{Arc, OnceLock};
 
 use p224::ecdsa::signature::hazmat::PrehashVerifier;
 use rtc::crypto::{
-    ActiveKeyExchange, AeadAlgorithm, AeadCipher, BlockCipherAlgorithm, CbcAlgorithm, CbcCipher,
-    CryptoAlgorithm, CryptoError, HashAlgorithm, HmacAlgorithm, KeyExchangeAlgorithm, Mac,
-    PublicKey, PublicKeyEncoding, RTCCrypto, RTCCryptoProvider, RTCRandom, SignatureScheme,
-    SigningKey, StreamCipher, StreamCipherAlgorithm,
+    BlockCipherAlgorithm, CryptoError, PublicKey, PublicKeyEncoding, RTCCrypto, RTCCryptoProvider,
+    RTCRandom, SignatureScheme,
 };
 use sha2::Digest;
+
+/// The `RTCCrypto` methods a wrapping provider passes on unchanged to
+/// `self.inner.crypto()`: all but `block_encrypt` and `verify_signature`,
+/// which each wrapper (this one, `srtp::KeyCapture`) writes itself.
+macro_rules! forward_crypto {
+    () => {
+        fn supports(&self, algorithm: rtc::crypto::CryptoAlgorithm) -> bool {
+            self.inner.crypto().supports(algorithm)
+        }
+        fn hash(
+            &self,
+            algorithm: rtc::crypto::HashAlgorithm,
+            data: &[u8],
+        ) -> Result<Vec<u8>, rtc::crypto::CryptoError> {
+            self.inner.crypto().hash(algorithm, data)
+        }
+        fn new_hmac(
+            &self,
+            algorithm: rtc::crypto::HmacAlgorithm,
+            key: &[u8],
+        ) -> Result<Box<dyn rtc::crypto::Mac>, rtc::crypto::CryptoError> {
+            self.inner.crypto().new_hmac(algorithm, key)
+        }
+        fn new_stream_cipher(
+            &self,
+            algorithm: rtc::crypto::StreamCipherAlgorithm,
+            key: &[u8],
+        ) -> Result<Box<dyn rtc::crypto::StreamCipher>, rtc::crypto::CryptoError> {
+            self.inner.crypto().new_stream_cipher(algorithm, key)
+        }
+        fn new_aead(
+            &self,
+            algorithm: rtc::crypto::AeadAlgorithm,
+            key: &[u8],
+        ) -> Result<Box<dyn rtc::crypto::AeadCipher>, rtc::crypto::CryptoError> {
+            self.inner.crypto().new_aead(algorithm, key)
+        }
+        fn new_cbc(
+            &self,
+            algorithm: rtc::crypto::CbcAlgorithm,
+            key: &[u8],
+        ) -> Result<Box<dyn rtc::crypto::CbcCipher>, rtc::crypto::CryptoError> {
+            self.inner.crypto().new_cbc(algorithm, key)
+        }
+        fn start_key_exchange(
+            &self,
+            algorithm: rtc::crypto::KeyExchangeAlgorithm,
+        ) -> Result<Box<dyn rtc::crypto::ActiveKeyExchange>, rtc::crypto::CryptoError> {
+            self.inner.crypto().start_key_exchange(algorithm)
+        }
+        fn generate_signing_key(
+            &self,
+            scheme: rtc::crypto::SignatureScheme,
+        ) -> Result<std::sync::Arc<dyn rtc::crypto::SigningKey>, rtc::crypto::CryptoError> {
+            self.inner.crypto().generate_signing_key(scheme)
+        }
+        fn import_signing_key(
+            &self,
+            scheme: rtc::crypto::SignatureScheme,
+            pkcs8_der: &[u8],
+        ) -> Result<std::sync::Arc<dyn rtc::crypto::SigningKey>, rtc::crypto::CryptoError> {
+            self.inner.crypto().import_signing_key(scheme, pkcs8_der)
+        }
+    };
+}
+pub(crate) use forward_crypto;
 
 /// Length of an uncompressed SEC1 P-224 point (`04 || x || y`).
 const P224_POINT: usize = 1 + 2 * 28;
@@ -127,12 +191,6 @@ impl RTCCrypto for Crypto {
                 .verify_signature(scheme, public_key, message, signature),
         }
     }
-    fn supports(&self, algorithm: CryptoAlgorithm) -> bool {
-        self.inner.crypto().supports(algorithm)
-    }
-    fn hash(&self, algorithm: HashAlgorithm, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        self.inner.crypto().hash(algorithm, data)
-    }
     fn block_encrypt(
         &self,
         algorithm: BlockCipherAlgorithm,
@@ -141,49 +199,7 @@ impl RTCCrypto for Crypto {
     ) -> Result<(), CryptoError> {
         self.inner.crypto().block_encrypt(algorithm, key, block)
     }
-    fn new_hmac(&self, algorithm: HmacAlgorithm, key: &[u8]) -> Result<Box<dyn Mac>, CryptoError> {
-        self.inner.crypto().new_hmac(algorithm, key)
-    }
-    fn new_stream_cipher(
-        &self,
-        algorithm: StreamCipherAlgorithm,
-        key: &[u8],
-    ) -> Result<Box<dyn StreamCipher>, CryptoError> {
-        self.inner.crypto().new_stream_cipher(algorithm, key)
-    }
-    fn new_aead(
-        &self,
-        algorithm: AeadAlgorithm,
-        key: &[u8],
-    ) -> Result<Box<dyn AeadCipher>, CryptoError> {
-        self.inner.crypto().new_aead(algorithm, key)
-    }
-    fn new_cbc(
-        &self,
-        algorithm: CbcAlgorithm,
-        key: &[u8],
-    ) -> Result<Box<dyn CbcCipher>, CryptoError> {
-        self.inner.crypto().new_cbc(algorithm, key)
-    }
-    fn start_key_exchange(
-        &self,
-        algorithm: KeyExchangeAlgorithm,
-    ) -> Result<Box<dyn ActiveKeyExchange>, CryptoError> {
-        self.inner.crypto().start_key_exchange(algorithm)
-    }
-    fn generate_signing_key(
-        &self,
-        scheme: SignatureScheme,
-    ) -> Result<Arc<dyn SigningKey>, CryptoError> {
-        self.inner.crypto().generate_signing_key(scheme)
-    }
-    fn import_signing_key(
-        &self,
-        scheme: SignatureScheme,
-        pkcs8_der: &[u8],
-    ) -> Result<Arc<dyn SigningKey>, CryptoError> {
-        self.inner.crypto().import_signing_key(scheme, pkcs8_der)
-    }
+    forward_crypto!();
 }
 
 #[cfg(test)]

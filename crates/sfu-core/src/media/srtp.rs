@@ -20,9 +20,8 @@ use aes::cipher::{BlockEncrypt, InnerIvInit, KeyInit, StreamCipher};
 use hmac::{Hmac, Mac};
 use parking_lot::Mutex;
 use rtc::crypto::{
-    ActiveKeyExchange, AeadAlgorithm, AeadCipher, BlockCipherAlgorithm, CbcAlgorithm, CbcCipher,
-    CryptoAlgorithm, CryptoError, HashAlgorithm, HmacAlgorithm, KeyExchangeAlgorithm, PublicKey,
-    RTCCrypto, RTCCryptoProvider, RTCRandom, SignatureScheme, SigningKey, StreamCipherAlgorithm,
+    BlockCipherAlgorithm, CryptoError, PublicKey, RTCCrypto, RTCCryptoProvider, RTCRandom,
+    SignatureScheme,
 };
 use sha1::Sha1;
 
@@ -122,12 +121,6 @@ impl RTCCryptoProvider for KeyCapture {
 }
 
 impl RTCCrypto for CapturingCrypto {
-    fn supports(&self, algorithm: CryptoAlgorithm) -> bool {
-        self.inner.crypto().supports(algorithm)
-    }
-    fn hash(&self, algorithm: HashAlgorithm, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        self.inner.crypto().hash(algorithm, data)
-    }
     fn block_encrypt(
         &self,
         algorithm: BlockCipherAlgorithm,
@@ -146,53 +139,6 @@ impl RTCCrypto for CapturingCrypto {
         }
         self.inner.crypto().block_encrypt(algorithm, key, block)
     }
-    fn new_hmac(
-        &self,
-        algorithm: HmacAlgorithm,
-        key: &[u8],
-    ) -> Result<Box<dyn rtc::crypto::Mac>, CryptoError> {
-        self.inner.crypto().new_hmac(algorithm, key)
-    }
-    fn new_stream_cipher(
-        &self,
-        algorithm: StreamCipherAlgorithm,
-        key: &[u8],
-    ) -> Result<Box<dyn rtc::crypto::StreamCipher>, CryptoError> {
-        self.inner.crypto().new_stream_cipher(algorithm, key)
-    }
-    fn new_aead(
-        &self,
-        algorithm: AeadAlgorithm,
-        key: &[u8],
-    ) -> Result<Box<dyn AeadCipher>, CryptoError> {
-        self.inner.crypto().new_aead(algorithm, key)
-    }
-    fn new_cbc(
-        &self,
-        algorithm: CbcAlgorithm,
-        key: &[u8],
-    ) -> Result<Box<dyn CbcCipher>, CryptoError> {
-        self.inner.crypto().new_cbc(algorithm, key)
-    }
-    fn start_key_exchange(
-        &self,
-        algorithm: KeyExchangeAlgorithm,
-    ) -> Result<Box<dyn ActiveKeyExchange>, CryptoError> {
-        self.inner.crypto().start_key_exchange(algorithm)
-    }
-    fn generate_signing_key(
-        &self,
-        scheme: SignatureScheme,
-    ) -> Result<Arc<dyn SigningKey>, CryptoError> {
-        self.inner.crypto().generate_signing_key(scheme)
-    }
-    fn import_signing_key(
-        &self,
-        scheme: SignatureScheme,
-        pkcs8_der: &[u8],
-    ) -> Result<Arc<dyn SigningKey>, CryptoError> {
-        self.inner.crypto().import_signing_key(scheme, pkcs8_der)
-    }
     fn verify_signature(
         &self,
         scheme: SignatureScheme,
@@ -204,6 +150,7 @@ impl RTCCrypto for CapturingCrypto {
             .crypto()
             .verify_signature(scheme, public_key, message, signature)
     }
+    super::dtls_compat::forward_crypto!();
 }
 
 const LABEL_SRTP_ENCRYPTION: u8 = 0;
