@@ -14,7 +14,7 @@ use room_signal::{AppConfig, Limits, SignalConfig};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct ServerSection {
     /// Signaling/HTTP listener.
     pub bind: SocketAddr,
@@ -151,12 +151,31 @@ impl ServerSection {
     }
 }
 
+/// How log lines are written (to stderr).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event (the default).
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `fields`
+    /// (the message and its key/values), `spans`.
+    Json,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct LogSection {
+    pub format: LogFormat,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct FileConfig {
     pub server: ServerSection,
     pub limits: Limits,
     pub apps: Vec<AppConfig>,
+    pub log: LogSection,
 }
 
 impl FileConfig {
@@ -176,6 +195,11 @@ impl FileConfig {
         if let Some(path) = path {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
+            // The file alone, strictly: an unknown key or a bad value is
+            // reported with its line and column, as the TOML parser sees it.
+            if let Err(e) = toml::from_str::<FileConfig>(&text) {
+                bail!("{}: {}", path.display(), e.to_string().trim_end());
+            }
             let file: toml::Value =
                 toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
             merge(&mut tree, file);

@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use room_signal::token::{self, Claims, Privilege};
 use sfu_core::{Server, ServerConfig};
 
-use crate::config::FileConfig;
+use crate::config::{FileConfig, LogFormat};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -45,6 +45,17 @@ enum Command {
     Token(TokenArgs),
     /// Load-test a running server: N publishers x M players, synthetic VP8/Opus.
     LoadTest(sfu_load::cli::LoadArgs),
+    /// Work with the configuration without starting the server.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Validate `--config FILE` (with the `SFU_*` environment applied):
+    /// prints what it would serve and exits 0, or the first error (its key
+    /// and line) and exits 1. Binds nothing.
+    Check,
 }
 
 #[derive(Args, Debug)]
@@ -91,8 +102,26 @@ fn main() -> anyhow::Result<()> {
                 .build()?
                 .block_on(sfu_load::cli::run(args))
         }
+        Some(Command::Config(ConfigCommand::Check)) => check_config(&cli),
         None => serve(cli),
     }
+}
+
+fn check_config(cli: &Cli) -> anyhow::Result<()> {
+    let cfg = load_config(cli)?;
+    // What `serve` would build from it, so a bad address or profile fails here too.
+    cfg.server.media()?;
+    println!(
+        "{}: ok (http {}, udp port {}, {} app(s), log format {:?})",
+        cli.config
+            .as_deref()
+            .map_or("--dev defaults".into(), |p| p.display().to_string()),
+        cfg.server.bind,
+        cfg.server.udp_port,
+        cfg.apps.len(),
+        cfg.log.format,
+    );
+    Ok(())
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<FileConfig> {
@@ -155,18 +184,25 @@ fn print_token(cli: &Cli, args: &TokenArgs) -> anyhow::Result<()> {
 fn serve(cli: Cli) -> anyhow::Result<()> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
+    let cfg = load_config(&cli)?;
     // The WebRTC stack's and our client-triggered lines are rate-limited
     // per target (`sfu_core::ratelog`), whatever RUST_LOG enables.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
-        )
-        .with_writer(std::io::stderr)
-        .finish()
-        .with(sfu_core::ratelog::RateLimit::default())
-        .init();
-    let cfg = load_config(&cli)?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
+    let lines = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cfg.log.format {
+        LogFormat::Text => lines
+            .finish()
+            .with(sfu_core::ratelog::RateLimit::default())
+            .init(),
+        LogFormat::Json => lines
+            .json()
+            .finish()
+            .with(sfu_core::ratelog::RateLimit::default())
+            .init(),
+    }
     match sfu_core::listener::raise_fd_limit() {
         Ok(n) => tracing::debug!(open_files = n, "RLIMIT_NOFILE raised to the hard limit"),
         Err(e) => tracing::warn!("could not raise RLIMIT_NOFILE: {e}"),
