@@ -118,11 +118,41 @@ impl Drop for WsSlot {
     }
 }
 
+/// How long every media worker has to answer a readiness ping.
+pub const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `GET /readyz`: `200` when the listeners are bound (this answer comes
+/// through the HTTP one; the media socket is bound before the server
+/// starts) and every media worker answered a ping within
+/// [`READY_WITHIN`]; `503` naming the workers that did not.
+async fn readyz(AxumState(state): AxumState<Arc<State>>) -> Response {
+    let (workers, silent) = match &state.media {
+        Some(media) => (
+            media.workers(),
+            media.unanswering_workers(READY_WITHIN).await,
+        ),
+        None => (0, Vec::new()),
+    };
+    let ready = silent.is_empty();
+    let body = serde_json::json!({
+        "ready": ready,
+        "mediaWorkers": workers,
+        "unansweringWorkers": silent,
+    });
+    let status = match ready {
+        true => StatusCode::OK,
+        false => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (status, axum::Json(body)).into_response()
+}
+
 pub fn router(state: Arc<State>) -> Router {
     let dev = state.dev;
     let router = Router::new()
         .route("/ws", get(ws))
         .route("/health", get(|| async { "ok" }))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(crate::metrics::serve))
         .route("/admin/kick", post(admin_kick))
         .route(

@@ -293,6 +293,33 @@ impl MediaPlane {
     }
 }
 
+impl MediaPlane {
+    /// How many media workers there are.
+    pub fn workers(&self) -> usize {
+        self.shared.mailboxes.len()
+    }
+
+    /// The workers that did not answer a ping within `within` (all asked
+    /// at once): an empty list means every worker's loop is turning.
+    pub async fn unanswering_workers(&self, within: std::time::Duration) -> Vec<usize> {
+        let asked: Vec<_> = (0..self.shared.mailboxes.len())
+            .map(|w| {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                self.shared.command(w, relay::Command::Ping(tx));
+                rx
+            })
+            .collect();
+        let deadline = tokio::time::Instant::now() + within;
+        let mut silent = Vec::new();
+        for (w, rx) in asked.into_iter().enumerate() {
+            if !matches!(tokio::time::timeout_at(deadline, rx).await, Ok(Ok(()))) {
+                silent.push(w);
+            }
+        }
+        silent
+    }
+}
+
 /// The address of the interface that routes to the outside, for answers
 /// when binding the unspecified address. `connect` on UDP sends nothing.
 fn primary_ip() -> Option<IpAddr> {

@@ -56,6 +56,8 @@ pub enum Command {
     RelayEnd { key: StreamKey, publisher: MediaId },
     /// Report the sizes of every map.
     Stats(oneshot::Sender<WorkerStats>),
+    /// Answer at once (readiness: the worker's loop is turning).
+    Ping(oneshot::Sender<()>),
 }
 
 /// A publisher's packet relayed to a worker that has players of it (one
@@ -204,6 +206,14 @@ impl Worker {
             }
             Command::Stats(reply) => {
                 let _ = reply.send(self.stats());
+            }
+            Command::Ping(reply) => {
+                // Test hook (debug builds): a worker whose loop stalls.
+                #[cfg(debug_assertions)]
+                if let Some(ms) = self.stall_on_ping_ms.take() {
+                    std::thread::sleep(std::time::Duration::from_millis(ms));
+                }
+                let _ = reply.send(());
             }
         }
     }

@@ -204,6 +204,10 @@ pub(crate) struct Worker {
     /// whose publisher's handling panics on its first RTP packet.
     #[cfg(debug_assertions)]
     pub panic_stream: Option<String>,
+    /// Test hook (debug builds): `SFUTEST_STALL_ON_PING_MS` — the first
+    /// readiness ping blocks this worker's thread that long.
+    #[cfg(debug_assertions)]
+    pub stall_on_ping_ms: Option<u64>,
 }
 
 /// Queue what a connection's `rtc` wants to send (a player's output is
@@ -277,6 +281,10 @@ impl Worker {
             corrupt_key_stream: std::env::var("SFUTEST_CORRUPT_SRTP_KEY").ok(),
             #[cfg(debug_assertions)]
             panic_stream: std::env::var("SFUTEST_PANIC_STREAM").ok(),
+            #[cfg(debug_assertions)]
+            stall_on_ping_ms: std::env::var("SFUTEST_STALL_ON_PING_MS")
+                .ok()
+                .and_then(|v| v.parse().ok()),
         })
     }
 
