@@ -231,10 +231,32 @@ impl App {
         }
     }
 
+    /// Streams published now, and plays (waiting or not) of any stream ID.
+    pub fn stream_counts(&self) -> (usize, usize) {
+        let streams = self.streams.lock();
+        let published = streams.values().filter(|e| e.published.is_some()).count();
+        let plays = streams.values().map(|e| e.players.len()).sum();
+        (published, plays)
+    }
+
     /// Stream IDs with a publish or a play (tests: back to zero).
     pub fn stream_entries(&self) -> usize {
         self.streams.lock().len()
     }
+}
+
+/// What [`Hub::stats`] counts, summed over apps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HubStats {
+    /// Signaling connections and WHIP/WHEP resources.
+    pub sessions: usize,
+    pub rooms: usize,
+    /// Users in rooms (a user in two rooms counts twice).
+    pub room_members: usize,
+    /// Streams published.
+    pub streams: usize,
+    /// Plays, waiting or playing.
+    pub plays: usize,
 }
 
 /// Every app of the server; the entry point of the control plane.
@@ -280,12 +302,34 @@ impl Hub {
         &self.limits
     }
 
+    /// Totals over every app, for `/metrics` (O(rooms + streams)).
+    pub fn stats(&self) -> HubStats {
+        let mut s = HubStats::default();
+        for app in self.apps.values() {
+            s.sessions += app.session_count();
+            for room in app.rooms() {
+                let (members, _) = room.counts();
+                s.rooms += 1;
+                s.room_members += members;
+            }
+            let (published, plays) = app.stream_counts();
+            s.streams += published;
+            s.plays += plays;
+        }
+        s
+    }
+
     /// Refusals by resource limits of `app_id` (see [`Refusals`]).
     pub fn refusals(&self, app_id: u32) -> Vec<(u32, u64)> {
         self.apps
             .get(&app_id)
             .map(|a| a.refusals.snapshot())
             .unwrap_or_default()
+    }
+
+    /// Every configured app's ID.
+    pub fn app_ids(&self) -> Vec<u32> {
+        self.apps.keys().copied().collect()
     }
 
     pub fn app(&self, app_id: u32) -> Option<Arc<App>> {

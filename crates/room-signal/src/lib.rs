@@ -30,7 +30,7 @@ mod session_media;
 pub mod token;
 pub mod wire;
 
-pub use app::{App, Hub};
+pub use app::{App, Hub, HubStats};
 pub use config::{AppConfig, Limits, SignalConfig};
 pub use error::{code, SignalError};
 pub use session::{CloseReason, Session};

@@ -313,6 +313,12 @@ impl Room {
     }
 
     /// List a stream published by member `user_id` and tell the others (ADD).
+    /// Members and listed streams right now.
+    pub fn counts(&self) -> (usize, usize) {
+        let state = self.state.lock();
+        (state.members.len(), state.streams.len())
+    }
+
     pub fn add_stream(
         &self,
         user_id: &str,

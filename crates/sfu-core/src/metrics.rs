@@ -1,101 +1,413 @@
-//! `GET /metrics`: the server's counters in the Prometheus text format.
-//! Aggregate counts only (no room, user or stream labels), so the endpoint
-//! has bounded output and reveals nothing about any app. So far: how
-//! players' RTP left the server (the egress fast path or `rtc`) and what
-//! became of each leg's verification.
+//! `GET /metrics`: the server's state and counters, encoded by
+//! `prometheus-client` (OpenMetrics text, which Prometheus scrapes as is).
+//!
+//! Nothing is counted here: each scrape takes a [`Snapshot`] of the
+//! counters their owners keep anyway (the routers' per-track and
+//! per-down-track stats through each media worker's mailbox, the egress
+//! totals, the control plane's maps, the refusal counters, `/proc`) and
+//! encodes it, so the packet path pays nothing for metrics. Labels are
+//! bounded sets (path, reason, kind, limit code): no room, user, stream or
+//! app label, so the output has a fixed size and says nothing about any
+//! app's rooms or users.
 
-use std::fmt::Write;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State as AxumState;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use room_signal::HubStats;
+use stream_router::RouterTotals;
 
-use crate::State;
+use crate::media::egress::EgressStats;
+use crate::media::latency::Latency;
+use crate::{Refusal, State};
 
-/// The text exposition of every counter.
-pub fn render(state: &State) -> String {
-    let mut out = String::new();
-    if let Some(media) = &state.media {
-        let e = media.egress();
-        counter(
-            &mut out,
-            "sfu_egress_rtp_packets_total",
-            "RTP packets sent to players, by the path that protected them",
-            &[
-                ("path=\"fast\"", e.fast_packets),
-                ("path=\"rtc\"", e.rtc_packets),
-                ("path=\"failed\"", e.fast_failed),
-            ],
-        );
-        counter(
-            &mut out,
-            "sfu_egress_legs_total",
-            "Player legs by the outcome of their fast-path verification",
-            &[
-                (
-                    "outcome=\"verified\",profile=\"aead_aes_128_gcm\"",
-                    e.legs_verified_gcm,
-                ),
-                (
-                    "outcome=\"verified\",profile=\"aes_cm_128_hmac_sha1_80\"",
-                    e.legs_verified_cm,
-                ),
-                ("outcome=\"mismatch\"", e.legs_mismatch),
-                ("outcome=\"unknown_profile\"", e.legs_unknown_profile),
-                ("outcome=\"no_keys\"", e.legs_no_keys),
-                ("outcome=\"undecided\"", e.legs_undecided),
-            ],
-        );
-        counter(
-            &mut out,
-            "sfu_egress_sender_reports_total",
-            "RTCP sender reports sent for player legs",
-            &[("", e.sender_reports)],
-        );
-        let l = media.latency();
-        let name = "sfu_egress_added_latency_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Time from the worker's wake-up with the input (or the publisher worker's receive, for relayed packets) to the sendmmsg that sent each datagram\n# TYPE {name} histogram"
-        );
-        let mut cumulative = 0;
-        for (i, n) in l.buckets.iter().enumerate() {
-            cumulative += n;
-            match crate::media::latency::BOUNDS_US.get(i) {
-                Some(us) => {
-                    let _ = writeln!(
-                        out,
-                        "{name}_bucket{{le=\"{}\"}} {cumulative}",
-                        *us as f64 / 1e6
-                    );
-                }
-                None => {
-                    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
-                }
+/// How long a scrape waits for each media worker's counters.
+const WORKER_ANSWER: Duration = Duration::from_secs(1);
+
+/// Everything one scrape reports.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub hub: HubStats,
+    pub websockets: u64,
+    /// `(kind, count)` of the HTTP listener's refusals.
+    pub http_refusals: Vec<(&'static str, u64)>,
+    /// `(code, count)` of resource-limit refusals, summed over apps.
+    pub limit_refusals: Vec<(u32, u64)>,
+    pub media: Option<MediaSnapshot>,
+    pub process: Option<Process>,
+}
+
+#[derive(Debug, Default)]
+pub struct MediaSnapshot {
+    pub workers: usize,
+    pub router: RouterTotals,
+    pub egress: EgressStats,
+    pub latency: Latency,
+}
+
+/// The process's CPU time and resident memory (Linux `/proc/self`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Process {
+    pub cpu_seconds: f64,
+    pub resident_bytes: u64,
+}
+
+impl Process {
+    fn read() -> Option<Process> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name (which may hold spaces) in parentheses.
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of stat(5): 12 and 13 here.
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+        let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+        // SAFETY: as above.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+        Some(Process {
+            cpu_seconds: ticks as f64 / hz,
+            resident_bytes: pages * page,
+        })
+    }
+}
+
+/// Take the snapshot (asks every media worker; at most [`WORKER_ANSWER`]).
+pub async fn snapshot(state: &State) -> Snapshot {
+    let media = match &state.media {
+        Some(m) => Some(MediaSnapshot {
+            workers: m.workers(),
+            router: m.router_totals(WORKER_ANSWER).await,
+            egress: m.egress(),
+            latency: m.latency(),
+        }),
+        None => None,
+    };
+    let mut limit_refusals: Vec<(u32, u64)> = room_signal::refusals::COUNTED
+        .iter()
+        .map(|c| (*c, 0))
+        .collect();
+    for app in state.hub.app_ids() {
+        for (code, n) in state.hub.refusals(app) {
+            if let Some(slot) = limit_refusals.iter_mut().find(|(c, _)| *c == code) {
+                slot.1 += n;
             }
         }
-        let _ = writeln!(out, "{name}_sum {}", l.sum_us as f64 / 1e6);
-        let _ = writeln!(out, "{name}_count {}", l.count);
+    }
+    Snapshot {
+        hub: state.hub.stats(),
+        websockets: state.websockets.load(std::sync::atomic::Ordering::Relaxed) as u64,
+        http_refusals: [
+            ("http_connections", Refusal::HttpConnections),
+            ("websockets", Refusal::WebSockets),
+            ("app_sessions", Refusal::AppSessions),
+            ("body_too_large", Refusal::BodyTooLarge),
+            ("body_timeout", Refusal::BodyTimeout),
+            ("resource_auth", Refusal::ResourceAuth),
+        ]
+        .into_iter()
+        .map(|(name, kind)| (name, state.refusals.get(kind)))
+        .collect(),
+        limit_refusals,
+        media,
+        process: Process::read(),
+    }
+}
+
+/// One scrape's snapshot as a `prometheus-client` collector.
+#[derive(Debug)]
+struct Scrape(Snapshot);
+
+fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
+    let c = ConstCounter::new(v);
+    c.encode(e.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
+fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> std::fmt::Result {
+    let g = ConstGauge::new(v);
+    g.encode(e.encode_descriptor(name, help, None, g.metric_type())?)
+}
+
+/// A counter family: one row per `(labels, value)`.
+fn counters(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: &[(Vec<(&str, String)>, u64)],
+) -> std::fmt::Result {
+    let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, v) in rows {
+        ConstCounter::new(*v).encode(family.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+fn label(k: &'static str, v: impl Into<String>) -> Vec<(&'static str, String)> {
+    vec![(k, v.into())]
+}
+
+fn latency(e: MetricEncoder, l: &Latency) -> std::fmt::Result {
+    let mut e = e;
+    let mut cumulative = 0;
+    let mut buckets = Vec::new();
+    for (i, n) in l.buckets.iter().enumerate() {
+        cumulative += n;
+        let le = match crate::media::latency::BOUNDS_US.get(i) {
+            Some(us) => *us as f64 / 1e6,
+            None => f64::INFINITY,
+        };
+        buckets.push((le, cumulative));
+    }
+    e.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+        l.sum_us as f64 / 1e6,
+        l.count,
+        &buckets,
+        None,
+    )
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
+        let s = &self.0;
+        let h = &s.hub;
+        gauge(
+            &mut e,
+            "sfu_sessions",
+            "Signaling connections and WHIP/WHEP resources",
+            h.sessions as i64,
+        )?;
+        gauge(
+            &mut e,
+            "sfu_rooms",
+            "Rooms with at least one member",
+            h.rooms as i64,
+        )?;
+        gauge(
+            &mut e,
+            "sfu_room_members",
+            "Users in rooms (one per room a user is in)",
+            h.room_members as i64,
+        )?;
+        gauge(&mut e, "sfu_streams", "Streams published", h.streams as i64)?;
+        gauge(
+            &mut e,
+            "sfu_plays",
+            "Plays, playing or waiting for their stream",
+            h.plays as i64,
+        )?;
+        gauge(
+            &mut e,
+            "sfu_websockets",
+            "Signaling WebSockets open",
+            s.websockets as i64,
+        )?;
+        let rows: Vec<_> = s
+            .http_refusals
+            .iter()
+            .map(|(k, n)| (label("kind", *k), *n))
+            .collect();
+        counters(
+            &mut e,
+            "sfu_http_refusals",
+            "HTTP connections and requests refused by a server limit or check",
+            &rows,
+        )?;
+        let rows: Vec<_> = s
+            .limit_refusals
+            .iter()
+            .map(|(c, n)| (label("code", c.to_string()), *n))
+            .collect();
+        counters(
+            &mut e,
+            "sfu_limit_refusals",
+            "Requests refused by a resource limit, by error code",
+            &rows,
+        )?;
+        if let Some(m) = &s.media {
+            media(&mut e, m)?;
+        }
+        if let Some(p) = s.process {
+            let cpu = ConstCounter::new(p.cpu_seconds);
+            cpu.encode(e.encode_descriptor(
+                "process_cpu_seconds",
+                "User and system CPU time of the process",
+                None,
+                MetricType::Counter,
+            )?)?;
+            gauge(
+                &mut e,
+                "process_resident_memory_bytes",
+                "Resident memory of the process",
+                p.resident_bytes as i64,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn media(e: &mut DescriptorEncoder, m: &MediaSnapshot) -> std::fmt::Result {
+    gauge(
+        e,
+        "sfu_media_workers",
+        "Media event-loop threads",
+        m.workers as i64,
+    )?;
+    let i = &m.router.ingress;
+    let o = &m.router.egress;
+    counter(
+        e,
+        "sfu_rtp_received_packets",
+        "RTP packets accepted into a router track (relayed copies count again on their worker)",
+        i.packets_received,
+    )?;
+    counter(
+        e,
+        "sfu_rtp_received_bytes",
+        "Payload bytes of those packets",
+        i.bytes_received,
+    )?;
+    counters(
+        e,
+        "sfu_rtp_ingress_dropped_packets",
+        "RTP packets from publishers not accepted, by reason",
+        &[
+            (label("reason", "foreign_ssrc_or_pt"), i.rejected),
+            (label("reason", "duplicate"), i.duplicates),
+        ],
+    )?;
+    counter(
+        e,
+        "sfu_rtp_keyframes",
+        "Keyframes started by publishers' packets",
+        i.keyframes,
+    )?;
+    counter(
+        e,
+        "sfu_rtp_forwarded_packets",
+        "RTP packets forwarded to players (originals)",
+        o.packets_sent,
+    )?;
+    counter(
+        e,
+        "sfu_rtp_forwarded_bytes",
+        "Payload bytes of those packets",
+        o.bytes_sent,
+    )?;
+    counter(
+        e,
+        "sfu_rtp_retransmitted_packets",
+        "Retransmissions sent to players in answer to their NACKs",
+        o.retransmitted,
+    )?;
+    counters(
+        e,
+        "sfu_rtp_dropped_packets",
+        "RTP packets not forwarded to a player, by reason",
+        &[
+            (label("reason", "player_queue_full"), o.dropped_queue),
+            (label("reason", "keyframe_gate"), o.dropped_keyframe_gate),
+            (label("reason", "late"), o.dropped_late),
+        ],
+    )?;
+    counter(
+        e,
+        "sfu_nack_sequence_numbers_received",
+        "Sequence numbers players asked for in NACKs",
+        o.nacked,
+    )?;
+    counter(
+        e,
+        "sfu_keyframe_requests_received",
+        "PLI/FIR received from players",
+        o.keyframe_requests,
+    )?;
+    counter(
+        e,
+        "sfu_keyframe_requests",
+        "Keyframe requests registered (player PLI/FIR, new players, gate retries)",
+        i.keyframe_requests,
+    )?;
+    counter(
+        e,
+        "sfu_plis_sent",
+        "PLIs sent to publishers after coalescing",
+        i.plis_sent,
+    )?;
+    let x = &m.egress;
+    counters(
+        e,
+        "sfu_egress_rtp_packets",
+        "RTP packets sent to players, by the path that protected them",
+        &[
+            (label("path", "fast"), x.fast_packets),
+            (label("path", "rtc"), x.rtc_packets),
+            (label("path", "failed"), x.fast_failed),
+        ],
+    )?;
+    let verified = |p: &str| {
+        vec![
+            ("outcome", "verified".to_string()),
+            ("profile", p.to_string()),
+        ]
+    };
+    counters(
+        e,
+        "sfu_egress_legs",
+        "Player legs by the outcome of their fast-path verification",
+        &[
+            (verified("aead_aes_128_gcm"), x.legs_verified_gcm),
+            (verified("aes_cm_128_hmac_sha1_80"), x.legs_verified_cm),
+            (label("outcome", "mismatch"), x.legs_mismatch),
+            (label("outcome", "unknown_profile"), x.legs_unknown_profile),
+            (label("outcome", "no_keys"), x.legs_no_keys),
+            (label("outcome", "undecided"), x.legs_undecided),
+        ],
+    )?;
+    counter(
+        e,
+        "sfu_egress_sender_reports",
+        "RTCP sender reports sent for player legs",
+        x.sender_reports,
+    )?;
+    latency(
+        e.encode_descriptor(
+            "sfu_egress_added_latency_seconds",
+            "Time from the worker's wake-up with the input (or the publisher worker's receive, for relayed packets) to the sendmmsg that sent each datagram",
+            None,
+            MetricType::Histogram,
+        )?,
+        &m.latency,
+    )
+}
+
+/// The text exposition of a snapshot.
+pub fn render(snapshot: Snapshot) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Scrape(snapshot)));
+    let mut out = String::new();
+    if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
+        out.clear();
     }
     out
 }
 
-fn counter(out: &mut String, name: &str, help: &str, values: &[(&str, u64)]) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-    for (labels, v) in values {
-        if labels.is_empty() {
-            let _ = writeln!(out, "{name} {v}");
-        } else {
-            let _ = writeln!(out, "{name}{{{labels}}} {v}");
-        }
-    }
-}
-
 pub async fn serve(AxumState(state): AxumState<Arc<State>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        render(&state),
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        render(snapshot(&state).await),
     )
         .into_response()
 }

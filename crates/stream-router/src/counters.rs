@@ -3,6 +3,7 @@
 //! down-track and adds to its stats once.
 
 use crate::downtrack::Entry;
+use crate::track::TrackStats;
 
 /// Counters of one down-track.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -23,6 +24,52 @@ pub struct DownTrackStats {
     pub nacked: u64,
     /// PLI/FIR received from the player.
     pub keyframe_requests: u64,
+}
+
+impl DownTrackStats {
+    fn add(&mut self, o: &DownTrackStats) {
+        self.packets_sent += o.packets_sent;
+        self.bytes_sent += o.bytes_sent;
+        self.retransmitted += o.retransmitted;
+        self.dropped_queue += o.dropped_queue;
+        self.dropped_keyframe_gate += o.dropped_keyframe_gate;
+        self.dropped_late += o.dropped_late;
+        self.nacked += o.nacked;
+        self.keyframe_requests += o.keyframe_requests;
+    }
+}
+
+/// A router's cumulative counters: every track's and down-track's,
+/// including those already removed (for `/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouterTotals {
+    /// Summed over publisher tracks.
+    pub ingress: TrackStats,
+    /// Summed over down-tracks.
+    pub egress: DownTrackStats,
+}
+
+impl RouterTotals {
+    /// Add another router's totals (several event loops).
+    pub fn add(&mut self, o: &RouterTotals) {
+        self.add_track(&o.ingress);
+        self.add_downtrack(&o.egress);
+    }
+
+    pub(crate) fn add_track(&mut self, t: &TrackStats) {
+        let i = &mut self.ingress;
+        i.packets_received += t.packets_received;
+        i.bytes_received += t.bytes_received;
+        i.rejected += t.rejected;
+        i.duplicates += t.duplicates;
+        i.keyframes += t.keyframes;
+        i.keyframe_requests += t.keyframe_requests;
+        i.plis_sent += t.plis_sent;
+    }
+
+    pub(crate) fn add_downtrack(&mut self, d: &DownTrackStats) {
+        self.egress.add(d);
+    }
 }
 
 /// Counters of one drained queue (see `DownTrack::drained`).

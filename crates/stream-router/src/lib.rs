@@ -164,6 +164,7 @@ mod slab;
 mod track;
 
 pub use cache::{AUDIO_CACHE_PACKETS, NACK_RETRANSMIT_INTERVAL, VIDEO_CACHE_PACKETS};
+pub use counters::RouterTotals;
 pub use datapath::PushSummary;
 pub use downtrack::{DownTrackConfig, DownTrackStats, KEYFRAME_RETRY_INTERVAL};
 pub use ext::{ExtKind, ExtMap};

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::counters::RouterTotals;
 use crate::downtrack::{DownTrack, DownTrackConfig, DownTrackStats};
 use crate::pool::Pool;
 use crate::ready::ReadyList;
@@ -99,6 +100,8 @@ pub struct Router {
     largest_queue: usize,
     /// Header buffer of `drain_output` (`MAX_HEADER_LEN`, sized on first use).
     pub(crate) scratch: Vec<u8>,
+    /// The counters of removed tracks and down-tracks (see [`Router::totals`]).
+    retired: RouterTotals,
 }
 
 impl Router {
@@ -227,6 +230,7 @@ impl Router {
     /// Removes a track from the slab, releasing its cached packets.
     fn drop_track(&mut self, track: TrackHandle) -> Option<Track> {
         let mut t = self.tracks.remove(track.0)?;
+        self.retired.add_track(&t.stats);
         t.release_cache(&mut self.pool);
         self.pool_budget = self.pool_budget.saturating_sub(t.cache.capacity());
         Some(t)
@@ -339,6 +343,7 @@ impl Router {
         self.unlink(downtrack);
         self.ready.retain(|&h| h != downtrack);
         if let Some(mut dt) = self.downtracks.remove(downtrack.0) {
+            self.retired.add_downtrack(&dt.stats());
             dt.clear_queue(&mut self.pool);
         }
         Ok(())
@@ -465,6 +470,19 @@ impl Router {
     /// Number of keys that down-tracks wait for.
     pub fn awaited_keys(&self) -> usize {
         self.waiting.len()
+    }
+
+    /// Every counter of every track and down-track this router ever had,
+    /// summed (O(live tracks + down-tracks); for scrapes, not per packet).
+    pub fn totals(&self) -> RouterTotals {
+        let mut t = self.retired;
+        for track in self.tracks.values() {
+            t.add_track(&track.stats);
+        }
+        for dt in self.downtracks.values() {
+            t.add_downtrack(&dt.stats());
+        }
+        t
     }
 
     /// Number of live streams, tracks and down-tracks.

@@ -100,6 +100,11 @@ impl<T> Slab<T> {
         Some(value)
     }
 
+    /// Every live entry.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().filter_map(|s| s.value.as_ref())
+    }
+
     /// Number of live entries.
     pub(crate) fn len(&self) -> usize {
         self.len

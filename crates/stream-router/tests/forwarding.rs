@@ -627,3 +627,42 @@ fn h264_late_joiner_gets_sps_and_pps_before_the_idr() {
     assert_eq!(push(&mut r, 10, 9000, IDR_START).gated, 0);
     assert_eq!(&drain_one(&mut r, d2)[0].payload[..], IDR_START);
 }
+
+/// `Router::totals` keeps every counter of removed tracks and down-tracks.
+#[test]
+fn totals_outlive_removed_tracks_and_downtracks() {
+    let mut r = Router::new();
+    let s = r.add_stream(key("totals")).unwrap();
+    let a = audio_info(0xA0);
+    let t = r.add_track(s, a).unwrap();
+    let t0 = Instant::now();
+    let d1 = r.subscribe(s, MediaKind::Audio, player(1, 64)).unwrap();
+    let d2 = r.subscribe(s, MediaKind::Audio, player(2, 64)).unwrap();
+    for seq in 0..5u16 {
+        r.push_rtp(
+            t,
+            packet(&a, seq, u32::from(seq) * 960, Bytes::from_static(b"opus")),
+            t0,
+        )
+        .unwrap();
+    }
+    // A foreign SSRC and a duplicate are counted, not forwarded.
+    let _ = r.push_rtp(
+        t,
+        packet(&audio_info(0xBAD), 9, 0, Bytes::from_static(b"x")),
+        t0,
+    );
+    let _ = r.push_rtp(t, packet(&a, 4, 3840, Bytes::from_static(b"opus")), t0);
+    assert_eq!(drain(&mut r).len(), 10);
+    r.unsubscribe(d1).unwrap();
+    let before = r.totals();
+    assert_eq!(before.ingress.packets_received, 5);
+    assert_eq!(before.ingress.bytes_received, 20);
+    assert_eq!((before.ingress.rejected, before.ingress.duplicates), (1, 1));
+    assert_eq!(before.egress.packets_sent, 10);
+    assert_eq!(before.egress.bytes_sent, 40);
+    r.remove_track(t).unwrap();
+    r.unsubscribe(d2).unwrap();
+    assert_eq!(r.totals(), before);
+    assert_eq!(r.counts(), (1, 0, 0));
+}

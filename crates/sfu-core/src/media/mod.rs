@@ -299,6 +299,26 @@ impl MediaPlane {
         self.shared.mailboxes.len()
     }
 
+    /// Every worker's router counters, summed (a worker that does not
+    /// answer within `within` adds nothing this time).
+    pub async fn router_totals(&self, within: std::time::Duration) -> stream_router::RouterTotals {
+        let asked: Vec<_> = (0..self.shared.mailboxes.len())
+            .map(|w| {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                self.shared.command(w, relay::Command::Totals(tx));
+                rx
+            })
+            .collect();
+        let deadline = tokio::time::Instant::now() + within;
+        let mut sum = stream_router::RouterTotals::default();
+        for rx in asked {
+            if let Ok(Ok(t)) = tokio::time::timeout_at(deadline, rx).await {
+                sum.add(&t);
+            }
+        }
+        sum
+    }
+
     /// The workers that did not answer a ping within `within` (all asked
     /// at once): an empty list means every worker's loop is turning.
     pub async fn unanswering_workers(&self, within: std::time::Duration) -> Vec<usize> {

@@ -58,6 +58,8 @@ pub enum Command {
     Stats(oneshot::Sender<WorkerStats>),
     /// Answer at once (readiness: the worker's loop is turning).
     Ping(oneshot::Sender<()>),
+    /// The router's cumulative counters (for `/metrics`).
+    Totals(oneshot::Sender<stream_router::RouterTotals>),
 }
 
 /// A publisher's packet relayed to a worker that has players of it (one
@@ -206,6 +208,9 @@ impl Worker {
             }
             Command::Stats(reply) => {
                 let _ = reply.send(self.stats());
+            }
+            Command::Totals(reply) => {
+                let _ = reply.send(self.router.totals());
             }
             Command::Ping(reply) => {
                 // Test hook (debug builds): a worker whose loop stalls.
