@@ -81,6 +81,12 @@ async fn forwarded_packets_equal_what_the_player_received() {
     let rtc = sample(&text, common::egress::RTC);
     assert_eq!(fast + rtc, got.len() as u64);
     assert!(sample(&text, "process_resident_memory_bytes") > 1 << 20);
+    // Both logins, the publish and the play, answered with 0.
+    for op in ["loginRoom", "startPublishingStream", "startPlayingStream"] {
+        let row = format!(r#"sfu_signaling_requests_total{{op="{op}",code="0"}}"#);
+        let want = if op == "loginRoom" { 2 } else { 1 };
+        assert_eq!(sample(&text, &row), want, "{row}");
+    }
     assert!(text.contains("process_cpu_seconds_total "), "{text}");
 
     // Once everyone left, the gauges are back to zero; counters stay.

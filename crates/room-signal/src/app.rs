@@ -51,6 +51,8 @@ pub struct App {
     sessions: AtomicUsize,
     /// Requests of this app refused by a resource limit.
     pub refusals: Refusals,
+    /// Signaling requests answered, by op and result code.
+    pub requests: crate::requests::RequestCounters,
 }
 
 impl App {
@@ -64,6 +66,7 @@ impl App {
             streams: Mutex::new(HashMap::new()),
             sessions: AtomicUsize::new(0),
             refusals: Refusals::default(),
+            requests: Default::default(),
         }
     }
 

@@ -24,6 +24,7 @@ pub mod limiter;
 pub mod media;
 pub mod outbox;
 pub mod refusals;
+pub mod requests;
 pub mod room;
 pub mod session;
 mod session_media;

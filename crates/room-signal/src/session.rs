@@ -111,7 +111,10 @@ impl Session {
     pub fn handle_text(&mut self, text: &str, now_ms: u64) -> Option<Bytes> {
         let env = match wire::parse_envelope(text) {
             Ok(env) => env,
-            Err(rej) => return Some(wire::error_response(rej.id, &rej.error)),
+            Err(rej) => {
+                self.app.requests.count_invalid(rej.error.code);
+                return Some(wire::error_response(rej.id, &rej.error));
+            }
         };
         if env.op == "heartbeat" {
             return env.id.map(|id| wire::ok_response(Some(id), None));
@@ -124,6 +127,9 @@ impl Session {
                 "too many requests on this connection",
             ))
         };
+        self.app
+            .requests
+            .count(&env.op, outcome.as_ref().map_or_else(|e| e.code, |_| 0));
         Some(match outcome {
             Ok(result) => {
                 let room = env

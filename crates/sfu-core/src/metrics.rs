@@ -41,6 +41,8 @@ pub struct Snapshot {
     pub http_refusals: Vec<(&'static str, u64)>,
     /// `(code, count)` of resource-limit refusals, summed over apps.
     pub limit_refusals: Vec<(u32, u64)>,
+    /// `(op, code, count)` of signaling requests, summed over apps.
+    pub requests: Vec<(&'static str, u32, u64)>,
     pub media: Option<MediaSnapshot>,
     pub process: Option<Process>,
 }
@@ -97,13 +99,24 @@ pub async fn snapshot(state: &State) -> Snapshot {
         .iter()
         .map(|c| (*c, 0))
         .collect();
+    let mut requests: Vec<(&'static str, u32, u64)> = Vec::new();
     for app in state.hub.app_ids() {
         for (code, n) in state.hub.refusals(app) {
             if let Some(slot) = limit_refusals.iter_mut().find(|(c, _)| *c == code) {
                 slot.1 += n;
             }
         }
+        let Some(app) = state.hub.app(app) else {
+            continue;
+        };
+        for (op, code, n) in app.requests.snapshot() {
+            match requests.iter_mut().find(|(o, c, _)| *o == op && *c == code) {
+                Some(slot) => slot.2 += n,
+                None => requests.push((op, code, n)),
+            }
+        }
     }
+    requests.sort();
     Snapshot {
         hub: state.hub.stats(),
         websockets: state.websockets.load(std::sync::atomic::Ordering::Relaxed) as u64,
@@ -119,6 +132,7 @@ pub async fn snapshot(state: &State) -> Snapshot {
         .map(|(name, kind)| (name, state.refusals.get(kind)))
         .collect(),
         limit_refusals,
+        requests,
         media,
         process: Process::read(),
     }
@@ -233,6 +247,12 @@ impl Collector for Scrape {
             "Requests refused by a resource limit, by error code",
             &rows,
         )?;
+        let rows: Vec<_> = s
+            .requests
+            .iter()
+            .map(|(op, code, n)| (vec![("op", op.to_string()), ("code", code.to_string())], *n))
+            .collect();
+        counters(&mut e, "sfu_signaling_requests", "Signaling requests answered, by op and result code (0: ok; op `unknown` for other names, `invalid` for frames that are not requests)", &rows)?;
         if let Some(m) = &s.media {
             media(&mut e, m)?;
         }
