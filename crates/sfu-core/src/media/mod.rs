@@ -299,22 +299,45 @@ impl MediaPlane {
         self.shared.mailboxes.len()
     }
 
-    /// Every worker's router counters, summed (a worker that does not
-    /// answer within `within` adds nothing this time).
-    pub async fn router_totals(&self, within: std::time::Duration) -> stream_router::RouterTotals {
+    /// Ask every worker at once (`make` builds each one's command around
+    /// its reply channel); each worker's answer, or `None` if it gave none
+    /// within `within` of the asking.
+    async fn ask_all<T>(
+        &self,
+        within: std::time::Duration,
+        make: impl Fn(tokio::sync::oneshot::Sender<T>) -> relay::Command,
+    ) -> Vec<Option<T>> {
         let asked: Vec<_> = (0..self.shared.mailboxes.len())
             .map(|w| {
                 let (tx, rx) = tokio::sync::oneshot::channel();
-                self.shared.command(w, relay::Command::Totals(tx));
+                self.shared.command(w, make(tx));
                 rx
             })
             .collect();
         let deadline = tokio::time::Instant::now() + within;
-        let mut sum = stream_router::RouterTotals::default();
+        let mut answers = Vec::with_capacity(asked.len());
         for rx in asked {
-            if let Ok(Ok(t)) = tokio::time::timeout_at(deadline, rx).await {
-                sum.add(&t);
-            }
+            answers.push(
+                tokio::time::timeout_at(deadline, rx)
+                    .await
+                    .ok()
+                    .and_then(Result::ok),
+            );
+        }
+        answers
+    }
+
+    /// Every worker's router counters, summed (a worker that does not
+    /// answer within `within` adds nothing this time).
+    pub async fn router_totals(&self, within: std::time::Duration) -> stream_router::RouterTotals {
+        let mut sum = stream_router::RouterTotals::default();
+        for t in self
+            .ask_all(within, relay::Command::Totals)
+            .await
+            .into_iter()
+            .flatten()
+        {
+            sum.add(&t);
         }
         sum
     }
@@ -322,21 +345,10 @@ impl MediaPlane {
     /// The workers that did not answer a ping within `within` (all asked
     /// at once): an empty list means every worker's loop is turning.
     pub async fn unanswering_workers(&self, within: std::time::Duration) -> Vec<usize> {
-        let asked: Vec<_> = (0..self.shared.mailboxes.len())
-            .map(|w| {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                self.shared.command(w, relay::Command::Ping(tx));
-                rx
-            })
-            .collect();
-        let deadline = tokio::time::Instant::now() + within;
-        let mut silent = Vec::new();
-        for (w, rx) in asked.into_iter().enumerate() {
-            if !matches!(tokio::time::timeout_at(deadline, rx).await, Ok(Ok(()))) {
-                silent.push(w);
-            }
-        }
-        silent
+        let answers = self.ask_all(within, relay::Command::Ping).await;
+        (0..answers.len())
+            .filter(|w| answers[*w].is_none())
+            .collect()
     }
 }
 
