@@ -57,6 +57,9 @@ pub struct ServerSection {
     /// SRTP profiles offered in DTLS, preferred first:
     /// `AEAD_AES_128_GCM`, `AES_CM_128_HMAC_SHA1_80`.
     pub srtp_profiles: Vec<String>,
+    /// A bearer token that opens the admin API (`/admin/v1/…`) for every
+    /// app; empty: only each app's secret does.
+    pub admin_token: String,
 }
 
 impl Default for ServerSection {
@@ -83,6 +86,7 @@ impl Default for ServerSection {
                 "AEAD_AES_128_GCM".to_owned(),
                 "AES_CM_128_HMAC_SHA1_80".to_owned(),
             ],
+            admin_token: String::new(),
         }
     }
 }

@@ -217,6 +217,7 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
             media: Some(cfg.server.media()?),
             http: cfg.server.http(),
             dev: cli.dev,
+            admin_token: Some(cfg.server.admin_token.clone()),
         })
         .await?;
         let addr = server.local_addr()?;

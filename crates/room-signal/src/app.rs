@@ -15,17 +15,22 @@ use crate::outbox::{self, Inbox, Outbound, Outbox};
 use crate::refusals::Refusals;
 use crate::room::Room;
 use crate::session::Session;
+use crate::wire::User;
+
+mod admin;
+pub use admin::{PlayEntry, RoomSummary, StreamSummary};
 
 /// A play of a stream ID, told when its publisher goes away.
 struct PlayerRef {
     outbox: Outbox,
     play: MediaId,
+    user: User,
 }
 
 /// A stream's publish: where it is listed and by which connection.
 struct Published {
     room_id: Arc<str>,
-    publisher_conn: u64,
+    publisher: Outbox,
     publish: Option<MediaId>,
 }
 
@@ -117,11 +122,15 @@ impl App {
     /// connection gets `KICKOUT 1002055`, its streams there end (reason 4).
     /// False if no such user is in the room.
     pub fn kick(&self, room_id: &str, user_id: &str) -> bool {
+        self.kick_with(room_id, user_id, code::KICKED_BY_SERVER)
+    }
+
+    /// [`App::kick`] with the `KICKOUT` code to give.
+    pub(crate) fn kick_with(&self, room_id: &str, user_id: &str, code: u32) -> bool {
         let Some(room) = self.room(room_id) else {
             return false;
         };
-        let Some((streams, empty)) = room.kick(user_id, crate::error::code::KICKED_BY_SERVER)
-        else {
+        let Some((streams, empty)) = room.kick(user_id, code) else {
             return false;
         };
         for s in &streams {
@@ -141,7 +150,12 @@ impl App {
 
     /// Claim `stream_id` for a publish by `conn_id` listed in `room_id`;
     /// false if the ID is taken in this app.
-    pub fn claim_stream(&self, stream_id: &Arc<str>, room_id: &Arc<str>, conn_id: u64) -> bool {
+    pub fn claim_stream(
+        &self,
+        stream_id: &Arc<str>,
+        room_id: &Arc<str>,
+        publisher: &Outbox,
+    ) -> bool {
         let mut streams = self.streams.lock();
         let entry = streams.entry(stream_id.clone()).or_default();
         if entry.published.is_some() {
@@ -149,7 +163,7 @@ impl App {
         }
         entry.published = Some(Published {
             room_id: room_id.clone(),
-            publisher_conn: conn_id,
+            publisher: publisher.clone(),
             publish: None,
         });
         true
@@ -171,24 +185,36 @@ impl App {
     /// its media and tell every player, whatever room it plays from (the
     /// plays wait for the next publisher).
     pub fn end_stream(&self, stream_id: &str) {
-        let (published, players) = {
+        let taken = {
             let mut streams = self.streams.lock();
-            let Some(entry) = streams.get_mut(stream_id) else {
-                return;
-            };
-            let Some(published) = entry.published.take() else {
-                return;
-            };
-            let players: Vec<(Outbox, MediaId)> = entry
-                .players
-                .iter()
-                .map(|p| (p.outbox.clone(), p.play))
-                .collect();
-            if entry.players.is_empty() {
-                streams.remove(stream_id);
-            }
-            (published, players)
+            Self::take_published(&mut streams, stream_id)
         };
+        if let Some((published, players)) = taken {
+            self.finish_end(stream_id, published, players);
+        }
+    }
+
+    /// Take the publish of `stream_id` out of the map (the lock held), with
+    /// the players to tell.
+    fn take_published(
+        streams: &mut HashMap<Arc<str>, StreamEntry>,
+        stream_id: &str,
+    ) -> Option<(Published, Vec<(Outbox, MediaId)>)> {
+        let entry = streams.get_mut(stream_id)?;
+        let published = entry.published.take()?;
+        let players: Vec<(Outbox, MediaId)> = entry
+            .players
+            .iter()
+            .map(|p| (p.outbox.clone(), p.play))
+            .collect();
+        if entry.players.is_empty() {
+            streams.remove(stream_id);
+        }
+        Some((published, players))
+    }
+
+    /// Stop a taken publish's media and tell its players (they wait).
+    fn finish_end(&self, stream_id: &str, published: Published, players: Vec<(Outbox, MediaId)>) {
         if let Some(media) = published.publish {
             self.media.stop(media);
         }
@@ -208,17 +234,18 @@ impl App {
             .get(stream_id)?
             .published
             .as_ref()
-            .map(|p| (p.room_id.clone(), p.publisher_conn))
+            .map(|p| (p.room_id.clone(), p.publisher.conn_id()))
     }
 
     /// Register a play of `stream_id`, published or not; true if the
     /// stream is published now (else the play waits for its publisher).
-    pub fn add_player(&self, stream_id: &str, outbox: &Outbox, play: MediaId) -> bool {
+    pub fn add_player(&self, stream_id: &str, outbox: &Outbox, play: MediaId, user: &User) -> bool {
         let mut streams = self.streams.lock();
         let entry = streams.entry(Arc::from(stream_id)).or_default();
         entry.players.push(PlayerRef {
             outbox: outbox.clone(),
             play,
+            user: user.clone(),
         });
         entry.published.is_some()
     }

@@ -5,6 +5,8 @@ use crate::error::{code, Result, SignalError};
 
 pub const MAX_ROOM_ID: usize = 128;
 pub const MAX_USER_ID: usize = 64;
+/// The userID the server acts as in rooms (admin API); no client may use it.
+pub const SERVER_USER_ID: &str = "$server";
 pub const MAX_USER_NAME: usize = 256;
 pub const MAX_STREAM_ID: usize = 256;
 
@@ -42,6 +44,11 @@ pub fn user_id(s: &str) -> Result<()> {
         Err(SignalError::new(
             code::USER_ID_ILLEGAL,
             "userID contains '/', ':' or a control character",
+        ))
+    } else if s == SERVER_USER_ID {
+        Err(SignalError::new(
+            code::USER_ID_ILLEGAL,
+            "userID `$server` is reserved for the server",
         ))
     } else {
         Ok(())
@@ -134,6 +141,8 @@ mod tests {
         assert!(user_id("alice").is_ok());
         assert_eq!(user_id("").unwrap_err().code, code::USER_ID_EMPTY);
         assert_eq!(user_id("a\u{7}").unwrap_err().code, code::USER_ID_ILLEGAL);
+        assert_eq!(user_id("$server").unwrap_err().code, code::USER_ID_ILLEGAL);
+        assert!(user_id("$server2").is_ok());
         assert_eq!(
             user_id(&"é".repeat(33)).unwrap_err().code,
             code::USER_ID_TOO_LONG

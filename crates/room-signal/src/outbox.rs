@@ -34,6 +34,12 @@ pub enum Outbound {
         stream_id: Arc<str>,
         play: crate::media::MediaId,
     },
+    /// The server removed this connection's publish `media` of `stream_id`
+    /// (admin API); the room and the app already ended it.
+    PublishRemoved {
+        stream_id: Arc<str>,
+        media: crate::media::MediaId,
+    },
 }
 
 /// Sending half of a connection's queue; cloned into every room it joins.

@@ -18,6 +18,9 @@ use crate::limiter::{self, Limiter};
 use crate::outbox::{Outbound, Outbox};
 use crate::wire::{self, RoomConfig, User};
 
+mod admin;
+pub use admin::{server_user, ExtraInfoEntry, RoomSnapshot, SERVER_USER_ID};
+
 static NEXT_JOIN: AtomicU64 = AtomicU64::new(1);
 static NEXT_ROOM: AtomicU64 = AtomicU64::new(1);
 
@@ -407,12 +410,17 @@ impl Room {
             ));
         }
         let from = from.user.clone();
+        Ok(self.send_broadcast(&mut st, &from, message, now_ms))
+    }
+
+    /// Number and fan out a broadcast from `from` (checks done).
+    fn send_broadcast(&self, st: &mut RoomState, from: &User, message: &str, now_ms: u64) -> u64 {
         st.last_message_id += 1;
         let id = st.last_message_id;
         let frame = wire::event(
             "IMRecvBroadcastMessage",
             json!({"roomID": &*self.id, "messageList": [{
-                "fromUser": &from, "message": message, "sendTime": now_ms, "messageID": id}]}),
+                "fromUser": from, "message": message, "sendTime": now_ms, "messageID": id}]}),
         );
         for m in st
             .members
@@ -421,7 +429,7 @@ impl Room {
         {
             m.outbox.send_frame(&frame);
         }
-        Ok(id)
+        id
     }
 
     /// `sendBarrageMessage`: lossy; skipped for receivers that are behind.
@@ -518,6 +526,19 @@ impl Room {
     ) -> Result<()> {
         let mut st = self.state.lock();
         let user = Self::member(&st, user_id, join)?.user.clone();
+        self.put_extra_info(&mut st, user, key, value, now_ms)
+    }
+
+    /// Check and store the room's extra info set by `user`; everyone else
+    /// gets the whole list.
+    fn put_extra_info(
+        &self,
+        st: &mut RoomState,
+        user: User,
+        key: &str,
+        value: &str,
+        now_ms: u64,
+    ) -> Result<()> {
         if key.is_empty() {
             return Err(SignalError::new(
                 code::EXTRA_KEY_EMPTY,
@@ -548,6 +569,7 @@ impl Room {
                 "room extra info set too frequently",
             ));
         }
+        let setter = user.user_id.clone();
         st.extra = Some(ExtraInfo {
             key: key.to_string(),
             value: value.to_string(),
@@ -558,7 +580,7 @@ impl Room {
             "roomExtraInfoUpdate",
             json!({"roomID": &*self.id, "roomExtraInfoList": extra_list(&st.extra)}),
         );
-        for m in st.members.values().filter(|m| &*m.user.user_id != user_id) {
+        for m in st.members.values().filter(|m| m.user.user_id != setter) {
             m.outbox.send_frame(&frame);
         }
         Ok(())

@@ -436,6 +436,9 @@ impl Session {
             Outbound::StreamEnded { stream_id, play } => {
                 self.on_stream_ended(&stream_id, play, now_ms)
             }
+            Outbound::PublishRemoved { stream_id, media } => {
+                self.on_publish_removed(&stream_id, media)
+            }
         }
     }
 

@@ -16,7 +16,7 @@ use crate::outbox::Outbound;
 use crate::room::{DeleteReason, Room};
 use crate::session::{not_in_room, one, OpResult, Play, Publish, Session};
 use crate::token::EXP_LEEWAY_SECS;
-use crate::wire;
+use crate::wire::{self, User};
 
 /// What a limit check is for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -112,7 +112,7 @@ impl Session {
         let stream: Arc<str> = Arc::from(req.stream_id);
         let room = joined.room.clone();
         let join = joined.join;
-        if !self.app.claim_stream(&stream, &room.id, self.conn_id) {
+        if !self.app.claim_stream(&stream, &room.id, &self.outbox) {
             return Err(SignalError::new(
                 code::STREAM_ID_TAKEN,
                 "stream ID already published in this app",
@@ -207,9 +207,13 @@ impl Session {
                 notify: self.outbox.clone(),
             })
             .inspect_err(|e| _ = self.app.refusals.count(e.code))?;
+        let user = self.user.clone().unwrap_or_else(|| User {
+            user_id: Arc::from(""),
+            user_name: Arc::from(""),
+        });
         let live = self
             .app
-            .add_player(&req.stream_id, &self.outbox, accepted.id);
+            .add_player(&req.stream_id, &self.outbox, accepted.id, &user);
         let bound = self.play_room(&req.stream_id);
         tracing::info!(app = self.app.id(), room = %bound, user = ?self.user_id(),
             stream = %req.stream_id, conn = self.conn_id, waiting = !live, "play");
@@ -453,6 +457,26 @@ impl Session {
         }
     }
 
+    /// The server removed our publish of `stream_id` (admin API): the room
+    /// already delisted it (reason 6) and its players wait; forget it and
+    /// tell the client. Nothing if that publish already ended.
+    pub(crate) fn on_publish_removed(&mut self, stream_id: &str, media: MediaId) -> Vec<Bytes> {
+        let Some(pos) = self
+            .publishes
+            .iter()
+            .position(|p| &*p.stream_id == stream_id && p.media == media)
+        else {
+            return Vec::new();
+        };
+        self.publishes.remove(pos);
+        tracing::info!(app = self.app.id(), stream = %stream_id, conn = self.conn_id,
+            "publish removed by the server");
+        vec![wire::event(
+            "publisherStateUpdate",
+            json!({"streamID": stream_id, "state": "NO_PUBLISH", "errorCode": code::KICKED_BY_SERVER}),
+        )]
+    }
+
     /// When waiting plays run out of time (unix ms).
     pub(crate) fn play_wait_deadlines(&self) -> impl Iterator<Item = u64> + '_ {
         let wait = self.app.limits.play_wait_ms;
@@ -503,7 +527,7 @@ impl Session {
         };
         let stream: Arc<str> = Arc::from(stream_id);
         let (room, join) = (joined.room.clone(), joined.join);
-        if !self.app.claim_stream(&stream, &room.id, self.conn_id) {
+        if !self.app.claim_stream(&stream, &room.id, &self.outbox) {
             return Err(SignalError::new(
                 code::STREAM_ID_TAKEN,
                 "stream ID already published in this app",
@@ -514,6 +538,7 @@ impl Session {
             self.app.end_stream(&stream);
             return Err(e);
         }
+        self.app.set_publish_media(&stream, 0);
         self.publishes.push(Publish {
             stream_id: stream,
             room_id: room.id.clone(),

@@ -24,6 +24,7 @@ async fn start_server_with(signal: SignalConfig) -> anyhow::Result<String> {
         media: None,
         http: Default::default(),
         dev: false,
+        admin_token: None,
     })
     .await?;
     let addr = server.local_addr()?.to_string();

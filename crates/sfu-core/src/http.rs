@@ -172,6 +172,7 @@ pub fn router(state: Arc<State>) -> Router {
                 .patch(|s, p, h| whip::patch(s, p, h, "whep"))
                 .options(whip::options),
         )
+        .merge(crate::admin::routes())
         .fallback(assets::serve);
     let router = if dev {
         router.route("/dev/token", get(dev_token))

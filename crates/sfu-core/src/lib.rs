@@ -11,7 +11,11 @@
 //! - [`media`]: the UDP port, media workers and `rtc` peer connections.
 //! - [`ratelog`]: the log layer that keeps clients from driving the logs.
 //! - [`whip`]: WHIP/WHEP resources, each a control-plane session of its own.
+//! - [`admin`] (+ [`admin_views`], its JSON bodies): the admin REST API and
+//!   its OpenAPI document.
 
+pub mod admin;
+pub mod admin_views;
 pub mod assets;
 pub mod http;
 pub mod listener;
@@ -41,6 +45,9 @@ pub struct ServerConfig {
     pub http: HttpLimits,
     /// Development mode: offers `GET /dev/token` to mint tokens for the demo.
     pub dev: bool,
+    /// A bearer token that opens the admin API for every app
+    /// (`server.adminToken`; `None`: only each app's secret does).
+    pub admin_token: Option<String>,
 }
 
 /// Limits of the HTTP/WebSocket listener (`server.*` keys of `sfu.toml`).
@@ -83,6 +90,8 @@ pub struct State {
     pub websockets: std::sync::atomic::AtomicUsize,
     /// The media plane, when there is one (its counters for `/metrics`).
     pub media: Option<Arc<media::MediaPlane>>,
+    /// The server-wide admin token, if configured.
+    pub admin_token: Option<String>,
 }
 
 /// What a refusal was for (one counter each in [`Refusals`]).
@@ -167,6 +176,7 @@ impl Server {
                 limits: config.http,
                 websockets: Default::default(),
                 media: plane,
+                admin_token: config.admin_token.filter(|t| !t.is_empty()),
             }),
             media_addr,
         })

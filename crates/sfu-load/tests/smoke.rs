@@ -15,6 +15,7 @@ async fn one_publisher_three_players() -> anyhow::Result<()> {
         }),
         http: Default::default(),
         dev: true,
+        admin_token: None,
     })
     .await?;
     let addr = server.local_addr()?;

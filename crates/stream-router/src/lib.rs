@@ -156,6 +156,7 @@ mod keyframe;
 mod out;
 mod packet;
 mod pool;
+mod rate;
 mod ready;
 mod ring;
 mod router;
@@ -174,6 +175,6 @@ pub use feedback::{
 pub use keyframe::Codec;
 pub use out::{OutPacket, Outgoing, MAX_HEADER_LEN};
 pub use packet::{Extension, ExtensionIter, Extensions, ParseError, RtpPacket, MAX_EXTENSIONS};
-pub use router::{Router, RouterError, StreamKey};
+pub use router::{Router, RouterError, StreamKey, TrackMedia};
 pub use slab::{DownTrackHandle, StreamHandle, TrackHandle};
 pub use track::{MediaKind, TrackInfo, TrackStats};

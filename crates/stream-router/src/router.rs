@@ -7,9 +7,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::counters::RouterTotals;
 use crate::downtrack::{DownTrack, DownTrackConfig, DownTrackStats};
+use crate::keyframe::Codec;
 use crate::pool::Pool;
 use crate::ready::ReadyList;
 use crate::slab::{DownTrackHandle, Slab, StreamHandle, TrackHandle};
@@ -67,6 +69,18 @@ pub(crate) struct Stream {
     pub(crate) tracks: [Option<TrackHandle>; 2],
     /// Down-tracks per kind, in subscription order (the fan-out order).
     pub(crate) subs: [Vec<DownTrackHandle>; 2],
+}
+
+/// A publisher track as [`Router::stream_media`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackMedia {
+    pub kind: MediaKind,
+    pub codec: Codec,
+    /// Received bitrate over the last [`Router::measure`] interval.
+    pub bits_per_second: u64,
+    pub stats: TrackStats,
+    /// Down-tracks of this router attached to the stream for this kind.
+    pub players: usize,
 }
 
 /// The data plane of one event loop: streams, tracks, down-tracks, and the
@@ -483,6 +497,32 @@ impl Router {
             t.add_downtrack(&dt.stats());
         }
         t
+    }
+
+    /// Sample every track's received bitrate (call it periodically, e.g.
+    /// from housekeeping; O(tracks)).
+    pub fn measure(&mut self, now: Instant) {
+        for track in self.tracks.values_mut() {
+            track.rate.sample(track.stats.bytes_received, now);
+        }
+    }
+
+    /// The current publisher track of `stream` per kind (audio, video):
+    /// codec, received bitrate and counters.
+    pub fn stream_media(&self, stream: StreamHandle) -> [Option<TrackMedia>; 2] {
+        let Some(s) = self.streams.get(stream.0) else {
+            return [None, None];
+        };
+        s.tracks.map(|t| {
+            let track = self.tracks.get(t?.0)?;
+            Some(TrackMedia {
+                kind: track.info.kind,
+                codec: track.info.codec,
+                bits_per_second: track.rate.bits_per_second(),
+                stats: track.stats,
+                players: s.subs[track.info.kind.index()].len(),
+            })
+        })
     }
 
     /// Number of live streams, tracks and down-tracks.

@@ -103,6 +103,8 @@ pub(crate) struct Track {
     /// SPS. Its IDR is not a second keyframe start: the gate opens at the
     /// SPS, so that a player gets SPS and PPS before its first IDR.
     sps_timestamp: Option<u32>,
+    /// Received bitrate, sampled by `Router::measure`.
+    pub(crate) rate: crate::rate::RateMeter,
 }
 
 impl Track {
@@ -121,6 +123,7 @@ impl Track {
             pli_listed: false,
             pli_last_sent: None,
             sps_timestamp: None,
+            rate: Default::default(),
         }
     }
 

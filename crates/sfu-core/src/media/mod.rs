@@ -342,6 +342,21 @@ impl MediaPlane {
         sum
     }
 
+    /// The media of `app`'s streams, from the workers that publish them
+    /// (a worker that does not answer within `within` adds nothing).
+    pub async fn published_media(
+        &self,
+        app: u32,
+        within: std::time::Duration,
+    ) -> Vec<relay::PublishedMedia> {
+        self.ask_all(within, |reply| relay::Command::StreamMedia { app, reply })
+            .await
+            .into_iter()
+            .flatten()
+            .flatten()
+            .collect()
+    }
+
     /// The workers that did not answer a ping within `within` (all asked
     /// at once): an empty list means every worker's loop is turning.
     pub async fn unanswering_workers(&self, within: std::time::Duration) -> Vec<usize> {

@@ -60,6 +60,21 @@ pub enum Command {
     Ping(oneshot::Sender<()>),
     /// The router's cumulative counters (for `/metrics`).
     Totals(oneshot::Sender<stream_router::RouterTotals>),
+    /// The streams of `app` published on this worker, with their tracks
+    /// (admin API).
+    StreamMedia {
+        app: u32,
+        reply: oneshot::Sender<Vec<PublishedMedia>>,
+    },
+}
+
+/// A stream published on a worker, as the admin API shows its media.
+#[derive(Debug, Clone)]
+pub struct PublishedMedia {
+    pub stream_id: Arc<str>,
+    /// Audio and video track (`MediaKind::index` order), if the publisher
+    /// sends one.
+    pub tracks: [Option<stream_router::TrackMedia>; 2],
 }
 
 /// A publisher's packet relayed to a worker that has players of it (one
@@ -212,6 +227,9 @@ impl Worker {
             Command::Totals(reply) => {
                 let _ = reply.send(self.router.totals());
             }
+            Command::StreamMedia { app, reply } => {
+                let _ = reply.send(self.published_media(app));
+            }
             Command::Ping(reply) => {
                 // Test hook (debug builds): a worker whose loop stalls.
                 #[cfg(debug_assertions)]
@@ -221,6 +239,26 @@ impl Worker {
                 let _ = reply.send(());
             }
         }
+    }
+
+    /// The streams of `app` whose publisher is on this worker.
+    fn published_media(&self, app: u32) -> Vec<PublishedMedia> {
+        self.sources
+            .iter()
+            .filter(|(key, _)| key.app == app)
+            .filter_map(|(key, source)| {
+                let Source::Local(id) = source else {
+                    return None;
+                };
+                let Role::Publisher { stream, .. } = &self.peers.get(id)?.role else {
+                    return None;
+                };
+                Some(PublishedMedia {
+                    stream_id: key.stream_id.clone(),
+                    tracks: self.router.stream_media((*stream)?),
+                })
+            })
+            .collect()
     }
 
     /// The relay targets of local publisher `publisher` of `key`.

@@ -615,6 +615,7 @@ impl Worker {
             "UDP sends so far"
         );
         self.send_reports(now);
+        self.router.measure(now);
         // Timers that were never armed (new peers) get armed by `flush`.
         let ids: Vec<MediaId> = self.peers.keys().copied().collect();
         self.dirty.extend(ids);
