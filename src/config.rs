@@ -60,6 +60,9 @@ pub struct ServerSection {
     /// A bearer token that opens the admin API (`/admin/v1/…`) for every
     /// app; empty: only each app's secret does.
     pub admin_token: String,
+    /// SIGTERM/SIGINT: clients told, peers closed, workers joined, exit 0
+    /// within this.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for ServerSection {
@@ -87,6 +90,7 @@ impl Default for ServerSection {
                 "AES_CM_128_HMAC_SHA1_80".to_owned(),
             ],
             admin_token: String::new(),
+            shutdown_grace_ms: 5_000,
         }
     }
 }
@@ -151,6 +155,7 @@ impl ServerSection {
             header_timeout: std::time::Duration::from_millis(self.http_header_timeout_ms.max(100)),
             body_timeout: std::time::Duration::from_millis(self.http_body_timeout_ms.max(100)),
             max_body_bytes: self.max_request_body_bytes.max(1024),
+            shutdown_grace: std::time::Duration::from_millis(self.shutdown_grace_ms.max(100)),
         }
     }
 }

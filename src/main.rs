@@ -210,7 +210,7 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let server = Server::bind(ServerConfig {
             bind: cfg.server.bind,
             signal: cfg.signal(),
@@ -228,7 +228,11 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
             None => println!("sfu listening on http://{addr}"),
         }
         server.run(shutdown_signal()).await
-    })
+    });
+    // Whatever is still running after the drain (a blocked task) must not
+    // hold up the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(250));
+    served
 }
 
 async fn shutdown_signal() {

@@ -66,6 +66,8 @@ pub mod code {
     pub const BODY_TOO_LARGE: u32 = 1_000_091;
     /// Not in the contract: an HTTP request whose headers or body came too slowly.
     pub const REQUEST_TIMEOUT: u32 = 1_000_092;
+    /// Not in the contract: the server is shutting down (SIGTERM/SIGINT).
+    pub const SERVER_SHUTTING_DOWN: u32 = 1_000_093;
     pub const MESSAGE_EMPTY: u32 = 1_009_001;
     pub const MESSAGE_TOO_LONG: u32 = 1_009_002;
     pub const SENDER_NOT_IN_ROOM: u32 = 1_009_005;

@@ -500,6 +500,26 @@ impl Session {
         out
     }
 
+    /// The server is shutting down: `roomStateChanged KICKOUT 1000093` for
+    /// every room of this connection, in join order; then the session
+    /// leaves them all (streams deleted with reason 5).
+    pub fn server_closing(&mut self) -> Vec<Bytes> {
+        let frames = self
+            .rooms
+            .iter()
+            .map(|r| {
+                wire::event(
+                    "roomStateChanged",
+                    json!({"roomID": &*r.room.id, "reason": "KICKOUT",
+                           "errorCode": code::SERVER_SHUTTING_DOWN, "extendedData": "{}"}),
+                )
+            })
+            .collect();
+        self.leave_all(DeleteReason::Disconnected);
+        self.user = None;
+        frames
+    }
+
     /// The connection ended: leave every room.
     pub fn close(&mut self, reason: CloseReason) {
         let reason = match reason {

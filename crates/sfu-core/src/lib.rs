@@ -63,6 +63,8 @@ pub struct HttpLimits {
     pub body_timeout: Duration,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
+    /// How long a shutdown may take (`server.shutdownGraceMs`).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for HttpLimits {
@@ -73,6 +75,7 @@ impl Default for HttpLimits {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             max_body_bytes: 128 * 1024,
+            shutdown_grace: Duration::from_secs(5),
         }
     }
 }
@@ -92,6 +95,42 @@ pub struct State {
     pub media: Option<Arc<media::MediaPlane>>,
     /// The server-wide admin token, if configured.
     pub admin_token: Option<String>,
+    /// Set to true when the server starts shutting down: every signaling
+    /// connection says so to its client and closes.
+    pub stopping: tokio::sync::watch::Sender<bool>,
+}
+
+impl State {
+    /// Shutdown, once the listener stopped accepting and its HTTP requests
+    /// finished: every WebSocket client is told (`roomStateChanged KICKOUT
+    /// 1000093`, close 1001) and its session ends; then the media plane
+    /// closes every peer connection and its threads are joined. All within
+    /// `limits.shutdown_grace`; what is left then is dropped with the
+    /// process.
+    async fn drain(&self) {
+        let deadline = tokio::time::Instant::now() + self.limits.shutdown_grace;
+        let _ = self.stopping.send(true);
+        let sessions = tokio::time::timeout_at(deadline, async {
+            while self.websockets.load(std::sync::atomic::Ordering::Acquire) > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .is_ok();
+        self.resources.end_all();
+        let media = match &self.media {
+            Some(m) => {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                m.shutdown(left).await
+            }
+            None => true,
+        };
+        tracing::info!(
+            sessions_closed = sessions,
+            media_stopped = media,
+            "shutdown drained"
+        );
+    }
 }
 
 /// What a refusal was for (one counter each in [`Refusals`]).
@@ -177,6 +216,7 @@ impl Server {
                 websockets: Default::default(),
                 media: plane,
                 admin_token: config.admin_token.filter(|t| !t.is_empty()),
+                stopping: tokio::sync::watch::Sender::new(false),
             }),
             media_addr,
         })
@@ -210,6 +250,7 @@ impl Server {
         let app = http::router(self.state.clone());
         let served = listener::serve(self.listener, app, self.state.clone(), shutdown).await;
         ticker.abort();
+        self.state.drain().await;
         served.context("HTTP server")
     }
 }

@@ -25,6 +25,7 @@ pub mod close_code {
     pub const TRY_AGAIN_LATER: u16 = 1013;
     pub const TOO_BIG: u16 = 1009;
     pub const HEARTBEAT_TIMEOUT: u16 = 4008;
+    pub const GOING_AWAY: u16 = 1001;
 }
 
 pub fn unix_ms() -> u64 {
@@ -96,9 +97,19 @@ pub async fn serve<G: Send>(
         app = session.app().id(),
         "signaling connected"
     );
+    let mut stopping = state.stopping.subscribe();
     let reason = loop {
         let timer_at = next_timer(&session);
         tokio::select! {
+            () = async { let _ = stopping.wait_for(|s| *s).await.map(drop); } => {
+                for frame in session.server_closing().into_iter().filter_map(text) {
+                    if write(&mut socket, frame, &inbox.overflow, heartbeat).await.is_err() {
+                        break;
+                    }
+                }
+                close(&mut socket, close_code::GOING_AWAY, "server shutting down").await;
+                break CloseReason::Disconnected;
+            }
             incoming = socket.recv() => {
                 let Some(Ok(msg)) = incoming else {
                     if let Some(Err(e)) = incoming {

@@ -40,6 +40,14 @@ impl Resources {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Shutdown: end every resource (each task ends its session).
+    pub fn end_all(&self) {
+        let live = std::mem::take(&mut *self.live.lock());
+        for (_, r) in live {
+            let _ = r.stop.send(());
+        }
+    }
 }
 
 struct Resource {

@@ -171,6 +171,8 @@ pub struct MediaStats {
 pub struct MediaPlane {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
+    /// The worker threads, joined at shutdown.
+    threads: parking_lot::Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 fn random_token(len: usize) -> String {
@@ -249,15 +251,22 @@ impl MediaPlane {
             egress: Default::default(),
             latency: Default::default(),
         });
+        let mut threads = Vec::new();
         for (idx, (socket, mailbox)) in sockets.into_iter().zip(receivers).enumerate() {
             let shared = shared.clone();
-            std::thread::Builder::new()
-                .name(format!("media-{idx}"))
-                .spawn(move || worker::run(idx, socket, shared, mailbox))
-                .context("spawning a media worker")?;
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("media-{idx}"))
+                    .spawn(move || worker::run(idx, socket, shared, mailbox))
+                    .context("spawning a media worker")?,
+            );
         }
         tracing::info!(%local_addr, ?announced, workers, "media plane listening");
-        Ok(Arc::new(MediaPlane { shared, local_addr }))
+        Ok(Arc::new(MediaPlane {
+            shared,
+            local_addr,
+            threads: parking_lot::Mutex::new(threads),
+        }))
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -355,6 +364,24 @@ impl MediaPlane {
             .flatten()
             .flatten()
             .collect()
+    }
+
+    /// Close every peer connection and stop the workers: each is asked to
+    /// close its connections and end its loop; the threads are joined.
+    /// True if every worker finished within `within`.
+    pub async fn shutdown(&self, within: std::time::Duration) -> bool {
+        let done = self.ask_all(within, relay::Command::Shutdown).await;
+        let all = done.iter().all(Option::is_some);
+        if all {
+            let threads = std::mem::take(&mut *self.threads.lock());
+            let _ = tokio::task::spawn_blocking(move || {
+                for t in threads {
+                    let _ = t.join();
+                }
+            })
+            .await;
+        }
+        all
     }
 
     /// The workers that did not answer a ping within `within` (all asked

@@ -60,6 +60,9 @@ pub enum Command {
     Ping(oneshot::Sender<()>),
     /// The router's cumulative counters (for `/metrics`).
     Totals(oneshot::Sender<stream_router::RouterTotals>),
+    /// The server is shutting down: close every connection (DTLS close
+    /// alerts are sent), answer, and end the worker's loop.
+    Shutdown(oneshot::Sender<()>),
     /// The streams of `app` published on this worker, with their tracks
     /// (admin API).
     StreamMedia {
@@ -226,6 +229,9 @@ impl Worker {
             }
             Command::Totals(reply) => {
                 let _ = reply.send(self.router.totals());
+            }
+            Command::Shutdown(reply) => {
+                self.stopping = Some(reply);
             }
             Command::StreamMedia { app, reply } => {
                 let _ = reply.send(self.published_media(app));

@@ -190,6 +190,8 @@ pub(crate) struct Worker {
     pub written: Vec<MediaId>,
     /// Connections whose handling panicked this turn: ended as failed.
     pub panicked: Vec<MediaId>,
+    /// Set by `Command::Shutdown`: close everything, answer, stop.
+    pub stopping: Option<tokio::sync::oneshot::Sender<()>>,
     pub nacks: Vec<u16>,
     /// This turn's egress counts (added to the media plane's totals at the
     /// flush).
@@ -275,6 +277,7 @@ impl Worker {
             dirty: Vec::new(),
             written: Vec::new(),
             panicked: Vec::new(),
+            stopping: None,
             nacks: Vec::with_capacity(64),
             egress: EgressStats::default(),
             #[cfg(debug_assertions)]
@@ -350,7 +353,30 @@ impl Worker {
             }
             self.pump_router(now);
             self.flush().await;
+            if let Some(reply) = self.stopping.take() {
+                self.close_all().await;
+                let _ = reply.send(());
+                return;
+            }
         }
+    }
+
+    /// Shutdown: close every connection (`rtc` queues its DTLS
+    /// close_notify), write what that produced, then let go of them all.
+    async fn close_all(&mut self) {
+        let ids: Vec<MediaId> = self.peers.keys().copied().collect();
+        for id in &ids {
+            if let Some(peer) = self.peers.get_mut(id) {
+                let pc = &mut peer.pc;
+                let _ = guarded(|| pc.close());
+            }
+        }
+        self.dirty.extend(ids.iter().copied());
+        self.flush().await;
+        for id in ids {
+            self.drop_peer(id);
+        }
+        tracing::info!(worker = self.idx, "media worker stopped");
     }
 
     /// Hand one datagram to connection `id`.
