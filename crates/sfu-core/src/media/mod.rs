@@ -5,7 +5,8 @@
 //!   workers; it is the only place with locks, and none is taken per packet.
 //! - [`worker`]: event loops, one per thread, each with its own socket on the
 //!   shared port (`SO_REUSEPORT`), its own peers and its own stream router.
-//! - [`stun`]: first-datagram demux by ICE ufrag; [`convert`]: packets
+//! - [`stun`]: first-datagram demux by ICE ufrag; [`tcp_framing`]: RFC 4571
+//!   frames for ICE-TCP (not yet wired to a listener); [`convert`]: packets
 //!   between the stack and the router.
 //! - [`egress`]: how each player leg's RTP leaves — through `rtc`, or on
 //!   the fast path, written and protected in place in the send queue once
@@ -30,6 +31,7 @@ pub mod sender_report;
 mod service;
 pub mod srtp;
 pub mod stun;
+pub mod tcp_framing;
 pub mod worker;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};

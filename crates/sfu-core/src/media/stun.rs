@@ -86,6 +86,17 @@ pub fn server_ufrag(buf: &[u8]) -> Option<&str> {
     username.split(':').next().filter(|u| !u.is_empty())
 }
 
+/// The server-side ufrag when `buf` is a binding request (and nothing
+/// else): what the first frame of an ICE-TCP connection must be before the
+/// connection is routed to a peer's worker (a STUN response or indication
+/// from an unknown client names no peer of ours).
+pub fn binding_request_ufrag(buf: &[u8]) -> Option<&str> {
+    if !is_stun(buf) || u16::from_be_bytes([buf[0], buf[1]]) != BINDING_REQUEST {
+        return None;
+    }
+    server_ufrag(buf)
+}
+
 /// Is this a binding request that nominates its pair (USE-CANDIDATE)?
 pub fn is_nomination(buf: &[u8]) -> bool {
     attribute(buf, ATTR_USE_CANDIDATE).is_some()
@@ -120,6 +131,16 @@ mod tests {
         assert_eq!(server_ufrag(&binding(b"srv1:cli")), Some("srv1"));
         assert_eq!(server_ufrag(&binding(b"abc")), Some("abc"));
         assert_eq!(server_ufrag(&binding(b":cli")), None);
+    }
+
+    #[test]
+    fn only_binding_requests_name_a_peer_for_tcp() {
+        assert_eq!(binding_request_ufrag(&binding(b"srv1:cli")), Some("srv1"));
+        let mut response = binding(b"srv1:cli");
+        response[0..2].copy_from_slice(&0x0101u16.to_be_bytes());
+        assert_eq!(binding_request_ufrag(&response), None);
+        assert_eq!(binding_request_ufrag(b"\x16\xfe\xfd garbage"), None);
+        assert_eq!(binding_request_ufrag(&[]), None);
     }
 
     #[test]
