@@ -190,6 +190,17 @@ fn not_found(code: u32, message: &str) -> Response {
     json_error(StatusCode::NOT_FOUND, code, message)
 }
 
+fn nobody_in_room() -> Response {
+    not_found(code::NOT_IN_ROOM, "nobody is in that room")
+}
+
+/// The room `room_id` of `app` if its ID is legal (`400`) and someone is
+/// in it (`404` `1002002`).
+fn live_room(app: &App, room_id: &str) -> Result<Arc<room_signal::room::Room>, Response> {
+    ids::room_id(room_id).map_err(bad)?;
+    app.room(room_id).ok_or_else(nobody_in_room)
+}
+
 fn ok<T: Serialize>(value: T) -> Response {
     (StatusCode::OK, Json(value)).into_response()
 }
@@ -256,17 +267,11 @@ async fn get_room(
     headers: HeaderMap,
 ) -> Response {
     let app = try_or_return!(authorize(&state, &headers, app_id));
-    try_or_return!(ids::room_id(&room_id).map_err(bad));
-    match app.room(&room_id) {
-        Some(room) => {
-            let snap = room.snapshot();
-            if snap.users.is_empty() {
-                return not_found(code::NOT_IN_ROOM, "nobody is in that room");
-            }
-            ok(RoomDetail::from(snap))
-        }
-        None => not_found(code::NOT_IN_ROOM, "nobody is in that room"),
+    let snap = try_or_return!(live_room(&app, &room_id)).snapshot();
+    if snap.users.is_empty() {
+        return nobody_in_room();
     }
+    ok(RoomDetail::from(snap))
 }
 
 /// Close a room: every member gets `roomStateChanged KICKOUT 1002055` and
@@ -290,7 +295,7 @@ async fn close_room(
     try_or_return!(ids::room_id(&room_id).map_err(bad));
     match app.close_room(&room_id) {
         Some(kicked) => ok(CloseResult { code: 0, kicked }),
-        None => not_found(code::NOT_IN_ROOM, "nobody is in that room"),
+        None => nobody_in_room(),
     }
 }
 
@@ -348,11 +353,8 @@ async fn set_extra_info(
     body: Body,
 ) -> Response {
     let app = try_or_return!(authorize(&state, &headers, app_id));
-    try_or_return!(ids::room_id(&room_id).map_err(bad));
+    let room = try_or_return!(live_room(&app, &room_id));
     let req: ExtraInfoBody = try_or_return!(json_body(&state, &headers, body).await);
-    let Some(room) = app.room(&room_id) else {
-        return not_found(code::NOT_IN_ROOM, "nobody is in that room");
-    };
     match room.server_set_extra_info(&req.key, &req.value, crate::signaling::unix_ms()) {
         Ok(()) => ok(Ok0 { code: 0 }),
         Err(e) => signal_error(e),
@@ -382,11 +384,8 @@ async fn broadcast(
     body: Body,
 ) -> Response {
     let app = try_or_return!(authorize(&state, &headers, app_id));
-    try_or_return!(ids::room_id(&room_id).map_err(bad));
+    let room = try_or_return!(live_room(&app, &room_id));
     let req: BroadcastBody = try_or_return!(json_body(&state, &headers, body).await);
-    let Some(room) = app.room(&room_id) else {
-        return not_found(code::NOT_IN_ROOM, "nobody is in that room");
-    };
     match room.server_broadcast(&req.message, crate::signaling::unix_ms()) {
         Ok(message_id) => ok(BroadcastResult {
             code: 0,

@@ -37,6 +37,14 @@ pub struct PlayEntry {
     pub waiting: bool,
 }
 
+/// The room of a stream whose publish is set up.
+fn published_room(e: &StreamEntry) -> Option<Arc<str>> {
+    e.published
+        .as_ref()
+        .filter(|p| p.publish.is_some())
+        .map(|p| p.room_id.clone())
+}
+
 impl App {
     /// Every room with someone in it, by room ID.
     pub fn room_summaries(&self) -> Vec<RoomSummary> {
@@ -63,20 +71,12 @@ impl App {
             let streams = self.streams.lock();
             streams
                 .iter()
-                .filter_map(|(id, e)| {
-                    let p = e.published.as_ref().filter(|p| p.publish.is_some())?;
-                    Some((id.clone(), p.room_id.clone(), e.players.len()))
-                })
+                .filter_map(|(id, e)| Some((id.clone(), published_room(e)?, e.players.len())))
                 .collect()
         };
         let mut out: Vec<StreamSummary> = published
             .into_iter()
-            .map(|(stream_id, room_id, players)| StreamSummary {
-                listed: self.room(&room_id).and_then(|r| r.listed(&stream_id)),
-                stream_id,
-                room_id,
-                players,
-            })
+            .map(|(stream_id, room_id, players)| self.summary(stream_id, room_id, players))
             .collect();
         out.sort_by(|a, b| a.stream_id.cmp(&b.stream_id));
         out
@@ -87,15 +87,20 @@ impl App {
         let (room_id, players) = {
             let streams = self.streams.lock();
             let e = streams.get(stream_id)?;
-            let p = e.published.as_ref().filter(|p| p.publish.is_some())?;
-            (p.room_id.clone(), e.players.len())
+            (published_room(e)?, e.players.len())
         };
-        Some(StreamSummary {
-            listed: self.room(&room_id).and_then(|r| r.listed(stream_id)),
-            stream_id: Arc::from(stream_id),
+        Some(self.summary(Arc::from(stream_id), room_id, players))
+    }
+
+    /// A published stream with its room's listing (taken after the streams
+    /// map's lock is released: the room's lock alone).
+    fn summary(&self, stream_id: Arc<str>, room_id: Arc<str>, players: usize) -> StreamSummary {
+        StreamSummary {
+            listed: self.room(&room_id).and_then(|r| r.listed(&stream_id)),
+            stream_id,
             room_id,
             players,
-        })
+        }
     }
 
     /// The plays of a stream ID (published or awaited) in the order they
@@ -123,16 +128,12 @@ impl App {
     pub fn remove_stream(&self, stream_id: &str) -> bool {
         let taken = {
             let mut streams = self.streams.lock();
-            let Some(p) = streams
-                .get(stream_id)
-                .and_then(|e| e.published.as_ref())
-                .filter(|p| p.publish.is_some())
-            else {
+            let Some(room_id) = streams.get(stream_id).and_then(published_room) else {
                 return false;
             };
             // Delist while the ID cannot be claimed again (streams, then
             // the room: the only order these two locks are ever nested in).
-            if let Some(room) = self.room(&p.room_id) {
+            if let Some(room) = self.room(&room_id) {
                 room.remove_stream(stream_id, DeleteReason::RemovedByServer);
             }
             Self::take_published(&mut streams, stream_id)

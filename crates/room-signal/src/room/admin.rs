@@ -37,15 +37,20 @@ pub struct RoomSnapshot {
     pub extra_info: Vec<ExtraInfoEntry>,
 }
 
+/// The members, earliest join first.
+fn in_join_order(st: &RoomState) -> impl Iterator<Item = &Member> {
+    let mut members: Vec<&Member> = st.members.values().collect();
+    members.sort_by_key(|m| m.join);
+    members.into_iter()
+}
+
 impl Room {
     /// The room as it is now.
     pub fn snapshot(&self) -> RoomSnapshot {
         let st = self.state.lock();
-        let mut members: Vec<&Member> = st.members.values().collect();
-        members.sort_by_key(|m| m.join);
         RoomSnapshot {
             room_id: self.id.clone(),
-            users: members.into_iter().map(|m| m.user.clone()).collect(),
+            users: in_join_order(&st).map(|m| m.user.clone()).collect(),
             streams: st.streams.clone(),
             extra_info: st
                 .extra
@@ -72,12 +77,7 @@ impl Room {
     /// The userIDs of the members, in join order.
     pub fn member_ids(&self) -> Vec<Arc<str>> {
         let st = self.state.lock();
-        let mut members: Vec<&Member> = st.members.values().collect();
-        members.sort_by_key(|m| m.join);
-        members
-            .into_iter()
-            .map(|m| m.user.user_id.clone())
-            .collect()
+        in_join_order(&st).map(|m| m.user.user_id.clone()).collect()
     }
 
     /// `setRoomExtraInfo` by the server: the same rules and room rate limit
