@@ -178,6 +178,49 @@ pub struct LogSection {
     pub format: LogFormat,
 }
 
+/// Webhook delivery, shared by every app (each app's `webhookURL` and
+/// `webhookSecret` say where and with which key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct WebhooksSection {
+    /// Attempts after the first before an event is given up.
+    pub max_retries: u32,
+    /// Wait before the first retry, doubled for each next one (≤ 60 s).
+    pub retry_base_ms: u64,
+    /// Timeout of one attempt.
+    pub timeout_ms: u64,
+    /// Events queued, all apps together, before new ones are dropped.
+    pub queue_capacity: usize,
+    /// Delivery lanes: a room's events keep one lane, in order.
+    pub lanes: usize,
+}
+
+impl Default for WebhooksSection {
+    fn default() -> Self {
+        let d = sfu_core::webhooks::WebhookConfig::default();
+        WebhooksSection {
+            max_retries: d.max_retries,
+            retry_base_ms: d.retry_base.as_millis() as u64,
+            timeout_ms: d.timeout.as_millis() as u64,
+            queue_capacity: d.queue_capacity,
+            lanes: d.lanes,
+        }
+    }
+}
+
+impl WebhooksSection {
+    pub fn config(&self) -> sfu_core::webhooks::WebhookConfig {
+        use std::time::Duration;
+        sfu_core::webhooks::WebhookConfig {
+            max_retries: self.max_retries,
+            retry_base: Duration::from_millis(self.retry_base_ms.max(10)),
+            timeout: Duration::from_millis(self.timeout_ms.max(100)),
+            queue_capacity: self.queue_capacity.max(1),
+            lanes: self.lanes.clamp(1, 256),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct FileConfig {
@@ -185,6 +228,7 @@ pub struct FileConfig {
     pub limits: Limits,
     pub apps: Vec<AppConfig>,
     pub log: LogSection,
+    pub webhooks: WebhooksSection,
 }
 
 impl FileConfig {

@@ -111,6 +111,7 @@ fn check_config(cli: &Cli) -> anyhow::Result<()> {
     let cfg = load_config(cli)?;
     // What `serve` would build from it, so a bad address or profile fails here too.
     cfg.server.media()?;
+    sfu_core::webhooks::check(&cfg.apps)?;
     println!(
         "{}: ok (http {}, udp port {}, {} app(s), log format {:?})",
         cli.config
@@ -218,6 +219,7 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
             http: cfg.server.http(),
             dev: cli.dev,
             admin_token: Some(cfg.server.admin_token.clone()),
+            webhooks: cfg.webhooks.config(),
         })
         .await?;
         let addr = server.local_addr()?;

@@ -565,6 +565,7 @@ impl Client {
         self.events.clear();
     }
 }
+pub mod hooks;
 pub mod http;
 pub mod media;
 pub mod proxy;

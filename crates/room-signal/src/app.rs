@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 
 use crate::config::{AppConfig, Limits, SignalConfig};
 use crate::error::{code, SignalError};
+use crate::hooks::{AppHooks, HookKind, Hooks, NoHooks};
 use crate::limiter::Limiter;
 use crate::media::{MediaControl, MediaId, NoMedia};
 use crate::outbox::{self, Inbox, Outbound, Outbox};
@@ -58,11 +59,22 @@ pub struct App {
     pub refusals: Refusals,
     /// Signaling requests answered, by op and result code.
     pub requests: crate::requests::RequestCounters,
+    /// Where this app's events for its backend go.
+    hooks: AppHooks,
 }
 
 impl App {
-    fn new(config: AppConfig, limits: Arc<Limits>, media: Arc<dyn MediaControl>) -> Self {
+    fn new(
+        config: AppConfig,
+        limits: Arc<Limits>,
+        media: Arc<dyn MediaControl>,
+        hooks: Arc<dyn Hooks>,
+    ) -> Self {
         App {
+            hooks: AppHooks {
+                app_id: config.app_id,
+                sink: hooks,
+            },
             logins: Limiter::per_second(limits.login_per_app_per_sec),
             config,
             limits,
@@ -96,7 +108,11 @@ impl App {
             return r.clone();
         }
         let id: Arc<str> = Arc::from(id);
-        let room = Arc::new(Room::new(id.clone(), self.limits.clone()));
+        let room = Arc::new(Room::new(
+            id.clone(),
+            self.limits.clone(),
+            self.hooks.clone(),
+        ));
         rooms.insert(id, room.clone());
         room
     }
@@ -261,6 +277,25 @@ impl App {
         }
     }
 
+    /// Tell the app's backend a play started or stopped (`room_id`: the
+    /// room the play is bound to; `reason` for a stop).
+    pub(crate) fn play_hook(
+        &self,
+        started: bool,
+        room_id: &Arc<str>,
+        user_id: Option<&Arc<str>>,
+        stream_id: &Arc<str>,
+        reason: Option<u32>,
+    ) {
+        let kind = if started {
+            HookKind::PlayStarted
+        } else {
+            HookKind::PlayStopped
+        };
+        self.hooks
+            .emit(kind, room_id, user_id, Some(stream_id), reason);
+    }
+
     /// Streams published now, and plays (waiting or not) of any stream ID.
     pub fn stream_counts(&self) -> (usize, usize) {
         let streams = self.streams.lock();
@@ -304,6 +339,15 @@ impl Hub {
 
     /// Build the hub with a media plane.
     pub fn with_media(config: SignalConfig, media: Arc<dyn MediaControl>) -> Result<Self, String> {
+        Self::with_hooks(config, media, Arc::new(NoHooks))
+    }
+
+    /// Build the hub with a media plane and a sink for the apps' events.
+    pub fn with_hooks(
+        config: SignalConfig,
+        media: Arc<dyn MediaControl>,
+        hooks: Arc<dyn Hooks>,
+    ) -> Result<Self, String> {
         let limits = Arc::new(config.limits);
         let mut apps = HashMap::new();
         for app in config.apps {
@@ -315,7 +359,10 @@ impl Hub {
             }
             let id = app.app_id;
             if apps
-                .insert(id, Arc::new(App::new(app, limits.clone(), media.clone())))
+                .insert(
+                    id,
+                    Arc::new(App::new(app, limits.clone(), media.clone(), hooks.clone())),
+                )
                 .is_some()
             {
                 return Err(format!("app {id} is configured twice"));

@@ -16,6 +16,25 @@ pub struct AppConfig {
     /// Rooms one connection may be in at once in multi-room mode.
     #[serde(default = "default_max_rooms")]
     pub max_rooms: u8,
+    /// Where the app's events are POSTed (webhooks); empty: none are sent.
+    /// `http://` or `https://`.
+    #[serde(default, rename = "webhookURL")]
+    pub webhook_url: String,
+    /// The HMAC-SHA256 key of the webhooks' `X-Sfu-Signature`; empty: the
+    /// app's `secret`.
+    #[serde(default)]
+    pub webhook_secret: String,
+}
+
+impl AppConfig {
+    /// The key that signs this app's webhooks.
+    pub fn webhook_key(&self) -> &str {
+        if self.webhook_secret.is_empty() {
+            &self.secret
+        } else {
+            &self.webhook_secret
+        }
+    }
 }
 
 fn default_max_rooms() -> u8 {
@@ -113,6 +132,8 @@ impl SignalConfig {
                 secret: "devsecret".into(),
                 multi_room: true,
                 max_rooms: 5,
+                webhook_url: String::new(),
+                webhook_secret: String::new(),
             }],
             limits: Limits::default(),
         }

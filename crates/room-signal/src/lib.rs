@@ -13,12 +13,14 @@
 //! - [`wire`]: request parsing, response and event encoding.
 //! - [`token`]: JWT verification and minting.
 //! - [`media`]: the seam to the media plane (`MediaControl`).
+//! - [`hooks`]: events for the app's backend (webhooks), emitted in room order.
 //! - `session_media`: publish/play ops and the play-binding rules.
 //! - [`ids`], [`error`], [`limiter`], [`outbox`]: the small pieces.
 
 pub mod app;
 pub mod config;
 pub mod error;
+pub mod hooks;
 pub mod ids;
 pub mod limiter;
 pub mod media;
@@ -34,4 +36,5 @@ pub mod wire;
 pub use app::{App, Hub, HubStats};
 pub use config::{AppConfig, Limits, SignalConfig};
 pub use error::{code, SignalError};
+pub use hooks::{HookEvent, HookKind, Hooks, NoHooks};
 pub use session::{CloseReason, Session};

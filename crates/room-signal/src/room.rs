@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::config::Limits;
 use crate::error::{code, Result, SignalError};
+use crate::hooks::{AppHooks, HookKind};
 use crate::ids;
 use crate::limiter::{self, Limiter};
 use crate::outbox::{Outbound, Outbox};
@@ -89,6 +90,7 @@ pub struct Room {
     broadcast: Limiter,
     barrage: Limiter,
     extra_info: Limiter,
+    hooks: AppHooks,
 }
 
 /// A successful join: the `loginRoom` result and what the join displaced.
@@ -103,8 +105,9 @@ pub struct Joined {
 pub(crate) const RETRY: u32 = 0;
 
 impl Room {
-    pub(crate) fn new(id: Arc<str>, limits: Arc<Limits>) -> Self {
+    pub(crate) fn new(id: Arc<str>, limits: Arc<Limits>, hooks: AppHooks) -> Self {
         Room {
+            hooks,
             login: Limiter::per_second(limits.login_per_room_per_sec),
             broadcast: Limiter::per_second(limits.broadcast_per_room_per_sec),
             barrage: Limiter::per_second(limits.barrage_per_room_per_sec),
@@ -138,6 +141,20 @@ impl Room {
             "roomStreamUpdate",
             json!({"roomID": &*self.id, "updateType": kind, "streamList": list, "extendedData": extended}),
         )
+    }
+
+    /// A user event for the app's backend (under the room lock: in order).
+    fn hook_user(&self, kind: HookKind, user_id: &Arc<str>, reason: Option<DeleteReason>) {
+        let reason = reason.map(|r| r as u32);
+        self.hooks.emit(kind, &self.id, Some(user_id), None, reason);
+    }
+
+    /// A stream event for the app's backend (under the room lock).
+    fn hook_stream(&self, kind: HookKind, s: &ListedStream, reason: Option<DeleteReason>) {
+        let reason = reason.map(|r| r as u32);
+        let user = Some(&s.user.user_id);
+        self.hooks
+            .emit(kind, &self.id, user, Some(&s.stream_id), reason);
     }
 
     fn user_update(&self, kind: &str, user: &User) -> Bytes {
@@ -184,6 +201,8 @@ impl Room {
         }
         if st.members.is_empty() {
             st.max_members = config.max_member_count;
+            self.hooks
+                .emit(HookKind::RoomCreated, &self.id, None, None, None);
         }
         let mut kicked_streams = Vec::new();
         if let Some(old) = st.members.remove(&user.user_id) {
@@ -196,6 +215,11 @@ impl Room {
             });
             kicked_streams =
                 self.remove_streams_of(&mut st, &user.user_id, DeleteReason::RepeatedLogin);
+            self.hook_user(
+                HookKind::UserLoggedOut,
+                &user.user_id,
+                Some(DeleteReason::RepeatedLogin),
+            );
         }
         let join = NEXT_JOIN.fetch_add(1, Ordering::Relaxed);
         let l = &self.limits;
@@ -211,6 +235,7 @@ impl Room {
                 command_to_many: Limiter::per_second(l.command_to_many_per_sec),
             },
         );
+        self.hook_user(HookKind::UserLoggedIn, &user.user_id, None);
         let updates_on = self.user_updates_on(st.members.len());
         if !replacing && updates_on {
             let frame = self.user_update("ADD", user);
@@ -277,6 +302,7 @@ impl Room {
             return (Vec::new(), false);
         };
         let streams = self.remove_streams_of(&mut st, user_id, reason);
+        self.hook_user(HookKind::UserLoggedOut, &member.user.user_id, Some(reason));
         if self.user_updates_on(before) {
             let frame = self.user_update("DELETE", &member.user);
             for m in st.members.values().filter(|m| m.user_update) {
@@ -285,6 +311,8 @@ impl Room {
         }
         if st.members.is_empty() {
             st.closed = true;
+            self.hooks
+                .emit(HookKind::RoomClosed, &self.id, None, None, None);
         }
         (streams, st.closed)
     }
@@ -299,6 +327,9 @@ impl Room {
             .into_iter()
             .partition(|s| &*s.user.user_id == user_id);
         st.streams = kept;
+        for s in &gone {
+            self.hook_stream(HookKind::StreamStopped, s, Some(reason));
+        }
         if !gone.is_empty() {
             let frame = self.stream_update("DELETE", &gone, Some(reason));
             for m in st.members.values().filter(|m| &*m.user.user_id != user_id) {
@@ -339,6 +370,7 @@ impl Room {
             user,
             extra_info,
         };
+        self.hook_stream(HookKind::StreamPublished, &listed, None);
         let frame = self.stream_update("ADD", std::slice::from_ref(&listed), None);
         for m in st.members.values().filter(|m| &*m.user.user_id != user_id) {
             m.outbox.send_frame(&frame);
@@ -354,6 +386,7 @@ impl Room {
             return false;
         };
         let gone = st.streams.remove(pos);
+        self.hook_stream(HookKind::StreamStopped, &gone, Some(reason));
         let frame = self.stream_update("DELETE", std::slice::from_ref(&gone), Some(reason));
         for m in st
             .members

@@ -399,13 +399,15 @@ impl Session {
             .map(|u| u.user_id.clone())
             .unwrap_or_else(|| Arc::from(""));
         // Decide about plays bound here while the room still lists its streams.
+        // Plays end first, so the app's backend hears of them before the
+        // user's logout and the room's close.
         let ending = self.plays_to_end(&joined.room);
+        self.rebind_or_end_plays(&joined.room, ending);
         let (streams, empty) = joined.room.leave(&user_id, joined.join, reason);
         for s in &streams {
             self.app.end_stream(s);
         }
         self.publishes.retain(|p| p.room_id != joined.room.id);
-        self.rebind_or_end_plays(&joined.room, ending);
         if empty {
             self.app.drop_room(&joined.room);
         }

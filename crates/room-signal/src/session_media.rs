@@ -31,6 +31,10 @@ enum Want {
 
 /// `playerStateUpdate PLAY_REQUESTING 1004002`: the play waits for its
 /// stream's publisher.
+/// `play_stopped` reasons besides error codes (see `hooks::HookEvent`).
+const PLAY_STOPPED: u32 = 1;
+const PLAYER_LEFT: u32 = 5;
+
 fn requesting(stream_id: &str) -> Bytes {
     wire::event(
         "playerStateUpdate",
@@ -194,7 +198,7 @@ impl Session {
             .inspect_err(|e| _ = self.app.refusals.count(e.code))?;
         if let Some(pos) = replaced {
             let old = self.plays.remove(pos);
-            self.end_play_media(&old);
+            self.end_play_media(&old, PLAY_STOPPED);
         }
         // An ID nobody publishes is not an error: the play waits for it.
         let accepted = self
@@ -218,6 +222,8 @@ impl Session {
         tracing::info!(app = self.app.id(), room = %bound, user = ?self.user_id(),
             stream = %req.stream_id, conn = self.conn_id, waiting = !live, "play");
         let stream_id: Arc<str> = Arc::from(req.stream_id);
+        let user_id = self.user.as_ref().map(|u| &u.user_id);
+        self.app.play_hook(true, &bound, user_id, &stream_id, None);
         if !live {
             // After the answer, which the signaling task writes first.
             self.outbox.send(Outbound::Frame(requesting(&stream_id)));
@@ -242,9 +248,14 @@ impl Session {
             .unwrap_or_else(|| Arc::from(""))
     }
 
-    fn end_play_media(&self, play: &Play) {
+    /// Stop a play's media, forget it in the app and tell the app's
+    /// backend why (`play_stopped` reason).
+    fn end_play_media(&self, play: &Play, reason: u32) {
         self.app.media.stop(play.media);
         self.app.remove_player(&play.stream_id, play.media);
+        let user = self.user.as_ref().map(|u| &u.user_id);
+        self.app
+            .play_hook(false, &play.room_id, user, &play.stream_id, Some(reason));
     }
 
     pub(crate) fn stop_playing(&mut self, req: wire::StreamOnly) -> OpResult {
@@ -257,7 +268,7 @@ impl Session {
             return Err(unknown_stream(&req.stream_id));
         };
         let play = self.plays.remove(pos);
-        self.end_play_media(&play);
+        self.end_play_media(&play, PLAY_STOPPED);
         Ok(None)
     }
 
@@ -320,7 +331,7 @@ impl Session {
             .partition(|p| ending.contains(&p.media));
         self.plays = kept;
         for p in &ended {
-            self.end_play_media(p);
+            self.end_play_media(p, PLAYER_LEFT);
         }
         let listed: Vec<(usize, Option<Arc<str>>)> = self
             .plays
@@ -434,7 +445,7 @@ impl Session {
     fn end_play(&mut self, id: MediaId, code: u32) -> Option<Bytes> {
         let pos = self.plays.iter().position(|p| p.media == id)?;
         let play = self.plays.remove(pos);
-        self.end_play_media(&play);
+        self.end_play_media(&play, code);
         tracing::info!(app = self.app.id(), stream = %play.stream_id, conn = self.conn_id,
             code, "play ended by the server");
         Some(no_play(&play.stream_id, code))
@@ -497,7 +508,7 @@ impl Session {
         expired
             .iter()
             .map(|p| {
-                self.end_play_media(p);
+                self.end_play_media(p, code::STREAM_NOT_FOUND);
                 tracing::info!(app = self.app.id(), stream = %p.stream_id, conn = self.conn_id,
                     "play ended: no publisher within limits.playWaitMs");
                 no_play(&p.stream_id, code::STREAM_NOT_FOUND)

@@ -25,6 +25,7 @@ async fn start_server_with(signal: SignalConfig) -> anyhow::Result<String> {
         http: Default::default(),
         dev: false,
         admin_token: None,
+        webhooks: Default::default(),
     })
     .await?;
     let addr = server.local_addr()?.to_string();

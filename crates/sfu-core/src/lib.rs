@@ -13,6 +13,8 @@
 //! - [`whip`]: WHIP/WHEP resources, each a control-plane session of its own.
 //! - [`admin`] (+ [`admin_views`], its JSON bodies): the admin REST API and
 //!   its OpenAPI document.
+//! - [`webhooks`]: the apps' events POSTed to their backends, signed, in
+//!   room order, with retries.
 
 pub mod admin;
 pub mod admin_views;
@@ -23,6 +25,7 @@ pub mod media;
 pub mod metrics;
 pub mod ratelog;
 pub mod signaling;
+pub mod webhooks;
 pub mod whip;
 
 use std::net::SocketAddr;
@@ -48,6 +51,8 @@ pub struct ServerConfig {
     /// A bearer token that opens the admin API for every app
     /// (`server.adminToken`; `None`: only each app's secret does).
     pub admin_token: Option<String>,
+    /// Webhook delivery (`[webhooks]`); each app's URL is in its config.
+    pub webhooks: webhooks::WebhookConfig,
 }
 
 /// Limits of the HTTP/WebSocket listener (`server.*` keys of `sfu.toml`).
@@ -98,13 +103,16 @@ pub struct State {
     /// Set to true when the server starts shutting down: every signaling
     /// connection says so to its client and closes.
     pub stopping: tokio::sync::watch::Sender<bool>,
+    /// The apps' webhooks (flushed at shutdown; counters for `/metrics`).
+    pub webhooks: Arc<webhooks::Webhooks>,
 }
 
 impl State {
     /// Shutdown, once the listener stopped accepting and its HTTP requests
     /// finished: every WebSocket client is told (`roomStateChanged KICKOUT
     /// 1000093`, close 1001) and its session ends; then the media plane
-    /// closes every peer connection and its threads are joined. All within
+    /// closes every peer connection and its threads are joined, and the
+    /// webhooks left in the queue are delivered. All within
     /// `limits.shutdown_grace`; what is left then is dropped with the
     /// process.
     async fn drain(&self) {
@@ -125,9 +133,12 @@ impl State {
             }
             None => true,
         };
+        // The sessions' last events (logouts, streams stopped, rooms closed).
+        let hooks = self.webhooks.flush(deadline).await;
         tracing::info!(
             sessions_closed = sessions,
             media_stopped = media,
+            webhooks_flushed = hooks,
             "shutdown drained"
         );
     }
@@ -188,16 +199,22 @@ pub struct Server {
 impl Server {
     /// Bind the listener and build the control plane.
     pub async fn bind(config: ServerConfig) -> anyhow::Result<Server> {
+        let hooks = webhooks::Webhooks::start(&config.webhooks, &config.signal.apps)?;
         let (hub, media_addr, plane) = match config.media {
             Some(media) => {
                 let plane = media::MediaPlane::start(media)?;
                 let addr = plane.local_addr();
-                let hub =
-                    Hub::with_media(config.signal, plane.clone()).map_err(anyhow::Error::msg)?;
+                let hub = Hub::with_hooks(config.signal, plane.clone(), hooks.clone())
+                    .map_err(anyhow::Error::msg)?;
                 (hub, Some(addr), Some(plane))
             }
             None => (
-                Hub::new(config.signal).map_err(anyhow::Error::msg)?,
+                Hub::with_hooks(
+                    config.signal,
+                    Arc::new(room_signal::media::NoMedia),
+                    hooks.clone(),
+                )
+                .map_err(anyhow::Error::msg)?,
                 None,
                 None,
             ),
@@ -217,6 +234,7 @@ impl Server {
                 media: plane,
                 admin_token: config.admin_token.filter(|t| !t.is_empty()),
                 stopping: tokio::sync::watch::Sender::new(false),
+                webhooks: hooks,
             }),
             media_addr,
         })

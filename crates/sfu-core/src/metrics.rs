@@ -45,6 +45,17 @@ pub struct Snapshot {
     pub requests: Vec<(&'static str, u32, u64)>,
     pub media: Option<MediaSnapshot>,
     pub process: Option<Process>,
+    pub webhooks: WebhookCounts,
+}
+
+/// The webhook sender's counters at one scrape.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WebhookCounts {
+    pub delivered: u64,
+    pub failed: u64,
+    pub retries: u64,
+    pub dropped: u64,
+    pub pending: u64,
 }
 
 #[derive(Debug, Default)]
@@ -135,6 +146,17 @@ pub async fn snapshot(state: &State) -> Snapshot {
         requests,
         media,
         process: Process::read(),
+        webhooks: {
+            use std::sync::atomic::Ordering::Relaxed;
+            let w = state.webhooks.stats();
+            WebhookCounts {
+                delivered: w.delivered.load(Relaxed),
+                failed: w.failed.load(Relaxed),
+                retries: w.retries.load(Relaxed),
+                dropped: w.dropped.load(Relaxed),
+                pending: w.pending.load(Relaxed),
+            }
+        },
     }
 }
 
@@ -253,6 +275,29 @@ impl Collector for Scrape {
             .map(|(op, code, n)| (vec![("op", op.to_string()), ("code", code.to_string())], *n))
             .collect();
         counters(&mut e, "sfu_signaling_requests", "Signaling requests answered, by op and result code (0: ok; op `unknown` for other names, `invalid` for frames that are not requests)", &rows)?;
+        let w = &s.webhooks;
+        counters(
+            &mut e,
+            "sfu_webhook_events",
+            "Webhook events by outcome: delivered (2xx), failed (retries exhausted or a final 4xx), dropped (queue full)",
+            &[
+                (label("outcome", "delivered"), w.delivered),
+                (label("outcome", "failed"), w.failed),
+                (label("outcome", "dropped"), w.dropped),
+            ],
+        )?;
+        counter(
+            &mut e,
+            "sfu_webhook_retries",
+            "Webhook delivery attempts after an event's first",
+            w.retries,
+        )?;
+        gauge(
+            &mut e,
+            "sfu_webhook_queue_depth",
+            "Webhook events queued or being delivered",
+            w.pending as i64,
+        )?;
         if let Some(m) = &s.media {
             media(&mut e, m)?;
         }

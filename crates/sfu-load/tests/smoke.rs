@@ -16,6 +16,7 @@ async fn one_publisher_three_players() -> anyhow::Result<()> {
         http: Default::default(),
         dev: true,
         admin_token: None,
+        webhooks: Default::default(),
     })
     .await?;
     let addr = server.local_addr()?;
