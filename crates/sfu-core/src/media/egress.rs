@@ -10,7 +10,9 @@
 //! not repeat). A leg that fails verification stays on `rtc`'s path for
 //! good. `rtc` keeps ICE, DTLS and all RTCP; sender reports for every leg
 //! (either path) are ours ([`SenderClock`]), sent through the leg's
-//! `RTCRtpSender`.
+//! `RTCRtpSender`. A player whose selected pair is ICE-TCP gets the same
+//! protection, its packets framed on its TCP connection instead
+//! ([`FastLeg::send_tcp`]).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,6 +90,27 @@ impl FastLeg {
             buf[h..len].copy_from_slice(out.payload);
             protector.protect(buf, len, h, roc).ok()
         })
+    }
+
+    /// [`FastLeg::send`] for a player whose selected pair is ICE-TCP: the
+    /// protected packet goes framed on its connection to `to` (a
+    /// connection that cannot take it is closed, see `worker/tcp.rs`).
+    pub(crate) fn send_tcp(
+        &mut self,
+        links: &mut Vec<super::worker::TcpLink>,
+        to: SocketAddr,
+        out: &Outgoing<'_>,
+    ) -> bool {
+        let roc = self.rollover.next(out.sequence_number);
+        let (h, p) = (out.header.len(), out.payload.len());
+        let len = h + p;
+        let mut buf = vec![0u8; len + self.profile.tag_len()];
+        buf[..h].copy_from_slice(out.header);
+        buf[h..len].copy_from_slice(out.payload);
+        match self.protector.protect(&mut buf, len, h, roc) {
+            Ok(n) if n > 0 && n <= buf.len() => super::worker::send_tcp(links, to, &buf[..n]),
+            _ => false,
+        }
     }
 }
 
@@ -248,6 +271,8 @@ impl Worker {
                 capture,
                 key,
                 send_to,
+                send_tcp,
+                tcp,
                 connected: true,
                 unsent,
                 ..
@@ -263,9 +288,14 @@ impl Worker {
                 .on_sent(out.sequence_number, out.timestamp, out.payload.len(), now);
             let verifier = match &mut e.path {
                 Path::Fast(fast) => {
-                    match *send_to {
-                        Some(to) if fast.send(sends, to, &out) => egress.fast_packets += 1,
-                        _ => egress.fast_failed += 1,
+                    let sent = match *send_to {
+                        Some(to) if *send_tcp => fast.send_tcp(tcp, to, &out),
+                        Some(to) => fast.send(sends, to, &out),
+                        None => false,
+                    };
+                    match sent {
+                        true => egress.fast_packets += 1,
+                        false => egress.fast_failed += 1,
                     }
                     // A long fan-out starts leaving before it is complete.
                     sends.send_ready(socket, SEND_EARLY);
@@ -393,6 +423,7 @@ pub(crate) fn observe_rtc_output(
     peer: &mut Peer,
     datagram: &[u8],
     to: SocketAddr,
+    tcp: bool,
     egress: &mut EgressStats,
 ) {
     // RTP and RTCP (RFC 7983: first byte 128..=191) go to the selected
@@ -404,6 +435,7 @@ pub(crate) fn observe_rtc_output(
         return;
     }
     peer.send_to = Some(to);
+    peer.send_tcp = tcp;
     let Role::Player { legs } = &mut peer.role else {
         return;
     };

@@ -18,7 +18,9 @@
 //!   addresses, stashed nominations);
 //! - [`teardown`]: the one local teardown, and the map sizes;
 //! - [`plays`]: each new publisher track's codec mapped onto its players'
-//!   answers (plays that wait for and survive their publisher).
+//!   answers (plays that wait for and survive their publisher);
+//! - [`tcp`]: ICE-TCP connections bound to peers (framed reads and writes
+//!   on tasks of this worker's runtime, bounded queues).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -50,9 +52,12 @@ use super::Shared;
 
 mod ice;
 mod plays;
+mod tcp;
 mod teardown;
 
 use self::ice::Nomination;
+pub(crate) use self::tcp::TcpLink;
+use self::tcp::{TcpEvent, TCP_EVENT_QUEUE};
 
 /// Where a router track's packets come from (and keyframe requests go).
 pub(crate) enum Origin {
@@ -135,6 +140,10 @@ pub(crate) struct Peer {
     /// Where `rtc` sends its RTP and RTCP (the selected pair): where the
     /// fast path sends too.
     pub send_to: Option<SocketAddr>,
+    /// The selected pair is ICE-TCP: `send_to` is reached through `tcp`.
+    pub send_tcp: bool,
+    /// Its ICE-TCP connections (`tcp.rs`), usually none.
+    pub tcp: Vec<TcpLink>,
     /// RTP packets handed to `rtc` since its output was last drained (see
     /// [`RTC_WRITE_BATCH`](super::egress::RTC_WRITE_BATCH)).
     pub unsent: u8,
@@ -150,6 +159,8 @@ pub struct WorkerStats {
     pub router_tracks: usize,
     pub sources: usize,
     pub nominations: usize,
+    /// ICE-TCP connections bound to peers.
+    pub tcp_links: usize,
     /// Router streams, tracks, down-tracks, and keys down-tracks wait for.
     pub router_streams: usize,
     pub router_track_count: usize,
@@ -170,6 +181,13 @@ pub(crate) struct Worker {
     nominations: Vec<Nomination>,
     pub socket: UdpSocket,
     local_addr: SocketAddr,
+    /// The address ICE-TCP frames are tagged with (see `Shared::tcp_local`).
+    tcp_local: Option<SocketAddr>,
+    /// Frames and ends from this worker's ICE-TCP readers.
+    tcp_events: tokio::sync::mpsc::Receiver<TcpEvent>,
+    pub(crate) tcp_events_tx: tokio::sync::mpsc::Sender<TcpEvent>,
+    /// The last ICE-TCP connection id given out.
+    pub(crate) next_link: u64,
     pub shared: Arc<Shared>,
     pub peers: HashMap<MediaId, Peer>,
     by_addr: HashMap<SocketAddr, MediaId>,
@@ -219,10 +237,25 @@ pub(crate) fn drain(peer: &mut Peer, sends: &mut SendQueue, egress: &mut EgressS
     let player = matches!(peer.role, Role::Player { .. });
     while let Some(out) = peer.pc.poll_write() {
         if player {
-            observe_rtc_output(peer, &out.message, out.transport.peer_addr, egress);
+            let tcp = out.transport.transport_protocol == TransportProtocol::TCP;
+            observe_rtc_output(peer, &out.message, out.transport.peer_addr, tcp, egress);
         }
-        sends.push(out.transport.peer_addr, out.message);
+        let to = out.transport.peer_addr;
+        match out.transport.transport_protocol {
+            TransportProtocol::TCP => {
+                if !tcp::send_on(&mut peer.tcp, to, &out.message) {
+                    tracing::trace!(%to, "no ICE-TCP connection takes this packet: dropped");
+                }
+            }
+            _ => sends.push(to, out.message),
+        }
     }
+}
+
+/// Send `packet` on the ICE-TCP connection of `links` to `to` (see
+/// `tcp.rs`); false if none took it.
+pub(crate) fn send_tcp(links: &mut Vec<TcpLink>, to: SocketAddr, packet: &[u8]) -> bool {
+    tcp::send_on(links, to, packet)
 }
 
 /// Thread body: a current-thread runtime driving one worker.
@@ -259,7 +292,13 @@ pub(crate) fn run(idx: usize, socket: StdUdpSocket, shared: Arc<Shared>, mailbox
 impl Worker {
     pub(crate) fn new(idx: usize, socket: UdpSocket, shared: Arc<Shared>) -> std::io::Result<Self> {
         let local_addr = socket.local_addr()?;
+        let (tcp_events_tx, tcp_events) = tokio::sync::mpsc::channel(TCP_EVENT_QUEUE);
+        let tcp_local = shared.tcp_local;
         Ok(Worker {
+            tcp_local,
+            tcp_events,
+            tcp_events_tx,
+            next_link: 0,
             idx,
             sends: SendQueue::new(shared.config.udp_gso),
             nominations: Vec::new(),
@@ -329,6 +368,19 @@ impl Worker {
                         }
                     }
                 }
+                ev = self.tcp_events.recv() => {
+                    if let Some(ev) = ev {
+                        let now = Instant::now();
+                        self.sends.since(now);
+                        self.on_tcp_event(ev, now);
+                        for _ in 1..MAILBOX_BATCH {
+                            match self.tcp_events.try_recv() {
+                                Ok(ev) => self.on_tcp_event(ev, now),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
                 msg = mailbox.recv() => {
                     let Some(msg) = msg else { return };
                     let now = Instant::now();
@@ -379,8 +431,8 @@ impl Worker {
         tracing::info!(worker = self.idx, "media worker stopped");
     }
 
-    /// Hand one datagram to connection `id`.
-    fn feed(&mut self, id: MediaId, from: SocketAddr, data: BytesMut, now: Instant) {
+    /// Hand one datagram (or ICE-TCP frame, `tcp`) to connection `id`.
+    fn feed(&mut self, id: MediaId, from: SocketAddr, tcp: bool, data: BytesMut, now: Instant) {
         // A peer whose handling panicked this turn is ended at its flush;
         // until then it gets nothing more (one panic per peer, not one per
         // datagram).
@@ -390,13 +442,19 @@ impl Worker {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
+        // `rtc` matches a packet to its local candidate by address and
+        // protocol: ICE-TCP frames carry the TCP candidate's.
+        let (local_addr, transport_protocol) = match (tcp, self.tcp_local) {
+            (true, Some(at)) => (at, TransportProtocol::TCP),
+            _ => (self.local_addr, TransportProtocol::UDP),
+        };
         let msg = TaggedBytesMut {
             now,
             transport: TransportContext {
-                local_addr: self.local_addr,
+                local_addr,
                 peer_addr: from,
                 ecn: None,
-                transport_protocol: TransportProtocol::UDP,
+                transport_protocol,
             },
             message: data,
         };
@@ -491,6 +549,8 @@ impl Worker {
                 armed: None,
                 capture: parked.capture,
                 send_to: None,
+                send_tcp: false,
+                tcp: Vec::new(),
                 unsent: 0,
             },
         );
