@@ -124,6 +124,21 @@ fn browsers_publish_and_play_over_ice_tcp_inside_the_namespace() {
         "ice_tcp.mjs failed:\n{stdout}\n{stderr}"
     );
     println!("{stdout}");
+    // The players' RTP took the egress fast path, framed on their TCP
+    // connections: all four legs (two players, audio and video) verified,
+    // nothing failed to go out.
+    use common::egress::{CM, FAILED, FAST, GCM, MISMATCH, RTC};
+    let text = common::metrics_blocking(&server);
+    let (fast, rtc) = (common::sample(&text, FAST), common::sample(&text, RTC));
+    println!("egress over ICE-TCP: fast {fast}, rtc {rtc}");
+    assert_eq!(
+        common::sample(&text, GCM) + common::sample(&text, CM),
+        4,
+        "verified legs\n{text}"
+    );
+    assert_eq!(common::sample(&text, MISMATCH), 0, "{text}");
+    assert_eq!(common::sample(&text, FAILED), 0, "{text}");
+    assert!(fast > rtc, "the fast path carried the streams\n{text}");
 }
 
 /// Read until the server closes the connection (EOF or reset): what it

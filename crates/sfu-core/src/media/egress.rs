@@ -93,7 +93,8 @@ impl FastLeg {
     }
 
     /// [`FastLeg::send`] for a player whose selected pair is ICE-TCP: the
-    /// protected packet goes framed on its connection to `to` (a
+    /// packet is written after room for its RFC 4571 prefix, protected
+    /// there and queued on its connection to `to` (one buffer; a
     /// connection that cannot take it is closed, see `worker/tcp.rs`).
     pub(crate) fn send_tcp(
         &mut self,
@@ -101,16 +102,22 @@ impl FastLeg {
         to: SocketAddr,
         out: &Outgoing<'_>,
     ) -> bool {
+        use super::tcp_framing::{MAX_FRAME_LEN, PREFIX_LEN};
         let roc = self.rollover.next(out.sequence_number);
         let (h, p) = (out.header.len(), out.payload.len());
         let len = h + p;
-        let mut buf = vec![0u8; len + self.profile.tag_len()];
-        buf[..h].copy_from_slice(out.header);
-        buf[h..len].copy_from_slice(out.payload);
-        match self.protector.protect(&mut buf, len, h, roc) {
-            Ok(n) if n > 0 && n <= buf.len() => super::worker::send_tcp(links, to, &buf[..n]),
-            _ => false,
-        }
+        let mut buf = vec![0u8; PREFIX_LEN + len + self.profile.tag_len()];
+        let body = &mut buf[PREFIX_LEN..];
+        body[..h].copy_from_slice(out.header);
+        body[h..len].copy_from_slice(out.payload);
+        let n = match self.protector.protect(body, len, h, roc) {
+            Ok(n) if n > 0 && n <= body.len() && n <= MAX_FRAME_LEN => n,
+            _ => return false,
+        };
+        // n <= MAX_FRAME_LEN < u16::MAX: the cast is exact.
+        buf[..PREFIX_LEN].copy_from_slice(&(n as u16).to_be_bytes());
+        buf.truncate(PREFIX_LEN + n);
+        super::worker::send_tcp_framed(links, to, buf.into())
     }
 }
 

@@ -16,6 +16,8 @@
 //!
 //! - [`ice`]: which peer a datagram is for (authenticated checks, bound
 //!   addresses, stashed nominations);
+//! - [`io`]: packets into a peer's `rtc` (with the UDP or TCP transport
+//!   context) and its output out (UDP send queue, or an ICE-TCP link);
 //! - [`teardown`]: the one local teardown, and the map sizes;
 //! - [`plays`]: each new publisher track's codec mapped onto its players'
 //!   answers (plays that wait for and survive their publisher);
@@ -29,13 +31,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use room_signal::media::MediaId;
 use room_signal::outbox::Outbox;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::RTCRtpReceiverId;
 use rtc::sansio::Protocol;
-use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use stream_router::{
     Codec, DownTrackConfig, DownTrackHandle, ExtMap, MediaKind, Router, StreamHandle, StreamKey,
     TrackHandle, TrackInfo,
@@ -44,18 +44,20 @@ use tokio::net::UdpSocket;
 
 use super::batch::{RecvBatch, SendQueue};
 use super::directory::{Adopted, Relaying, Role as ConnRole};
-use super::egress::{observe_rtc_output, EgressStats, LegEgress};
+use super::egress::{EgressStats, LegEgress};
 use super::peer::Leg;
 use super::relay::{Command, MailboxRx, Source};
 use super::srtp::KeyCapture;
 use super::Shared;
 
 mod ice;
+mod io;
 mod plays;
 mod tcp;
 mod teardown;
 
 use self::ice::Nomination;
+pub(crate) use self::io::{drain, send_tcp_framed};
 pub(crate) use self::tcp::TcpLink;
 use self::tcp::{TcpEvent, TCP_EVENT_QUEUE};
 
@@ -230,34 +232,6 @@ pub(crate) struct Worker {
     pub stall_on_ping_ms: Option<u64>,
 }
 
-/// Queue what a connection's `rtc` wants to send (a player's output is
-/// also looked at: see [`observe_rtc_output`]).
-pub(crate) fn drain(peer: &mut Peer, sends: &mut SendQueue, egress: &mut EgressStats) {
-    peer.unsent = 0;
-    let player = matches!(peer.role, Role::Player { .. });
-    while let Some(out) = peer.pc.poll_write() {
-        if player {
-            let tcp = out.transport.transport_protocol == TransportProtocol::TCP;
-            observe_rtc_output(peer, &out.message, out.transport.peer_addr, tcp, egress);
-        }
-        let to = out.transport.peer_addr;
-        match out.transport.transport_protocol {
-            TransportProtocol::TCP => {
-                if !tcp::send_on(&mut peer.tcp, to, &out.message) {
-                    tracing::trace!(%to, "no ICE-TCP connection takes this packet: dropped");
-                }
-            }
-            _ => sends.push(to, out.message),
-        }
-    }
-}
-
-/// Send `packet` on the ICE-TCP connection of `links` to `to` (see
-/// `tcp.rs`); false if none took it.
-pub(crate) fn send_tcp(links: &mut Vec<TcpLink>, to: SocketAddr, packet: &[u8]) -> bool {
-    tcp::send_on(links, to, packet)
-}
-
 /// Thread body: a current-thread runtime driving one worker.
 pub(crate) fn run(idx: usize, socket: StdUdpSocket, shared: Arc<Shared>, mailbox: MailboxRx) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -429,47 +403,6 @@ impl Worker {
             self.drop_peer(id);
         }
         tracing::info!(worker = self.idx, "media worker stopped");
-    }
-
-    /// Hand one datagram (or ICE-TCP frame, `tcp`) to connection `id`.
-    fn feed(&mut self, id: MediaId, from: SocketAddr, tcp: bool, data: BytesMut, now: Instant) {
-        // A peer whose handling panicked this turn is ended at its flush;
-        // until then it gets nothing more (one panic per peer, not one per
-        // datagram).
-        if self.panicked.contains(&id) {
-            return;
-        }
-        let Some(peer) = self.peers.get_mut(&id) else {
-            return;
-        };
-        // `rtc` matches a packet to its local candidate by address and
-        // protocol: ICE-TCP frames carry the TCP candidate's.
-        let (local_addr, transport_protocol) = match (tcp, self.tcp_local) {
-            (true, Some(at)) => (at, TransportProtocol::TCP),
-            _ => (self.local_addr, TransportProtocol::UDP),
-        };
-        let msg = TaggedBytesMut {
-            now,
-            transport: TransportContext {
-                local_addr,
-                peer_addr: from,
-                ecn: None,
-                transport_protocol,
-            },
-            message: data,
-        };
-        let pc = &mut peer.pc;
-        match guarded(|| pc.handle_read(msg)) {
-            Ok(Err(e)) => tracing::trace!(media = id, "datagram refused: {e}"),
-            Ok(Ok(())) => {}
-            Err(()) => {
-                self.panicked.push(id);
-                return;
-            }
-        }
-        if guarded(|| self.service(id, now)).is_err() {
-            self.panicked.push(id);
-        }
     }
 
     /// Take over a connection the directory handed to this worker.

@@ -69,10 +69,24 @@ impl TcpLink {
 /// Send `packet` on the link to `to`; a link that cannot take it is closed
 /// (removed). False if it was not sent.
 pub(crate) fn send_on(links: &mut Vec<TcpLink>, to: SocketAddr, packet: &[u8]) -> bool {
+    send_with(links, to, |link| link.send(packet))
+}
+
+/// Queue an already framed packet (prefix included) on the link to `to`,
+/// as [`send_on`] does.
+pub(crate) fn send_framed(links: &mut Vec<TcpLink>, to: SocketAddr, framed: Bytes) -> bool {
+    send_with(links, to, |link| link.tx.try_send(framed).is_ok())
+}
+
+fn send_with(
+    links: &mut Vec<TcpLink>,
+    to: SocketAddr,
+    send: impl FnOnce(&TcpLink) -> bool,
+) -> bool {
     let Some(i) = links.iter().position(|l| l.remote == to) else {
         return false;
     };
-    if links[i].send(packet) {
+    if send(&links[i]) {
         return true;
     }
     let link = links.remove(i);
@@ -275,6 +289,10 @@ mod tests {
         (link, rx)
     }
 
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
     #[test]
     fn packets_go_framed_to_the_link_of_their_address() {
         let (a, mut rx_a) = link(1, 5000, 4);
@@ -294,6 +312,10 @@ mod tests {
             b"x"
         ));
         assert_eq!(links.len(), 2);
+        // An already framed packet (the fast path's) goes as it is.
+        let framed = Bytes::from_static(b"\x00\x02hi");
+        assert!(send_framed(&mut links, addr(5000), framed.clone()));
+        assert_eq!(rx_a.try_recv().unwrap(), framed);
     }
 
     #[test]
