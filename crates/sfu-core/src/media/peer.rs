@@ -391,7 +391,7 @@ pub(crate) fn host_candidate(
     network: &str,
     tcp_type: TcpType,
 ) -> Result<rtc::ice::candidate::Candidate, RtcError> {
-    Ok(CandidateHostConfig {
+    CandidateHostConfig {
         base_config: CandidateConfig {
             network: network.to_owned(),
             address: addr.ip().to_string(),
@@ -401,7 +401,7 @@ pub(crate) fn host_candidate(
         },
         tcp_type,
     }
-    .new_candidate_host()?)
+    .new_candidate_host()
 }
 
 fn answer(pc: &mut RTCPeerConnection, now: Instant) -> Result<String, SignalError> {
