@@ -28,6 +28,9 @@ use super::Shared;
 /// A new connection's first frame (a binding request) must arrive within this.
 pub const FIRST_CHECK_DEADLINE: Duration = Duration::from_secs(5);
 
+/// The pause after a failed `accept` (out of file descriptors).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
+
 /// Bytes read from a TCP connection per call.
 pub const READ_CHUNK: usize = 4096;
 
@@ -191,9 +194,10 @@ pub(crate) fn run(
                     let (stream, remote) = match accepted {
                         Ok(a) => a,
                         Err(e) => {
-                            // Out of descriptors and the like: keep going.
+                            // Out of descriptors and the like: back off a
+                            // little rather than spin, then keep going.
                             tracing::debug!("ICE-TCP accept: {e}");
-                            tokio::task::yield_now().await;
+                            tokio::time::sleep(ACCEPT_BACKOFF).await;
                             continue;
                         }
                     };

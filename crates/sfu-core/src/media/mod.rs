@@ -598,5 +598,31 @@ mod tests {
             ..MediaConfig::default()
         });
         assert!(again.is_err());
+        // No ICE-TCP unless asked for.
+        assert_eq!(plane.tcp_addr(), None);
+        assert_eq!(plane.shared.candidates.tcp_port, None);
+    }
+
+    #[test]
+    fn ice_tcp_listens_on_the_udp_address_and_is_announced() {
+        let plane = MediaPlane::start(MediaConfig {
+            udp_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tcp_port: Some(0),
+            ..MediaConfig::default()
+        })
+        .unwrap();
+        let tcp = plane.tcp_addr().unwrap();
+        assert_eq!(tcp.ip(), IpAddr::from([127, 0, 0, 1]));
+        assert_ne!(tcp.port(), 0);
+        assert_eq!(plane.shared.candidates.tcp_port, Some(tcp.port()));
+        assert_eq!(plane.shared.tcp_local, Some(tcp));
+        assert_eq!(plane.ice_tcp_connections(), 0);
+        // Its port is taken: a second media plane does not start.
+        let again = MediaPlane::start(MediaConfig {
+            udp_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tcp_port: Some(tcp.port()),
+            ..MediaConfig::default()
+        });
+        assert!(again.is_err());
     }
 }
