@@ -22,6 +22,11 @@ pub struct ServerSection {
     pub udp_port: u16,
     /// Address the UDP socket binds (default: all interfaces).
     pub udp_bind_ip: std::net::IpAddr,
+    /// The one ICE-TCP port (RFC 6544 passive candidates, bound on
+    /// `udpBindIp`), announced in every answer beside the UDP candidate.
+    pub tcp_port: u16,
+    /// ICE-TCP connections open at once; beyond, new ones are closed.
+    pub max_tcp_connections: usize,
     /// Public address announced in SDP answers (NAT 1:1); empty: none.
     pub public_ip: String,
     /// Media event-loop threads; 0 means one per CPU core.
@@ -71,6 +76,8 @@ impl Default for ServerSection {
             bind: SocketAddr::from(([0, 0, 0, 0], 7880)),
             udp_port: 7882,
             udp_bind_ip: std::net::IpAddr::from([0, 0, 0, 0]),
+            tcp_port: 7881,
+            max_tcp_connections: 10_000,
             public_ip: String::new(),
             media_workers: 0,
             player_queue: 512,
@@ -128,6 +135,8 @@ impl ServerSection {
         }
         Ok(sfu_core::media::MediaConfig {
             udp_bind: SocketAddr::new(self.udp_bind_ip, self.udp_port),
+            tcp_port: Some(self.tcp_port),
+            max_tcp_connections: self.max_tcp_connections.max(1),
             public_ip,
             workers,
             player_queue: self.player_queue.max(16),

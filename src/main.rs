@@ -35,6 +35,9 @@ struct Cli {
     /// The UDP port of all media (overrides the config file; 0: any free port).
     #[arg(long, value_name = "PORT")]
     udp_port: Option<u16>,
+    /// The ICE-TCP port (overrides the config file; 0: any free port).
+    #[arg(long, value_name = "PORT")]
+    tcp_port: Option<u16>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -113,12 +116,13 @@ fn check_config(cli: &Cli) -> anyhow::Result<()> {
     cfg.server.media()?;
     sfu_core::webhooks::check(&cfg.apps)?;
     println!(
-        "{}: ok (http {}, udp port {}, {} app(s), log format {:?})",
+        "{}: ok (http {}, udp port {}, tcp port {}, {} app(s), log format {:?})",
         cli.config
             .as_deref()
             .map_or("--dev defaults".into(), |p| p.display().to_string()),
         cfg.server.bind,
         cfg.server.udp_port,
+        cfg.server.tcp_port,
         cfg.apps.len(),
         cfg.log.format,
     );
@@ -148,6 +152,9 @@ fn load_config(cli: &Cli) -> anyhow::Result<FileConfig> {
     }
     if let Some(port) = cli.udp_port {
         cfg.server.udp_port = port;
+    }
+    if let Some(port) = cli.tcp_port {
+        cfg.server.tcp_port = port;
     }
     Ok(cfg)
 }
@@ -225,9 +232,12 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
         let addr = server.local_addr()?;
         tracing::info!(%addr, apps = cfg.apps.len(), dev = cli.dev, "sfu listening");
         // A machine-readable line for scripts and tests that bind port 0.
-        match server.media_addr() {
-            Some(media) => println!("sfu listening on http://{addr} media udp://{media}"),
-            None => println!("sfu listening on http://{addr}"),
+        match (server.media_addr(), server.media_tcp_addr()) {
+            (Some(media), Some(tcp)) => {
+                println!("sfu listening on http://{addr} media udp://{media} tcp://{tcp}")
+            }
+            (Some(media), None) => println!("sfu listening on http://{addr} media udp://{media}"),
+            (None, _) => println!("sfu listening on http://{addr}"),
         }
         server.run(shutdown_signal()).await
     });

@@ -34,7 +34,7 @@ fn config_check_accepts_the_sample_and_binds_nothing() {
     );
     assert!(
         stdout.contains(
-            "sfu.sample.toml: ok (http 0.0.0.0:7880, udp port 7882, 1 app(s), log format Text)"
+            "sfu.sample.toml: ok (http 0.0.0.0:7880, udp port 7882, tcp port 7881, 1 app(s), log format Text)"
         ),
         "{stdout}"
     );
@@ -87,7 +87,7 @@ fn config_check_names_an_unknown_key_and_its_line() {
 fn json_log_lines() {
     let path = write(
         "json.toml",
-        "[server]\nbind = \"127.0.0.1:0\"\nudpBindIp = \"127.0.0.1\"\nudpPort = 0\n\
+        "[server]\nbind = \"127.0.0.1:0\"\nudpBindIp = \"127.0.0.1\"\nudpPort = 0\ntcpPort = 0\n\
          [log]\nformat = \"json\"\n[[apps]]\nappID = 1\nsecret = \"s\"\n",
     );
     let mut child = sfu()

@@ -9,6 +9,7 @@ use common::*;
 use serde_json::json;
 
 const CHROMIUM: &str = include_str!("../crates/sfu-core/src/media/fixtures/chromium_publish.sdp");
+const CHROMIUM_PLAY: &str = include_str!("../crates/sfu-core/src/media/fixtures/chromium_play.sdp");
 const FP: &str = "a=fingerprint:sha-256 5D:41:8B:0C:7F:92:3A:E4:11:6B:C8:20:D9:5E:A7:34:FF:02:8E:61:B3:4C:9A:17:E0:55:2D:C6:78:1F:A9:03";
 
 fn crlf(sdp: &str) -> String {
@@ -201,5 +202,92 @@ async fn every_answer_carries_the_same_certificate_fingerprint_and_bad_plays_are
         let r = request(&server.addr, "POST", "/whep/cam-a", &whep_headers, &sdp).await;
         assert_eq!(r.status, 400, "{why}: {}", r.body);
         assert!(r.body.contains(why), "{why}: {}", r.body);
+    }
+}
+
+/// The `a=candidate` lines of an answer, split into fields.
+fn candidates(answer: &str) -> Vec<Vec<String>> {
+    answer
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("a=candidate:"))
+        .map(|c| c.split_whitespace().map(str::to_owned).collect())
+        .collect()
+}
+
+/// Every answer (publish, play, WHIP) carries the UDP host candidate and,
+/// beside it, the ICE-TCP passive host candidate (RFC 6544) on the TCP port.
+#[tokio::test]
+async fn answers_carry_a_udp_and_a_passive_tcp_candidate() {
+    let server = TestServer::start("");
+    let udp = server.media.expect("media udp address");
+    let tcp = server.media_tcp.expect("media tcp address");
+    assert_ne!(tcp.port(), 0);
+    let mut client = server.client(1).await;
+    client.login(1, "pub", "r1").await;
+    let mut answers = Vec::new();
+    let v = client
+        .ok(
+            "startPublishingStream",
+            json!({"streamID": "cam", "sdp": crlf(CHROMIUM)}),
+        )
+        .await;
+    answers.push(v["sdp"].as_str().unwrap_or_default().to_string());
+    let v = client
+        .ok(
+            "startPlayingStream",
+            json!({"streamID": "cam", "sdp": crlf(CHROMIUM_PLAY)}),
+        )
+        .await;
+    answers.push(v["sdp"].as_str().unwrap_or_default().to_string());
+    let bearer = format!("Bearer {}", token(1, "obs"));
+    let headers = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/sdp"),
+    ];
+    let r = request(
+        &server.addr,
+        "POST",
+        "/whip/r1/obs-cam",
+        &headers,
+        &crlf(CHROMIUM),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    answers.push(r.body);
+    for answer in &answers {
+        let mut found: Vec<(String, String, String, String)> = candidates(answer)
+            .into_iter()
+            .map(|f| {
+                // foundation component transport priority address port typ host [tcptype t]
+                let tcptype = f
+                    .iter()
+                    .position(|w| w == "tcptype")
+                    .and_then(|i| f.get(i + 1).cloned())
+                    .unwrap_or_default();
+                let get = |i: usize| f.get(i).cloned().unwrap_or_default();
+                (
+                    get(2).to_lowercase(),
+                    format!("{}:{}", get(4), get(5)),
+                    get(7),
+                    tcptype,
+                )
+            })
+            .collect();
+        // One candidate per transport (each m-section may repeat them).
+        found.sort();
+        found.dedup();
+        assert_eq!(
+            found,
+            vec![
+                (
+                    "tcp".into(),
+                    tcp.to_string(),
+                    "host".into(),
+                    "passive".into()
+                ),
+                ("udp".into(), udp.to_string(), "host".into(), String::new()),
+            ],
+            "{answer}"
+        );
     }
 }

@@ -309,6 +309,7 @@ fn parked_only(offer: &str, codecs: &[peer::Negotiated], start: Instant) -> Samp
 fn settings(crypto: Option<Arc<KeyCapture>>) -> CandidateAddrs {
     CandidateAddrs {
         addrs: vec![SERVER],
+        tcp_port: None,
         ice_disconnected: Duration::from_secs(15),
         ice_failed: Duration::from_secs(30),
         crypto: crypto.map(|c| c as _),

@@ -92,6 +92,8 @@ pub struct TestServer {
     pub addr: String,
     /// The media plane's UDP address.
     pub media: Option<std::net::SocketAddr>,
+    /// The media plane's ICE-TCP address.
+    pub media_tcp: Option<std::net::SocketAddr>,
 }
 
 impl TestServer {
@@ -211,7 +213,14 @@ impl TestServer {
         let mut child = command
             .arg("--config")
             .arg(&path)
-            .args(["--bind", "127.0.0.1:0", "--udp-port", "0"])
+            .args([
+                "--bind",
+                "127.0.0.1:0",
+                "--udp-port",
+                "0",
+                "--tcp-port",
+                "0",
+            ])
             .env(
                 "RUST_LOG",
                 rust_log.map(str::to_string).unwrap_or_else(|| {
@@ -236,13 +245,25 @@ impl TestServer {
             .unwrap_or_else(|| panic!("unexpected first line from sfu: {line:?}"));
         let mut words = rest.split_whitespace();
         let addr = words.next().unwrap_or_default().to_string();
-        let media = words
-            .skip_while(|w| *w != "media")
-            .nth(1)
+        let mut media_words = words.skip_while(|w| *w != "media").skip(1);
+        let media = media_words
+            .next()
             .and_then(|w| w.strip_prefix("udp://"))
             .and_then(|a| a.parse().ok());
+        let media_tcp = media_words
+            .next()
+            .and_then(|w| w.strip_prefix("tcp://"))
+            .and_then(|a| a.parse().ok());
         let stderr = child.stderr.take();
-        (TestServer { child, addr, media }, stderr)
+        (
+            TestServer {
+                child,
+                addr,
+                media,
+                media_tcp,
+            },
+            stderr,
+        )
     }
 
     /// Send SIGTERM and wait (up to `within`) for the server to exit;

@@ -17,6 +17,7 @@ fn crlf(sdp: &str) -> String {
 fn candidates() -> CandidateAddrs {
     CandidateAddrs {
         addrs: vec![SocketAddr::from(([127, 0, 0, 1], 7882))],
+        tcp_port: None,
         ice_disconnected: Duration::from_secs(15),
         ice_failed: Duration::from_secs(30),
         crypto: None,

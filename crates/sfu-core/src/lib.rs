@@ -249,6 +249,11 @@ impl Server {
         self.media_addr
     }
 
+    /// The media plane's ICE-TCP address, if it runs with ICE-TCP.
+    pub fn media_tcp_addr(&self) -> Option<SocketAddr> {
+        self.state.media.as_ref().and_then(|m| m.tcp_addr())
+    }
+
     /// Serve until `shutdown` resolves.
     pub async fn run(
         self,

@@ -64,6 +64,8 @@ pub struct MediaSnapshot {
     pub router: RouterTotals,
     pub egress: EgressStats,
     pub latency: Latency,
+    /// ICE-TCP connections open.
+    pub ice_tcp_connections: u64,
 }
 
 /// The process's CPU time and resident memory (Linux `/proc/self`).
@@ -103,6 +105,7 @@ pub async fn snapshot(state: &State) -> Snapshot {
             router: m.router_totals(WORKER_ANSWER).await,
             egress: m.egress(),
             latency: m.latency(),
+            ice_tcp_connections: m.ice_tcp_connections() as u64,
         }),
         None => None,
     };
@@ -326,6 +329,12 @@ fn media(e: &mut DescriptorEncoder, m: &MediaSnapshot) -> std::fmt::Result {
         "sfu_media_workers",
         "Media event-loop threads",
         m.workers as i64,
+    )?;
+    gauge(
+        e,
+        "sfu_ice_tcp_connections",
+        "ICE-TCP connections open (waiting for their first binding request, or bound to a peer)",
+        m.ice_tcp_connections as i64,
     )?;
     let i = &m.router.ingress;
     let o = &m.router.egress;

@@ -224,6 +224,22 @@ impl Directory {
         }
     }
 
+    /// The worker holding the adopted connection with `ufrag` (`None`:
+    /// parked, or no such connection). A scan: asked once per ICE-TCP
+    /// connection, never per packet.
+    pub fn worker_of(&self, ufrag: &str) -> Option<usize> {
+        if self.parked.contains_key(ufrag) {
+            return None;
+        }
+        self.conns
+            .values()
+            .find(|c| c.ufrag == ufrag)
+            .and_then(|c| match c.place {
+                Place::Worker(w) => Some(w),
+                Place::Parked(_) => None,
+            })
+    }
+
     /// Worker `worker` got the first (authenticated) check of the parked
     /// connection with `ufrag`: it takes the connection.
     pub fn adopt(&mut self, ufrag: &str, worker: usize) -> Option<Adopted> {

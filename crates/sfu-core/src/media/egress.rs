@@ -10,7 +10,9 @@
 //! not repeat). A leg that fails verification stays on `rtc`'s path for
 //! good. `rtc` keeps ICE, DTLS and all RTCP; sender reports for every leg
 //! (either path) are ours ([`SenderClock`]), sent through the leg's
-//! `RTCRtpSender`.
+//! `RTCRtpSender`. A player whose selected pair is ICE-TCP gets the same
+//! protection, its packets framed on its TCP connection instead
+//! ([`FastLeg::send_tcp`]).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,6 +90,34 @@ impl FastLeg {
             buf[h..len].copy_from_slice(out.payload);
             protector.protect(buf, len, h, roc).ok()
         })
+    }
+
+    /// [`FastLeg::send`] for a player whose selected pair is ICE-TCP: the
+    /// packet is written after room for its RFC 4571 prefix, protected
+    /// there and queued on its connection to `to` (one buffer; a
+    /// connection that cannot take it is closed, see `worker/tcp.rs`).
+    pub(crate) fn send_tcp(
+        &mut self,
+        links: &mut Vec<super::worker::TcpLink>,
+        to: SocketAddr,
+        out: &Outgoing<'_>,
+    ) -> bool {
+        use super::tcp_framing::{MAX_FRAME_LEN, PREFIX_LEN};
+        let roc = self.rollover.next(out.sequence_number);
+        let (h, p) = (out.header.len(), out.payload.len());
+        let len = h + p;
+        let mut buf = vec![0u8; PREFIX_LEN + len + self.profile.tag_len()];
+        let body = &mut buf[PREFIX_LEN..];
+        body[..h].copy_from_slice(out.header);
+        body[h..len].copy_from_slice(out.payload);
+        let n = match self.protector.protect(body, len, h, roc) {
+            Ok(n) if n > 0 && n <= body.len() && n <= MAX_FRAME_LEN => n,
+            _ => return false,
+        };
+        // n <= MAX_FRAME_LEN < u16::MAX: the cast is exact.
+        buf[..PREFIX_LEN].copy_from_slice(&(n as u16).to_be_bytes());
+        buf.truncate(PREFIX_LEN + n);
+        super::worker::send_tcp_framed(links, to, buf.into())
     }
 }
 
@@ -248,6 +278,8 @@ impl Worker {
                 capture,
                 key,
                 send_to,
+                send_tcp,
+                tcp,
                 connected: true,
                 unsent,
                 ..
@@ -263,9 +295,14 @@ impl Worker {
                 .on_sent(out.sequence_number, out.timestamp, out.payload.len(), now);
             let verifier = match &mut e.path {
                 Path::Fast(fast) => {
-                    match *send_to {
-                        Some(to) if fast.send(sends, to, &out) => egress.fast_packets += 1,
-                        _ => egress.fast_failed += 1,
+                    let sent = match *send_to {
+                        Some(to) if *send_tcp => fast.send_tcp(tcp, to, &out),
+                        Some(to) => fast.send(sends, to, &out),
+                        None => false,
+                    };
+                    match sent {
+                        true => egress.fast_packets += 1,
+                        false => egress.fast_failed += 1,
                     }
                     // A long fan-out starts leaving before it is complete.
                     sends.send_ready(socket, SEND_EARLY);
@@ -393,6 +430,7 @@ pub(crate) fn observe_rtc_output(
     peer: &mut Peer,
     datagram: &[u8],
     to: SocketAddr,
+    tcp: bool,
     egress: &mut EgressStats,
 ) {
     // RTP and RTCP (RFC 7983: first byte 128..=191) go to the selected
@@ -404,6 +442,7 @@ pub(crate) fn observe_rtc_output(
         return;
     }
     peer.send_to = Some(to);
+    peer.send_tcp = tcp;
     let Role::Player { legs } = &mut peer.role else {
         return;
     };

@@ -5,8 +5,9 @@
 //!   workers; it is the only place with locks, and none is taken per packet.
 //! - [`worker`]: event loops, one per thread, each with its own socket on the
 //!   shared port (`SO_REUSEPORT`), its own peers and its own stream router.
-//! - [`stun`]: first-datagram demux by ICE ufrag; [`tcp_framing`]: RFC 4571
-//!   frames for ICE-TCP (not yet wired to a listener); [`convert`]: packets
+//! - [`stun`]: first-datagram demux by ICE ufrag; [`ice_tcp`]: the ICE-TCP
+//!   listener (RFC 6544 passive candidates, [`tcp_framing`]: RFC 4571
+//!   frames), whose connections feed the same peers; [`convert`]: packets
 //!   between the stack and the router.
 //! - [`egress`]: how each player leg's RTP leaves — through `rtc`, or on
 //!   the fast path, written and protected in place in the send queue once
@@ -23,6 +24,7 @@ pub mod directory;
 pub mod dtls_compat;
 pub mod egress;
 pub mod fast_path;
+pub mod ice_tcp;
 pub mod latency;
 pub mod offer_check;
 pub mod peer;
@@ -35,7 +37,7 @@ pub mod tcp_framing;
 pub mod worker;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -56,6 +58,11 @@ use self::peer::CandidateAddrs;
 pub struct MediaConfig {
     /// Where the shared UDP socket binds (port 0: any free port).
     pub udp_bind: SocketAddr,
+    /// The ICE-TCP port, on the UDP socket's address (0: any free port;
+    /// `None`: no ICE-TCP, answers carry the UDP candidate only).
+    pub tcp_port: Option<u16>,
+    /// ICE-TCP connections open at once; more are closed at once.
+    pub max_tcp_connections: usize,
     /// Address announced in answers for NAT 1:1 deployments.
     pub public_ip: Option<IpAddr>,
     /// Event-loop threads (each with a socket on the shared port).
@@ -85,6 +92,8 @@ impl Default for MediaConfig {
     fn default() -> Self {
         MediaConfig {
             udp_bind: SocketAddr::from(([0, 0, 0, 0], 7882)),
+            tcp_port: None,
+            max_tcp_connections: 10_000,
             public_ip: None,
             workers: 1,
             player_queue: 512,
@@ -116,6 +125,11 @@ pub(crate) struct Shared {
     pub egress: egress::EgressTotals,
     /// How long sent datagrams waited in the workers, summed.
     pub latency: latency::LatencyTotals,
+    /// ICE-TCP connections open (accepted and not closed yet).
+    pub tcp_open: Arc<AtomicUsize>,
+    /// The address ICE-TCP packets are tagged with for `rtc` (the host
+    /// candidate's address on the TCP port), if ICE-TCP is on.
+    pub tcp_local: Option<SocketAddr>,
 }
 
 impl Shared {
@@ -173,6 +187,9 @@ pub struct MediaStats {
 pub struct MediaPlane {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
+    /// The ICE-TCP listener's address, and what stops it.
+    tcp_addr: Option<SocketAddr>,
+    tcp_stop: Option<tokio::sync::watch::Sender<bool>>,
     /// The worker threads, joined at shutdown.
     threads: parking_lot::Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
@@ -226,6 +243,18 @@ impl MediaPlane {
         if let Some(public) = config.public_ip.filter(|p| *p != host) {
             announced.push(SocketAddr::new(public, local_addr.port()));
         }
+        // ICE-TCP on the UDP socket's address (port 0: any free port).
+        let tcp_listener = match config.tcp_port {
+            Some(port) => {
+                let at = SocketAddr::new(config.udp_bind.ip(), port);
+                Some(ice_tcp::bind(at).with_context(|| format!("binding TCP {at}"))?)
+            }
+            None => None,
+        };
+        let tcp_addr = match &tcp_listener {
+            Some(l) => Some(l.local_addr()?),
+            None => None,
+        };
         let mut mailboxes = Vec::new();
         let mut receivers = Vec::new();
         for _ in 0..workers {
@@ -236,6 +265,7 @@ impl MediaPlane {
         let shared = Arc::new(Shared {
             candidates: CandidateAddrs {
                 addrs: announced.clone(),
+                tcp_port: tcp_addr.map(|a| a.port()),
                 ice_disconnected: config.ice_disconnected_timeout,
                 ice_failed: config.ice_failed_timeout,
                 // FFmpeg's P-224 certificates (`dtls_compat.rs`).
@@ -252,6 +282,8 @@ impl MediaPlane {
             next_id: AtomicU64::new(1),
             egress: Default::default(),
             latency: Default::default(),
+            tcp_open: Arc::new(AtomicUsize::new(0)),
+            tcp_local: tcp_addr.map(|a| SocketAddr::new(host, a.port())),
         });
         let mut threads = Vec::new();
         for (idx, (socket, mailbox)) in sockets.into_iter().zip(receivers).enumerate() {
@@ -263,16 +295,41 @@ impl MediaPlane {
                     .context("spawning a media worker")?,
             );
         }
-        tracing::info!(%local_addr, ?announced, workers, "media plane listening");
+        let mut tcp_stop = None;
+        if let Some(listener) = tcp_listener {
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            tcp_stop = Some(stop);
+            let (shared, open) = (shared.clone(), shared.tcp_open.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name("media-tcp".into())
+                    .spawn(move || ice_tcp::run(listener, shared, open, stopped))
+                    .context("spawning the ICE-TCP listener")?,
+            );
+        }
+        tracing::info!(%local_addr, ?tcp_addr, ?announced, workers, "media plane listening");
         Ok(Arc::new(MediaPlane {
             shared,
             local_addr,
+            tcp_addr,
+            tcp_stop,
             threads: parking_lot::Mutex::new(threads),
         }))
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The ICE-TCP listener's address, if ICE-TCP is on.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addr
+    }
+
+    /// ICE-TCP connections open now (waiting for their first check, or
+    /// bound to a peer).
+    pub fn ice_tcp_connections(&self) -> usize {
+        self.shared.tcp_open.load(Ordering::Relaxed)
     }
 
     fn next_id(&self) -> MediaId {
@@ -372,6 +429,9 @@ impl MediaPlane {
     /// close its connections and end its loop; the threads are joined.
     /// True if every worker finished within `within`.
     pub async fn shutdown(&self, within: std::time::Duration) -> bool {
+        if let Some(stop) = &self.tcp_stop {
+            let _ = stop.send(true);
+        }
         let done = self.ask_all(within, relay::Command::Shutdown).await;
         let all = done.iter().all(Option::is_some);
         if all {
@@ -535,6 +595,32 @@ mod tests {
         // The port is taken: a second media plane refuses to share it.
         let again = MediaPlane::start(MediaConfig {
             udp_bind: plane.local_addr(),
+            ..MediaConfig::default()
+        });
+        assert!(again.is_err());
+        // No ICE-TCP unless asked for.
+        assert_eq!(plane.tcp_addr(), None);
+        assert_eq!(plane.shared.candidates.tcp_port, None);
+    }
+
+    #[test]
+    fn ice_tcp_listens_on_the_udp_address_and_is_announced() {
+        let plane = MediaPlane::start(MediaConfig {
+            udp_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tcp_port: Some(0),
+            ..MediaConfig::default()
+        })
+        .unwrap();
+        let tcp = plane.tcp_addr().unwrap();
+        assert_eq!(tcp.ip(), IpAddr::from([127, 0, 0, 1]));
+        assert_ne!(tcp.port(), 0);
+        assert_eq!(plane.shared.candidates.tcp_port, Some(tcp.port()));
+        assert_eq!(plane.shared.tcp_local, Some(tcp));
+        assert_eq!(plane.ice_tcp_connections(), 0);
+        // Its port is taken: a second media plane does not start.
+        let again = MediaPlane::start(MediaConfig {
+            udp_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tcp_port: Some(tcp.port()),
             ..MediaConfig::default()
         });
         assert!(again.is_err());

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use rtc::crypto::RTCCryptoProvider;
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+use rtc::ice::tcp_type::TcpType;
 use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
@@ -107,6 +108,9 @@ impl Leg {
 #[derive(Clone)]
 pub struct CandidateAddrs {
     pub addrs: Vec<SocketAddr>,
+    /// The ICE-TCP port (RFC 6544): every address above is also announced
+    /// as a passive TCP host candidate on it (`None`: UDP only).
+    pub tcp_port: Option<u16>,
     pub ice_disconnected: Duration,
     pub ice_failed: Duration,
     /// The crypto provider of every connection built with these settings
@@ -132,6 +136,7 @@ impl std::fmt::Debug for CandidateAddrs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CandidateAddrs")
             .field("addrs", &self.addrs)
+            .field("tcp_port", &self.tcp_port)
             .field("ice_disconnected", &self.ice_disconnected)
             .field("ice_failed", &self.ice_failed)
             .field("crypto", &self.crypto.as_ref().map(|c| c.name()))
@@ -365,20 +370,38 @@ fn build(
 
 fn add_candidates(pc: &mut RTCPeerConnection, addrs: &CandidateAddrs) -> Result<(), RtcError> {
     for addr in &addrs.addrs {
-        let candidate = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: addr.ip().to_string(),
-                port: addr.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
+        let udp = host_candidate(*addr, "udp", TcpType::Unspecified)?;
+        pc.add_local_candidate(RTCIceCandidate::from(&udp).to_json()?)?;
+    }
+    // The passive TCP candidates after the UDP ones: a client that can
+    // reach UDP prefers it anyway (RFC 6544 priorities are lower).
+    if let Some(port) = addrs.tcp_port {
+        for addr in &addrs.addrs {
+            let addr = SocketAddr::new(addr.ip(), port);
+            let tcp = host_candidate(addr, "tcp", TcpType::Passive)?;
+            pc.add_local_candidate(RTCIceCandidate::from(&tcp).to_json()?)?;
         }
-        .new_candidate_host()?;
-        pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
     }
     Ok(())
+}
+
+/// A host candidate on `addr` (`network` "udp" or "tcp").
+pub(crate) fn host_candidate(
+    addr: SocketAddr,
+    network: &str,
+    tcp_type: TcpType,
+) -> Result<rtc::ice::candidate::Candidate, RtcError> {
+    CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: network.to_owned(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            component: 1,
+            ..Default::default()
+        },
+        tcp_type,
+    }
+    .new_candidate_host()
 }
 
 fn answer(pc: &mut RTCPeerConnection, now: Instant) -> Result<String, SignalError> {

@@ -69,6 +69,9 @@ pub enum Command {
         app: u32,
         reply: oneshot::Sender<Vec<PublishedMedia>>,
     },
+    /// An ICE-TCP connection whose first frame is a binding request for a
+    /// peer this worker holds or may adopt (`worker/tcp.rs`).
+    IceTcp(Box<super::ice_tcp::TcpAccepted>),
 }
 
 /// A stream published on a worker, as the admin API shows its media.
@@ -236,6 +239,7 @@ impl Worker {
             Command::StreamMedia { app, reply } => {
                 let _ = reply.send(self.published_media(app));
             }
+            Command::IceTcp(accepted) => self.on_tcp_accepted(accepted, std::time::Instant::now()),
             Command::Ping(reply) => {
                 // Test hook (debug builds): a worker whose loop stalls.
                 #[cfg(debug_assertions)]

@@ -16,9 +16,13 @@
 //!
 //! - [`ice`]: which peer a datagram is for (authenticated checks, bound
 //!   addresses, stashed nominations);
+//! - [`io`]: packets into a peer's `rtc` (with the UDP or TCP transport
+//!   context) and its output out (UDP send queue, or an ICE-TCP link);
 //! - [`teardown`]: the one local teardown, and the map sizes;
 //! - [`plays`]: each new publisher track's codec mapped onto its players'
-//!   answers (plays that wait for and survive their publisher).
+//!   answers (plays that wait for and survive their publisher);
+//! - [`tcp`]: ICE-TCP connections bound to peers (framed reads and writes
+//!   on tasks of this worker's runtime, bounded queues).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -27,13 +31,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use room_signal::media::MediaId;
 use room_signal::outbox::Outbox;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::RTCRtpReceiverId;
 use rtc::sansio::Protocol;
-use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use stream_router::{
     Codec, DownTrackConfig, DownTrackHandle, ExtMap, MediaKind, Router, StreamHandle, StreamKey,
     TrackHandle, TrackInfo,
@@ -42,17 +44,22 @@ use tokio::net::UdpSocket;
 
 use super::batch::{RecvBatch, SendQueue};
 use super::directory::{Adopted, Relaying, Role as ConnRole};
-use super::egress::{observe_rtc_output, EgressStats, LegEgress};
+use super::egress::{EgressStats, LegEgress};
 use super::peer::Leg;
 use super::relay::{Command, MailboxRx, Source};
 use super::srtp::KeyCapture;
 use super::Shared;
 
 mod ice;
+mod io;
 mod plays;
+mod tcp;
 mod teardown;
 
 use self::ice::Nomination;
+pub(crate) use self::io::{drain, send_tcp_framed};
+pub(crate) use self::tcp::TcpLink;
+use self::tcp::{TcpEvent, TCP_EVENT_QUEUE};
 
 /// Where a router track's packets come from (and keyframe requests go).
 pub(crate) enum Origin {
@@ -135,6 +142,10 @@ pub(crate) struct Peer {
     /// Where `rtc` sends its RTP and RTCP (the selected pair): where the
     /// fast path sends too.
     pub send_to: Option<SocketAddr>,
+    /// The selected pair is ICE-TCP: `send_to` is reached through `tcp`.
+    pub send_tcp: bool,
+    /// Its ICE-TCP connections (`tcp.rs`), usually none.
+    pub tcp: Vec<TcpLink>,
     /// RTP packets handed to `rtc` since its output was last drained (see
     /// [`RTC_WRITE_BATCH`](super::egress::RTC_WRITE_BATCH)).
     pub unsent: u8,
@@ -150,6 +161,8 @@ pub struct WorkerStats {
     pub router_tracks: usize,
     pub sources: usize,
     pub nominations: usize,
+    /// ICE-TCP connections bound to peers.
+    pub tcp_links: usize,
     /// Router streams, tracks, down-tracks, and keys down-tracks wait for.
     pub router_streams: usize,
     pub router_track_count: usize,
@@ -170,6 +183,13 @@ pub(crate) struct Worker {
     nominations: Vec<Nomination>,
     pub socket: UdpSocket,
     local_addr: SocketAddr,
+    /// The address ICE-TCP frames are tagged with (see `Shared::tcp_local`).
+    tcp_local: Option<SocketAddr>,
+    /// Frames and ends from this worker's ICE-TCP readers.
+    tcp_events: tokio::sync::mpsc::Receiver<TcpEvent>,
+    pub(crate) tcp_events_tx: tokio::sync::mpsc::Sender<TcpEvent>,
+    /// The last ICE-TCP connection id given out.
+    pub(crate) next_link: u64,
     pub shared: Arc<Shared>,
     pub peers: HashMap<MediaId, Peer>,
     by_addr: HashMap<SocketAddr, MediaId>,
@@ -212,19 +232,6 @@ pub(crate) struct Worker {
     pub stall_on_ping_ms: Option<u64>,
 }
 
-/// Queue what a connection's `rtc` wants to send (a player's output is
-/// also looked at: see [`observe_rtc_output`]).
-pub(crate) fn drain(peer: &mut Peer, sends: &mut SendQueue, egress: &mut EgressStats) {
-    peer.unsent = 0;
-    let player = matches!(peer.role, Role::Player { .. });
-    while let Some(out) = peer.pc.poll_write() {
-        if player {
-            observe_rtc_output(peer, &out.message, out.transport.peer_addr, egress);
-        }
-        sends.push(out.transport.peer_addr, out.message);
-    }
-}
-
 /// Thread body: a current-thread runtime driving one worker.
 pub(crate) fn run(idx: usize, socket: StdUdpSocket, shared: Arc<Shared>, mailbox: MailboxRx) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -259,7 +266,13 @@ pub(crate) fn run(idx: usize, socket: StdUdpSocket, shared: Arc<Shared>, mailbox
 impl Worker {
     pub(crate) fn new(idx: usize, socket: UdpSocket, shared: Arc<Shared>) -> std::io::Result<Self> {
         let local_addr = socket.local_addr()?;
+        let (tcp_events_tx, tcp_events) = tokio::sync::mpsc::channel(TCP_EVENT_QUEUE);
+        let tcp_local = shared.tcp_local;
         Ok(Worker {
+            tcp_local,
+            tcp_events,
+            tcp_events_tx,
+            next_link: 0,
             idx,
             sends: SendQueue::new(shared.config.udp_gso),
             nominations: Vec::new(),
@@ -329,6 +342,19 @@ impl Worker {
                         }
                     }
                 }
+                ev = self.tcp_events.recv() => {
+                    if let Some(ev) = ev {
+                        let now = Instant::now();
+                        self.sends.since(now);
+                        self.on_tcp_event(ev, now);
+                        for _ in 1..MAILBOX_BATCH {
+                            match self.tcp_events.try_recv() {
+                                Ok(ev) => self.on_tcp_event(ev, now),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
                 msg = mailbox.recv() => {
                     let Some(msg) = msg else { return };
                     let now = Instant::now();
@@ -377,41 +403,6 @@ impl Worker {
             self.drop_peer(id);
         }
         tracing::info!(worker = self.idx, "media worker stopped");
-    }
-
-    /// Hand one datagram to connection `id`.
-    fn feed(&mut self, id: MediaId, from: SocketAddr, data: BytesMut, now: Instant) {
-        // A peer whose handling panicked this turn is ended at its flush;
-        // until then it gets nothing more (one panic per peer, not one per
-        // datagram).
-        if self.panicked.contains(&id) {
-            return;
-        }
-        let Some(peer) = self.peers.get_mut(&id) else {
-            return;
-        };
-        let msg = TaggedBytesMut {
-            now,
-            transport: TransportContext {
-                local_addr: self.local_addr,
-                peer_addr: from,
-                ecn: None,
-                transport_protocol: TransportProtocol::UDP,
-            },
-            message: data,
-        };
-        let pc = &mut peer.pc;
-        match guarded(|| pc.handle_read(msg)) {
-            Ok(Err(e)) => tracing::trace!(media = id, "datagram refused: {e}"),
-            Ok(Ok(())) => {}
-            Err(()) => {
-                self.panicked.push(id);
-                return;
-            }
-        }
-        if guarded(|| self.service(id, now)).is_err() {
-            self.panicked.push(id);
-        }
     }
 
     /// Take over a connection the directory handed to this worker.
@@ -491,6 +482,8 @@ impl Worker {
                 armed: None,
                 capture: parked.capture,
                 send_to: None,
+                send_tcp: false,
+                tcp: Vec::new(),
                 unsent: 0,
             },
         );

@@ -2,7 +2,8 @@
 //! request names its peer by ufrag and proves it with MESSAGE-INTEGRITY;
 //! only then is its source address bound (at most [`MAX_PEER_ADDRS`] per
 //! peer). Nominations that arrive before the pair is up are stashed and
-//! handed over again.
+//! handed over again. ICE-TCP connections are authenticated the same way
+//! ([`Worker::authenticate`], `tcp.rs`).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -21,6 +22,8 @@ use super::{Worker, MAX_PEER_ADDRS};
 pub(super) struct Nomination {
     pub(super) id: MediaId,
     pub(super) from: SocketAddr,
+    /// Came on an ICE-TCP connection (else UDP).
+    pub(super) tcp: bool,
     pub(super) data: Vec<u8>,
     pub(super) due: Instant,
     pub(super) left: u8,
@@ -47,26 +50,52 @@ impl Worker {
                 None => return,
             },
         };
-        let Some(peer) = self.peers.get_mut(&id) else {
+        let Some(peer) = self.peers.get(&id) else {
             return;
         };
-        if !peer.connected && stun::is_nomination(&data) && self.nominations.len() < MAX_NOMINATIONS
-        {
+        let connected = peer.connected;
+        self.stash_nomination(id, from, false, connected, &data, now);
+        self.feed(id, from, false, data, now);
+    }
+
+    /// Keep a nominating check of a peer that is not connected yet, to be
+    /// handed over again (see [`Nomination`]).
+    pub(super) fn stash_nomination(
+        &mut self,
+        id: MediaId,
+        from: SocketAddr,
+        tcp: bool,
+        connected: bool,
+        data: &[u8],
+        now: Instant,
+    ) {
+        if !connected && stun::is_nomination(data) && self.nominations.len() < MAX_NOMINATIONS {
             self.nominations.push(Nomination {
                 id,
                 from,
+                tcp,
                 data: data.to_vec(),
                 due: now + RENOMINATE_EVERY,
                 left: RENOMINATE_TIMES,
             });
         }
-        self.feed(id, from, data, now);
     }
 
     /// An authenticated binding request for `ufrag` from `from`: the peer
     /// it belongs to (adopted from the parked table on its first check),
     /// with `from` bound to it.
     pub(super) fn check(&mut self, ufrag: &str, from: SocketAddr, data: &[u8]) -> Option<MediaId> {
+        let id = self.authenticate(ufrag, data)?;
+        if self.by_addr.get(&from) != Some(&id) {
+            self.bind_addr(id, from);
+        }
+        Some(id)
+    }
+
+    /// The peer a binding request for `ufrag` belongs to, if its
+    /// MESSAGE-INTEGRITY verifies with that peer's password (a parked
+    /// connection is adopted by this worker on it). Binds nothing.
+    pub(super) fn authenticate(&mut self, ufrag: &str, data: &[u8]) -> Option<MediaId> {
         let id = match self.by_ufrag.get(ufrag) {
             Some(id) => {
                 let peer = self.peers.get(id)?;
@@ -84,9 +113,6 @@ impl Worker {
                 self.adopt(ufrag, adopted)
             }
         };
-        if self.by_addr.get(&from) != Some(&id) {
-            self.bind_addr(id, from);
-        }
         Some(id)
     }
 
@@ -124,7 +150,7 @@ impl Worker {
             if n.due > now {
                 return true;
             }
-            self.feed(n.id, n.from, BytesMut::from(&n.data[..]), now);
+            self.feed(n.id, n.from, n.tcp, BytesMut::from(&n.data[..]), now);
             n.left -= 1;
             n.due = now + RENOMINATE_EVERY;
             n.left > 0

@@ -121,6 +121,7 @@ impl Worker {
             router_tracks: self.router_tracks.len(),
             sources: self.sources.len(),
             nominations: self.nominations.len(),
+            tcp_links: self.peers.values().map(|p| p.tcp.len()).sum(),
             router_streams: streams,
             router_track_count: tracks,
             router_downtracks: downtracks,
