@@ -47,6 +47,8 @@ async fn forwarded_packets_equal_what_the_player_received() {
         ("sfu_room_members", 2),
         ("sfu_streams", 1),
         ("sfu_plays", 1),
+        (r#"sfu_plays_by_state{state="live"}"#, 1),
+        (r#"sfu_plays_by_state{state="waiting"}"#, 0),
         ("sfu_websockets", 2),
     ] {
         assert_eq!(sample(&text, name), v, "{name}");
@@ -88,6 +90,26 @@ async fn forwarded_packets_equal_what_the_player_received() {
         assert_eq!(sample(&text, &row), want, "{row}");
     }
     assert!(text.contains("process_cpu_seconds_total "), "{text}");
+    // Each media worker reports its loop: busy time and timer lag.
+    let busy: f64 = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("sfu_media_worker_busy_seconds_total{worker=\""))
+        .filter_map(|l| l.split_once(' ')?.1.trim().parse::<f64>().ok())
+        .sum();
+    assert!(busy > 0.0, "the workers forwarded media: busy {busy}");
+    let wakes: u64 = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("sfu_media_worker_loop_lag_seconds_count{worker=\""))
+        .filter_map(|l| l.split_once(' ')?.1.trim().parse::<u64>().ok())
+        .sum();
+    assert!(wakes > 0, "timer wake-ups are measured");
+
+    // A play of a stream nobody publishes waits.
+    let waiting = viewer.play("nobody").await.expect("a play that waits");
+    let text = scrape(&server).await;
+    assert_eq!(sample(&text, r#"sfu_plays_by_state{state="live"}"#), 1);
+    assert_eq!(sample(&text, r#"sfu_plays_by_state{state="waiting"}"#), 1);
+    drop(waiting);
 
     // Once everyone left, the gauges are back to zero; counters stay.
     drop(player);

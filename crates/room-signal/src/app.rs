@@ -298,10 +298,21 @@ impl App {
 
     /// Streams published now, and plays (waiting or not) of any stream ID.
     pub fn stream_counts(&self) -> (usize, usize) {
+        let (published, plays, _) = self.stream_states();
+        (published, plays)
+    }
+
+    /// Streams published, plays, and plays of those waiting for a publisher.
+    pub fn stream_states(&self) -> (usize, usize, usize) {
         let streams = self.streams.lock();
         let published = streams.values().filter(|e| e.published.is_some()).count();
         let plays = streams.values().map(|e| e.players.len()).sum();
-        (published, plays)
+        let waiting = streams
+            .values()
+            .filter(|e| e.published.is_none())
+            .map(|e| e.players.len())
+            .sum();
+        (published, plays, waiting)
     }
 
     /// Stream IDs with a publish or a play (tests: back to zero).
@@ -322,6 +333,8 @@ pub struct HubStats {
     pub streams: usize,
     /// Plays, waiting or playing.
     pub plays: usize,
+    /// Plays whose stream has no publisher now (waiting for one).
+    pub plays_waiting: usize,
 }
 
 /// Every app of the server; the entry point of the control plane.
@@ -389,9 +402,10 @@ impl Hub {
                 s.rooms += 1;
                 s.room_members += members;
             }
-            let (published, plays) = app.stream_counts();
+            let (published, plays, waiting) = app.stream_states();
             s.streams += published;
             s.plays += plays;
+            s.plays_waiting += waiting;
         }
         s
     }

@@ -66,6 +66,8 @@ pub struct MediaSnapshot {
     pub latency: Latency,
     /// ICE-TCP connections open.
     pub ice_tcp_connections: u64,
+    /// Per worker: event-loop lag and busy time.
+    pub loops: Vec<crate::media::loop_stats::WorkerLoop>,
 }
 
 /// The process's CPU time and resident memory (Linux `/proc/self`).
@@ -106,6 +108,7 @@ pub async fn snapshot(state: &State) -> Snapshot {
             egress: m.egress(),
             latency: m.latency(),
             ice_tcp_connections: m.ice_tcp_connections() as u64,
+            loops: m.loops(),
         }),
         None => None,
     };
@@ -196,6 +199,11 @@ fn label(k: &'static str, v: impl Into<String>) -> Vec<(&'static str, String)> {
 }
 
 fn latency(e: MetricEncoder, l: &Latency) -> std::fmt::Result {
+    latency_with(e, l)
+}
+
+/// A histogram of a [`Latency`] (its µs buckets, in seconds).
+fn latency_with(e: MetricEncoder, l: &Latency) -> std::fmt::Result {
     let mut e = e;
     let mut cumulative = 0;
     let mut buckets = Vec::new();
@@ -244,6 +252,18 @@ impl Collector for Scrape {
             "Plays, playing or waiting for their stream",
             h.plays as i64,
         )?;
+        let mut family = e.encode_descriptor(
+            "sfu_plays_by_state",
+            "Plays by state: live (their stream is published) or waiting (for a publisher)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (state, n) in [
+            ("live", h.plays.saturating_sub(h.plays_waiting)),
+            ("waiting", h.plays_waiting),
+        ] {
+            ConstGauge::new(n as i64).encode(family.encode_family(&label("state", state))?)?;
+        }
         gauge(
             &mut e,
             "sfu_websockets",
@@ -453,6 +473,28 @@ fn media(e: &mut DescriptorEncoder, m: &MediaSnapshot) -> std::fmt::Result {
         "RTCP sender reports sent for player legs",
         x.sender_reports,
     )?;
+    let mut family = e.encode_descriptor(
+        "sfu_media_worker_busy_seconds",
+        "Time each media worker spent working (wake-up to end of turn); busy ratio = rate()",
+        None,
+        MetricType::Counter,
+    )?;
+    for (i, l) in m.loops.iter().enumerate() {
+        ConstCounter::new(l.busy.as_secs_f64())
+            .encode(family.encode_family(&label("worker", i.to_string()))?)?;
+    }
+    let mut family = e.encode_descriptor(
+        "sfu_media_worker_loop_lag_seconds",
+        "How late each media worker's timer wake-ups ran after their deadline",
+        None,
+        MetricType::Histogram,
+    )?;
+    for (i, l) in m.loops.iter().enumerate() {
+        latency_with(
+            family.encode_family(&label("worker", i.to_string()))?,
+            &l.lag,
+        )?;
+    }
     latency(
         e.encode_descriptor(
             "sfu_egress_added_latency_seconds",

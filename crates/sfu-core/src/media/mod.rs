@@ -26,6 +26,7 @@ pub mod egress;
 pub mod fast_path;
 pub mod ice_tcp;
 pub mod latency;
+pub mod loop_stats;
 pub mod offer_check;
 pub mod peer;
 pub mod relay;
@@ -125,6 +126,8 @@ pub(crate) struct Shared {
     pub egress: egress::EgressTotals,
     /// How long sent datagrams waited in the workers, summed.
     pub latency: latency::LatencyTotals,
+    /// Each worker's event-loop lag and busy time (one slot per worker).
+    pub loops: Vec<loop_stats::LoopTotals>,
     /// ICE-TCP connections open (accepted and not closed yet).
     pub tcp_open: Arc<AtomicUsize>,
     /// The address ICE-TCP packets are tagged with for `rtc` (the host
@@ -282,6 +285,7 @@ impl MediaPlane {
             next_id: AtomicU64::new(1),
             egress: Default::default(),
             latency: Default::default(),
+            loops: (0..workers).map(|_| Default::default()).collect(),
             tcp_open: Arc::new(AtomicUsize::new(0)),
             tcp_local: tcp_addr.map(|a| SocketAddr::new(host, a.port())),
         });
@@ -339,6 +343,11 @@ impl MediaPlane {
     /// Egress counts so far (every worker's, summed at its loop turns).
     pub fn egress(&self) -> egress::EgressStats {
         self.shared.egress.get()
+    }
+
+    /// Each worker's loop lag and busy time so far (see [`loop_stats`]).
+    pub fn loops(&self) -> Vec<loop_stats::WorkerLoop> {
+        self.shared.loops.iter().map(|l| l.get()).collect()
     }
 
     /// The wait of every datagram sent so far (see [`latency`]).

@@ -178,6 +178,8 @@ pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, ()> {
 
 pub(crate) struct Worker {
     pub idx: usize,
+    /// Loop lag and busy time since the last housekeeping tick.
+    loop_counts: super::loop_stats::LoopCounts,
     /// This loop turn's outgoing datagrams, sent in batches.
     pub sends: SendQueue,
     nominations: Vec<Nomination>,
@@ -295,6 +297,7 @@ impl Worker {
             egress: EgressStats::default(),
             #[cfg(debug_assertions)]
             corrupt_key_stream: std::env::var("SFUTEST_CORRUPT_SRTP_KEY").ok(),
+            loop_counts: Default::default(),
             #[cfg(debug_assertions)]
             panic_stream: std::env::var("SFUTEST_PANIC_STREAM").ok(),
             #[cfg(debug_assertions)]
@@ -319,8 +322,11 @@ impl Worker {
             if let Some(at) = self.nominations.iter().map(|n| n.due).min() {
                 wake = wake.min(at);
             }
+            // When this turn's work began (the select's wake-up).
+            let woke: Instant;
             tokio::select! {
                 ready = self.socket.readable() => {
+                    woke = Instant::now();
                     if ready.is_ok() {
                         // Up to RECV_CALLS × RECV_BATCH datagrams per turn,
                         // then the router and the sends get their turn.
@@ -343,6 +349,7 @@ impl Worker {
                     }
                 }
                 ev = self.tcp_events.recv() => {
+                    woke = Instant::now();
                     if let Some(ev) = ev {
                         let now = Instant::now();
                         self.sends.since(now);
@@ -356,6 +363,7 @@ impl Worker {
                     }
                 }
                 msg = mailbox.recv() => {
+                    woke = Instant::now();
                     let Some(msg) = msg else { return };
                     let now = Instant::now();
                     self.sends.since(now);
@@ -367,7 +375,10 @@ impl Worker {
                         }
                     }
                 }
-                () = tokio::time::sleep_until(tokio::time::Instant::from_std(wake.max(now))) => {}
+                () = tokio::time::sleep_until(tokio::time::Instant::from_std(wake.max(now))) => {
+                    woke = Instant::now();
+                    self.loop_counts.woke_late(woke.saturating_duration_since(wake));
+                }
             }
             let now = Instant::now();
             self.sends.since(now);
@@ -379,6 +390,7 @@ impl Worker {
             }
             self.pump_router(now);
             self.flush().await;
+            self.loop_counts.worked(woke.elapsed());
             if let Some(reply) = self.stopping.take() {
                 self.close_all().await;
                 let _ = reply.send(());
@@ -622,6 +634,9 @@ impl Worker {
     }
 
     fn housekeeping(&mut self, now: Instant) {
+        if let Some(totals) = self.shared.loops.get(self.idx) {
+            totals.add(&mut self.loop_counts);
+        }
         // Parked connections that never got a STUN check end as failed.
         self.shared.expire_parked(now);
         let sent = self.sends.stats();
