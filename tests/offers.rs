@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::http::request;
+use common::http::{post_sdp, request};
 use common::*;
 use serde_json::json;
 
@@ -127,6 +127,12 @@ async fn bad_offers_are_refused_over_websocket_and_whip_and_park_nothing() {
     );
 }
 
+/// A WHIP publish of `obs-cam` into `r1` (Chromium's offer).
+async fn whip_publish(server: &TestServer) -> common::http::HttpResponse {
+    let bearer = format!("Bearer {}", token(1, "obs"));
+    post_sdp(&server.addr, "/whip/r1/obs-cam", &bearer, &crlf(CHROMIUM)).await
+}
+
 fn fingerprints(answer: &str) -> Vec<&str> {
     answer
         .lines()
@@ -156,19 +162,7 @@ async fn every_answer_carries_the_same_certificate_fingerprint_and_bad_plays_are
         seen.push(fps);
     }
     // A WHIP answer from the same process too.
-    let bearer = format!("Bearer {}", token(1, "obs"));
-    let headers = [
-        ("Authorization", bearer.as_str()),
-        ("Content-Type", "application/sdp"),
-    ];
-    let r = request(
-        &server.addr,
-        "POST",
-        "/whip/r1/obs-cam",
-        &headers,
-        &crlf(CHROMIUM),
-    )
-    .await;
+    let r = whip_publish(&server).await;
     assert_eq!(r.status, 201, "{}", r.body);
     seen.push(
         fingerprints(&r.body)
@@ -239,19 +233,7 @@ async fn answers_carry_a_udp_and_a_passive_tcp_candidate() {
         )
         .await;
     answers.push(v["sdp"].as_str().unwrap_or_default().to_string());
-    let bearer = format!("Bearer {}", token(1, "obs"));
-    let headers = [
-        ("Authorization", bearer.as_str()),
-        ("Content-Type", "application/sdp"),
-    ];
-    let r = request(
-        &server.addr,
-        "POST",
-        "/whip/r1/obs-cam",
-        &headers,
-        &crlf(CHROMIUM),
-    )
-    .await;
+    let r = whip_publish(&server).await;
     assert_eq!(r.status, 201, "{}", r.body);
     answers.push(r.body);
     for answer in &answers {

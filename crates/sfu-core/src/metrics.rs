@@ -198,12 +198,8 @@ fn label(k: &'static str, v: impl Into<String>) -> Vec<(&'static str, String)> {
     vec![(k, v.into())]
 }
 
-fn latency(e: MetricEncoder, l: &Latency) -> std::fmt::Result {
-    latency_with(e, l)
-}
-
 /// A histogram of a [`Latency`] (its µs buckets, in seconds).
-fn latency_with(e: MetricEncoder, l: &Latency) -> std::fmt::Result {
+fn latency(e: MetricEncoder, l: &Latency) -> std::fmt::Result {
     let mut e = e;
     let mut cumulative = 0;
     let mut buckets = Vec::new();
@@ -490,7 +486,7 @@ fn media(e: &mut DescriptorEncoder, m: &MediaSnapshot) -> std::fmt::Result {
         MetricType::Histogram,
     )?;
     for (i, l) in m.loops.iter().enumerate() {
-        latency_with(
+        latency(
             family.encode_family(&label("worker", i.to_string()))?,
             &l.lag,
         )?;
