@@ -80,9 +80,11 @@ struct Target {
 }
 
 struct Job {
-    app_id: u32,
-    event_id: String,
-    body: String,
+    /// Numbers the event (its ID is `boot-seq`).
+    seq: u64,
+    /// When it happened (unix ms).
+    at: u64,
+    event: HookEvent,
 }
 
 /// The webhook sender: the [`Hooks`] the hub emits into.
@@ -90,8 +92,6 @@ pub struct Webhooks {
     targets: Arc<HashMap<u32, Target>>,
     lanes: Vec<mpsc::Sender<Job>>,
     stats: Arc<WebhookStats>,
-    /// Start time (unix ms), the prefix of every event ID.
-    boot: u64,
     next: AtomicU64,
 }
 
@@ -111,11 +111,13 @@ impl Webhooks {
         let lanes = config.lanes.max(1);
         let per_lane = (config.queue_capacity / lanes).max(1);
         let mut senders = Vec::with_capacity(lanes);
+        let boot = unix_ms();
         if !targets.is_empty() {
             for _ in 0..lanes {
                 let (tx, rx) = mpsc::channel(per_lane);
                 senders.push(tx);
                 let lane = Lane {
+                    boot,
                     client: client.clone(),
                     targets: targets.clone(),
                     stats: stats.clone(),
@@ -128,7 +130,6 @@ impl Webhooks {
             targets,
             lanes: senders,
             stats,
-            boot: unix_ms(),
             next: AtomicU64::new(1),
         }))
     }
@@ -175,20 +176,21 @@ impl Hooks for Webhooks {
         let Some(lane) = self.lane_of(event.app_id, &event.room_id) else {
             return;
         };
+        // Only stamp and queue here (under the room's lock); the lane
+        // writes the body.
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
-        let event_id = format!("{:x}-{seq:x}", self.boot);
-        let body = body(&event, &event_id, unix_ms());
         self.stats.pending.fetch_add(1, Ordering::AcqRel);
+        let (app_id, room_id, kind) = (event.app_id, event.room_id.clone(), event.kind);
         let job = Job {
-            app_id: event.app_id,
-            event_id,
-            body,
+            seq,
+            at: unix_ms(),
+            event,
         };
         if lane.try_send(job).is_err() {
             self.stats.pending.fetch_sub(1, Ordering::AcqRel);
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(app = event.app_id, room = %event.room_id,
-                event = event.kind.name(), "webhook queue full: event dropped");
+            tracing::warn!(app = app_id, room = %room_id,
+                event = kind.name(), "webhook queue full: event dropped");
         }
     }
 }
@@ -264,8 +266,17 @@ fn backoff(base: Duration, n: u32) -> Duration {
         .min(MAX_BACKOFF)
 }
 
+/// An event as it is sent.
+struct Ready {
+    app_id: u32,
+    event_id: String,
+    body: String,
+}
+
 /// One delivery lane.
 struct Lane {
+    /// The webhook sender's start time, the prefix of event IDs.
+    boot: u64,
     client: reqwest::Client,
     targets: Arc<HashMap<u32, Target>>,
     stats: Arc<WebhookStats>,
@@ -282,14 +293,21 @@ enum Attempt {
 impl Lane {
     async fn run(self, mut rx: mpsc::Receiver<Job>) {
         while let Some(job) = rx.recv().await {
-            if let Some(target) = self.targets.get(&job.app_id) {
+            let app_id = job.event.app_id;
+            let event_id = format!("{:x}-{:x}", self.boot, job.seq);
+            let job = Ready {
+                body: body(&job.event, &event_id, job.at),
+                app_id,
+                event_id,
+            };
+            if let Some(target) = self.targets.get(&app_id) {
                 self.deliver(target, &job).await;
             }
             self.stats.pending.fetch_sub(1, Ordering::AcqRel);
         }
     }
 
-    async fn deliver(&self, target: &Target, job: &Job) {
+    async fn deliver(&self, target: &Target, job: &Ready) {
         let mut retries = 0;
         loop {
             let why = match self.attempt(target, job).await {
@@ -315,13 +333,13 @@ impl Lane {
         }
     }
 
-    fn give_up(&self, job: &Job, why: &str, retries: u32) {
+    fn give_up(&self, job: &Ready, why: &str, retries: u32) {
         self.stats.failed.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(app = job.app_id, event = %job.event_id, retries, %why,
             "webhook event given up");
     }
 
-    async fn attempt(&self, target: &Target, job: &Job) -> Attempt {
+    async fn attempt(&self, target: &Target, job: &Ready) -> Attempt {
         let ts = unix_ms();
         let sent = self
             .client
