@@ -50,6 +50,12 @@ async fn forwarded_packets_equal_what_the_player_received() {
         (r#"sfu_plays_by_state{state="live"}"#, 1),
         (r#"sfu_plays_by_state{state="waiting"}"#, 0),
         ("sfu_websockets", 2),
+        (
+            r#"sfu_peer_connections{role="publish",state="connected"}"#,
+            1,
+        ),
+        (r#"sfu_peer_connections{role="play",state="connected"}"#, 1),
+        (r#"sfu_peer_connections{role="play",state="new"}"#, 0),
     ] {
         assert_eq!(sample(&text, name), v, "{name}");
     }
@@ -63,6 +69,12 @@ async fn forwarded_packets_equal_what_the_player_received() {
     let retransmitted = sample(&text, "sfu_rtp_retransmitted_packets_total");
     assert_eq!(forwarded + retransmitted, got.len() as u64);
     assert_eq!(retransmitted, 0);
+    let nacked = sample(&text, "sfu_nack_sequence_numbers_received_total");
+    let answered = sample(
+        &text,
+        r#"sfu_nack_sequence_numbers_total{outcome="answered"}"#,
+    );
+    assert_eq!((nacked, answered), (0, 0));
     // The video before the player's first keyframe waited at the gate.
     assert_eq!(
         sample(
@@ -123,6 +135,12 @@ async fn forwarded_packets_equal_what_the_player_received() {
             assert_eq!(sample(&text, "sfu_streams"), 0);
             assert_eq!(sample(&text, "sfu_rooms"), 0);
             assert_eq!(sample(&text, "sfu_rtp_forwarded_packets_total"), forwarded);
+            let peers: u64 = text
+                .lines()
+                .filter(|l| l.starts_with("sfu_peer_connections{"))
+                .filter_map(|l| l.rsplit_once(' ')?.1.parse::<u64>().ok())
+                .sum();
+            assert_eq!(peers, 0, "{text}");
             break;
         }
         assert!(

@@ -4,10 +4,11 @@
 //! every connection closed) and come back on the same port.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -216,4 +217,64 @@ pub fn expected_signature(key: &str, timestamp: &str, body: &str) -> String {
     );
     let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256={hex}")
+}
+
+/// The webhook secret of app 1 in [`config`].
+pub const KEY: &str = "hook-key";
+/// App 1 sends webhooks to `url`; app 2 has none.
+pub fn config(url: &str, webhooks: &str) -> String {
+    format!(
+        "[webhooks]\n{webhooks}\n\n[[apps]]\nappID = 1\nsecret = \"secret-one\"\nmultiRoom = true\n\
+         maxRooms = 5\nwebhookURL = \"{url}\"\nwebhookSecret = \"{KEY}\"\n\n\
+         [[apps]]\nappID = 2\nsecret = \"secret-two\"\nmultiRoom = false\n"
+    )
+}
+
+/// `event user stream reason`, what a test compares (room apart).
+pub fn line(v: &Value) -> String {
+    let mut s = v["event"].as_str().unwrap_or("?").to_string();
+    for k in ["userID", "streamID", "reason"] {
+        match &v[k] {
+            Value::String(x) => s += &format!(" {x}"),
+            Value::Number(n) => s += &format!(" {n}"),
+            _ => {}
+        }
+    }
+    s
+}
+
+/// Delivered events grouped by room, each room's in arrival order.
+pub fn by_room(events: &[Value]) -> BTreeMap<String, Vec<String>> {
+    let mut rooms: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for e in events {
+        let room = e["roomID"].as_str().unwrap_or("?").to_string();
+        rooms.entry(room).or_default().push(line(e));
+    }
+    rooms
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Every hit is signed with `KEY` over its own timestamp, names its body's
+/// event ID, and belongs to app 1.
+pub fn check_signed(hits: &[Hit]) {
+    for h in hits {
+        assert_eq!(h.path, "/hook");
+        assert_eq!(
+            h.signature,
+            expected_signature(KEY, &h.timestamp, &h.body),
+            "signature of {}",
+            h.body
+        );
+        assert_eq!(h.json["eventID"].as_str(), Some(h.event_id.as_str()));
+        assert_eq!(h.json["appID"], 1, "{}", h.body);
+        let sent: u64 = h.timestamp.parse().expect("X-Sfu-Timestamp is unix ms");
+        let at = h.json["timestamp"].as_u64().expect("timestamp");
+        assert!(at <= sent && sent <= now_ms() + 1_000, "{sent} {}", h.body);
+    }
 }

@@ -27,6 +27,7 @@ use stream_router::RouterTotals;
 
 use crate::media::egress::EgressStats;
 use crate::media::latency::Latency;
+use crate::media::peer_states::{PeerStates, STATES};
 use crate::{Refusal, State};
 
 /// How long a scrape waits for each media worker's counters.
@@ -62,6 +63,8 @@ pub struct WebhookCounts {
 pub struct MediaSnapshot {
     pub workers: usize,
     pub router: RouterTotals,
+    /// Peer connections by role and state.
+    pub peers: PeerStates,
     pub egress: EgressStats,
     pub latency: Latency,
     /// ICE-TCP connections open.
@@ -102,13 +105,17 @@ impl Process {
 /// Take the snapshot (asks every media worker; at most [`WORKER_ANSWER`]).
 pub async fn snapshot(state: &State) -> Snapshot {
     let media = match &state.media {
-        Some(m) => Some(MediaSnapshot {
-            workers: m.workers(),
-            router: m.router_totals(WORKER_ANSWER).await,
-            egress: m.egress(),
-            latency: m.latency(),
-            ice_tcp_connections: m.ice_tcp_connections() as u64,
-            loops: m.loops(),
+        Some(m) => Some({
+            let (router, peers) = m.totals(WORKER_ANSWER).await;
+            MediaSnapshot {
+                workers: m.workers(),
+                router,
+                peers,
+                egress: m.egress(),
+                latency: m.latency(),
+                ice_tcp_connections: m.ice_tcp_connections() as u64,
+                loops: m.loops(),
+            }
         }),
         None => None,
     };
@@ -352,6 +359,18 @@ fn media(e: &mut DescriptorEncoder, m: &MediaSnapshot) -> std::fmt::Result {
         "ICE-TCP connections open (waiting for their first binding request, or bound to a peer)",
         m.ice_tcp_connections as i64,
     )?;
+    let mut family = e.encode_descriptor(
+        "sfu_peer_connections",
+        "WebRTC peer connections by role and by the state last reported for them (new: answered, no STUN check yet)",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (role, row) in [("publish", &m.peers.publish), ("play", &m.peers.play)] {
+        for (state, n) in STATES.iter().zip(row.iter()) {
+            let labels = vec![("role", role.to_string()), ("state", state.to_string())];
+            ConstGauge::new(*n as i64).encode(family.encode_family(&labels)?)?;
+        }
+    }
     let i = &m.router.ingress;
     let o = &m.router.egress;
     counter(
@@ -414,6 +433,21 @@ fn media(e: &mut DescriptorEncoder, m: &MediaSnapshot) -> std::fmt::Result {
         "sfu_nack_sequence_numbers_received",
         "Sequence numbers players asked for in NACKs",
         o.nacked,
+    )?;
+    counters(
+        e,
+        "sfu_nack_sequence_numbers",
+        "NACKed sequence numbers by outcome: answered (a retransmission queued), rate_limited (resent moments ago), unavailable (not cached, another source epoch, or the player's queue full)",
+        &[
+            (label("outcome", "answered"), o.nack_answered),
+            (label("outcome", "rate_limited"), o.nack_rate_limited),
+            (
+                label("outcome", "unavailable"),
+                o.nacked
+                    .saturating_sub(o.nack_answered)
+                    .saturating_sub(o.nack_rate_limited),
+            ),
+        ],
     )?;
     counter(
         e,

@@ -28,6 +28,10 @@ use room_signal::{AppConfig, HookEvent, Hooks};
 use sha2::Sha256;
 use tokio::sync::mpsc;
 
+/// Target of the warnings clients' activity can repeat (one per dropped or
+/// given-up event): rate-limited by [`crate::ratelog`].
+const FLOOD_LOG: &str = "sfu_core::webhooks::client";
+
 /// Longest wait between two attempts of one event.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -189,7 +193,7 @@ impl Hooks for Webhooks {
         if lane.try_send(job).is_err() {
             self.stats.pending.fetch_sub(1, Ordering::AcqRel);
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(app = app_id, room = %room_id,
+            tracing::warn!(target: FLOOD_LOG, app = app_id, room = %room_id,
                 event = kind.name(), "webhook queue full: event dropped");
         }
     }
@@ -335,7 +339,7 @@ impl Lane {
 
     fn give_up(&self, job: &Ready, why: &str, retries: u32) {
         self.stats.failed.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(app = job.app_id, event = %job.event_id, retries, %why,
+        tracing::warn!(target: FLOOD_LOG, app = job.app_id, event = %job.event_id, retries, %why,
             "webhook event given up");
     }
 

@@ -22,6 +22,11 @@ pub struct DownTrackStats {
     pub dropped_late: u64,
     /// Sequence numbers received in NACKs.
     pub nacked: u64,
+    /// NACKed sequence numbers answered: a retransmission was queued.
+    pub nack_answered: u64,
+    /// NACKed sequence numbers not answered because the same number was
+    /// resent within the rate-limit interval.
+    pub nack_rate_limited: u64,
     /// PLI/FIR received from the player.
     pub keyframe_requests: u64,
 }
@@ -35,6 +40,8 @@ impl DownTrackStats {
         self.dropped_keyframe_gate += o.dropped_keyframe_gate;
         self.dropped_late += o.dropped_late;
         self.nacked += o.nacked;
+        self.nack_answered += o.nack_answered;
+        self.nack_rate_limited += o.nack_rate_limited;
         self.keyframe_requests += o.keyframe_requests;
     }
 }

@@ -257,6 +257,7 @@ impl DownTrack {
             return Resend::Ignored;
         }
         if !self.limiter.allow(seq, now) {
+            self.stats.nack_rate_limited += 1;
             return Resend::RateLimited;
         }
         let entry = Entry {
@@ -268,6 +269,7 @@ impl DownTrack {
         match self.enqueue(entry) {
             Forwarded::Queued => {
                 pool.retain(slot, 1);
+                self.stats.nack_answered += 1;
                 Resend::Queued
             }
             _ => Resend::Ignored,
@@ -582,6 +584,8 @@ mod tests {
         assert_eq!(f.pop().map(|p| p.sequence_number), Some(lost));
         assert_eq!(f.dt.stats.retransmitted, 2);
         assert_eq!(f.dt.stats.nacked, 5);
+        assert_eq!(f.dt.stats.nack_answered, 2);
+        assert_eq!(f.dt.stats.nack_rate_limited, 1);
     }
 
     #[test]

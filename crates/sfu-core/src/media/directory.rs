@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use room_signal::media::MediaId;
 use room_signal::outbox::Outbox;
 use room_signal::{code, SignalError};
+use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::RTCPeerConnection;
 use stream_router::StreamKey;
 
@@ -361,6 +362,17 @@ impl Directory {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Parked connections by role, counted as `new` (`/metrics`).
+    pub fn parked_states(&self) -> super::peer_states::PeerStates {
+        let mut states = super::peer_states::PeerStates::default();
+        for c in self.conns.values() {
+            if matches!(c.place, Place::Parked(_)) {
+                states.count(c.role, RTCPeerConnectionState::New);
+            }
+        }
+        states
     }
 
     pub fn stats(&self) -> DirectoryStats {

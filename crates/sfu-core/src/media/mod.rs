@@ -29,6 +29,7 @@ pub mod latency;
 pub mod loop_stats;
 pub mod offer_check;
 pub mod peer;
+pub mod peer_states;
 pub mod relay;
 pub mod sender_report;
 mod service;
@@ -404,19 +405,25 @@ impl MediaPlane {
         answers
     }
 
-    /// Every worker's router counters, summed (a worker that does not
-    /// answer within `within` adds nothing this time).
-    pub async fn router_totals(&self, within: std::time::Duration) -> stream_router::RouterTotals {
+    /// Every worker's router counters, summed, and the connections by
+    /// state (parked ones from the directory, the rest from the workers; a
+    /// worker that does not answer within `within` adds nothing this time).
+    pub async fn totals(
+        &self,
+        within: std::time::Duration,
+    ) -> (stream_router::RouterTotals, peer_states::PeerStates) {
         let mut sum = stream_router::RouterTotals::default();
-        for t in self
+        let mut states = self.shared.directory.lock().parked_states();
+        for (t, s) in self
             .ask_all(within, relay::Command::Totals)
             .await
             .into_iter()
             .flatten()
         {
             sum.add(&t);
+            states.add(&s);
         }
-        sum
+        (sum, states)
     }
 
     /// The media of `app`'s streams, from the workers that publish them

@@ -17,6 +17,7 @@ use room_signal::media::MediaId;
 use stream_router::{MediaKind, RtpPacket, StreamHandle, StreamKey, TrackHandle, TrackInfo};
 use tokio::sync::{mpsc, oneshot};
 
+use super::peer_states::PeerStates;
 use super::worker::{Origin, Role, Worker, WorkerStats};
 
 /// Relayed packets queued for one worker before drops.
@@ -59,7 +60,8 @@ pub enum Command {
     /// Answer at once (readiness: the worker's loop is turning).
     Ping(oneshot::Sender<()>),
     /// The router's cumulative counters (for `/metrics`).
-    Totals(oneshot::Sender<stream_router::RouterTotals>),
+    /// Router counters and connections by state (`/metrics`).
+    Totals(oneshot::Sender<(stream_router::RouterTotals, PeerStates)>),
     /// The server is shutting down: close every connection (DTLS close
     /// alerts are sent), answer, and end the worker's loop.
     Shutdown(oneshot::Sender<()>),
@@ -231,7 +233,7 @@ impl Worker {
                 let _ = reply.send(self.stats());
             }
             Command::Totals(reply) => {
-                let _ = reply.send(self.router.totals());
+                let _ = reply.send((self.router.totals(), self.peer_states()));
             }
             Command::Shutdown(reply) => {
                 self.stopping = Some(reply);

@@ -29,17 +29,14 @@ impl Worker {
         };
         while let Some(event) = peer.pc.poll_event() {
             match event {
-                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
-                    RTCPeerConnectionState::Connected if !peer.connected => {
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                    peer.state = state;
+                    if state == RTCPeerConnectionState::Connected && !peer.connected {
                         peer.connected = true;
                         notify(&peer.notify, id, MediaEvent::Connected);
                         tracing::debug!(media = id, "connected");
                     }
-                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
-                        peer.dead = true
-                    }
-                    _ => {}
-                },
+                }
                 RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
                     if let Role::Publisher { tracks, .. } = &mut peer.role {
                         let Some(mut receiver) = peer.pc.rtp_receiver(init.receiver_id) else {

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use room_signal::media::MediaId;
 use room_signal::outbox::Outbox;
+use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::RTCRtpReceiverId;
 use rtc::sansio::Protocol;
@@ -130,9 +131,11 @@ pub(crate) struct Peer {
     pub pwd: String,
     /// Addresses bound to this peer, oldest first.
     pub addrs: Vec<SocketAddr>,
+    /// Has reached `Connected` (reported to its session once).
     pub connected: bool,
-    /// Failed or closed on its own: to be reported and removed.
-    pub dead: bool,
+    /// The state `rtc` last reported; failed or closed: to be reported and
+    /// removed.
+    pub state: RTCPeerConnectionState,
     /// The deadline this peer has in the timer heap, if any (so that a busy
     /// peer does not push an entry per loop turn).
     pub armed: Option<Instant>,
@@ -490,7 +493,7 @@ impl Worker {
                 pwd: parked.pwd,
                 addrs: Vec::new(),
                 connected: false,
-                dead: false,
+                state: RTCPeerConnectionState::New,
                 armed: None,
                 capture: parked.capture,
                 send_to: None,
@@ -571,7 +574,7 @@ impl Worker {
                 Ok(None) => {}
                 Err(()) => self.panicked.push(*id),
             }
-            if peer.dead {
+            if super::peer_states::is_dead(peer.state) {
                 dead.push(*id);
             }
         }

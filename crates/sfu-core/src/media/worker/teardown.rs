@@ -6,7 +6,9 @@ use room_signal::media::{MediaEvent, MediaId};
 use rtc::sansio::Protocol;
 use stream_router::MediaKind;
 
+use super::super::directory::Role as ConnRole;
 use super::super::notify;
+use super::super::peer_states::PeerStates;
 use super::super::relay::{Command, Source};
 use super::{guarded, Peer, Role, Worker, WorkerStats};
 
@@ -109,6 +111,19 @@ impl Worker {
             }
         }
         tracing::debug!(worker = self.idx, media = id, stream = %key.stream_id, "connection removed");
+    }
+
+    /// Its connections by role and state (for `/metrics`).
+    pub(crate) fn peer_states(&self) -> PeerStates {
+        let mut states = PeerStates::default();
+        for peer in self.peers.values() {
+            let role = match peer.role {
+                Role::Publisher { .. } => ConnRole::Publish,
+                Role::Player { .. } => ConnRole::Play,
+            };
+            states.count(role, peer.state);
+        }
+        states
     }
 
     pub(crate) fn stats(&self) -> WorkerStats {
