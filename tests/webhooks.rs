@@ -12,7 +12,6 @@ use std::time::Duration;
 use common::hooks::{by_room, check_signed, config, line, HookReceiver};
 use common::media::*;
 use common::*;
-use tokio_tungstenite::tungstenite::Message;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -45,8 +44,8 @@ async fn every_event_signed_once_in_room_order_and_only_for_its_app() {
     dave2.login(1, "dave", "r3").await;
     dave1.event("roomStateChanged").await;
     bob.close();
-    dave2.send_raw(Message::Close(None));
-    carol.send_raw(Message::Close(None));
+    dave2.close_normally();
+    carol.close_normally();
 
     let events = hooks.wait_delivered(20, WAIT).await;
     let rooms = by_room(&events);

@@ -405,6 +405,17 @@ impl Client {
         let _ = self.tx.send(msg);
     }
 
+    /// Close with code 1000: the server ends the session at once (any other
+    /// end of the socket leaves it held for a resume).
+    pub fn close_normally(&self) {
+        self.send_raw(Message::Close(Some(
+            tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
+                reason: "bye".into(),
+            },
+        )));
+    }
+
     pub fn send_text(&self, text: &str) {
         self.send_raw(Message::Text(text.into()));
     }

@@ -84,6 +84,9 @@ pub struct Limits {
     /// How long a play waits for its stream's publisher before it ends
     /// with `NO_PLAY 1004002` (ZEGO's 20 minutes).
     pub play_wait_ms: u64,
+    /// How long a session whose WebSocket dropped (no client close frame of
+    /// 1000/1001) is kept for a `resume`; then it ends as a disconnection.
+    pub resume_window_ms: u64,
 }
 
 impl Default for Limits {
@@ -111,6 +114,7 @@ impl Default for Limits {
             max_connecting_peers_per_connection: 8,
             max_sessions_per_app: 20_000,
             play_wait_ms: 1_200_000,
+            resume_window_ms: 30_000,
         }
     }
 }

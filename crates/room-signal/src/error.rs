@@ -41,6 +41,8 @@ pub mod code {
     pub const TOKEN_APP_MISMATCH: u32 = 1_002_076;
     pub const TOKEN_USER_MISMATCH: u32 = 1_002_077;
     pub const TOKEN_EXPIRED: u32 = 1_002_078;
+    /// The session cannot be resumed (unknown, expired, wrong token).
+    pub const CANNOT_RESUME: u32 = 1_002_099;
     pub const STREAM_ID_TAKEN: u32 = 1_003_028;
     pub const STREAM_EXTRA_MISSING: u32 = 1_003_050;
     pub const STREAM_EXTRA_TOO_LONG: u32 = 1_003_051;

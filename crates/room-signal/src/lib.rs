@@ -15,6 +15,7 @@
 //! - [`media`]: the seam to the media plane (`MediaControl`).
 //! - [`hooks`]: events for the app's backend (webhooks), emitted in room order.
 //! - `session_media`: publish/play ops and the play-binding rules.
+//! - [`resume`]: event `seq`, the events kept for a resume, the takeover.
 //! - [`ids`], [`error`], [`limiter`], [`outbox`]: the small pieces.
 
 pub mod app;
@@ -27,6 +28,7 @@ pub mod media;
 pub mod outbox;
 pub mod refusals;
 pub mod requests;
+pub mod resume;
 pub mod room;
 pub mod session;
 mod session_media;

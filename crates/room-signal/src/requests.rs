@@ -7,7 +7,7 @@
 use parking_lot::Mutex;
 
 /// The ops counted by name, in the order they are reported.
-pub const OPS: [&str; 17] = [
+pub const OPS: [&str; 18] = [
     "enableMultiRoom",
     "loginRoom",
     "switchRoom",
@@ -23,6 +23,7 @@ pub const OPS: [&str; 17] = [
     "stopPlayingStream",
     "iceCandidate",
     "setStreamExtraInfo",
+    "resume",
     "unknown",
     "invalid",
 ];

@@ -245,26 +245,50 @@ impl Room {
                 }
             }
         }
-        let mut result = Map::new();
-        result.insert(
-            "streamList".into(),
-            Value::Array(st.streams.iter().map(ListedStream::to_json).collect()),
-        );
-        result.insert("extraInfoList".into(), extra_list(&st.extra));
-        if config.user_update && updates_on {
-            let users: Vec<&User> = st
-                .members
-                .values()
-                .filter(|m| m.user.user_id != user.user_id)
-                .map(|m| &m.user)
-                .collect();
-            result.insert("userList".into(), json!(users));
-        }
+        let result = self.view(&st, &user.user_id, config.user_update && updates_on);
         Ok(Joined {
             join,
             result,
             kicked_streams,
         })
+    }
+
+    /// What `user_id` sees of the room: its streams (but the user's own),
+    /// extra info and, with `users`, the other members — a login result.
+    fn view(&self, st: &RoomState, user_id: &str, users: bool) -> Map<String, Value> {
+        let mut result = Map::new();
+        result.insert(
+            "streamList".into(),
+            Value::Array(
+                st.streams
+                    .iter()
+                    .filter(|s| &*s.user.user_id != user_id)
+                    .map(ListedStream::to_json)
+                    .collect(),
+            ),
+        );
+        result.insert("extraInfoList".into(), extra_list(&st.extra));
+        if users {
+            let users: Vec<&User> = st
+                .members
+                .values()
+                .filter(|m| &*m.user.user_id != user_id)
+                .map(|m| &m.user)
+                .collect();
+            result.insert("userList".into(), json!(users));
+        }
+        result
+    }
+
+    /// The room as its member `user_id` (of join `join`) sees it now, with
+    /// `roomID` (a `resume` result's entry); `None` if that join is gone.
+    pub(crate) fn member_view(&self, user_id: &str, join: u64) -> Option<Map<String, Value>> {
+        let st = self.state.lock();
+        let m = Self::member(&st, user_id, join).ok()?;
+        let users = m.user_update && self.user_updates_on(st.members.len());
+        let mut view = self.view(&st, user_id, users);
+        view.insert("roomID".into(), Value::from(&*self.id));
+        Some(view)
     }
 
     /// Remove `user_id` on the server's initiative: the connection is told

@@ -18,6 +18,7 @@ use crate::ids;
 use crate::limiter::Limiter;
 use crate::media::MediaId;
 use crate::outbox::{Outbound, Outbox};
+use crate::resume::{cannot_resume, ResumeLog};
 use crate::room::{self, DeleteReason, Room};
 use crate::token;
 use crate::wire::{self, User};
@@ -73,6 +74,8 @@ pub struct Session {
     pub(crate) publishes: Vec<Publish>,
     pub(crate) plays: Vec<Play>,
     requests: Limiter,
+    /// Its resume identity, event `seq` and kept events.
+    pub(crate) resume: ResumeLog,
 }
 
 pub(crate) type OpResult = Result<Option<Map<String, Value>>>;
@@ -80,7 +83,9 @@ pub(crate) type OpResult = Result<Option<Map<String, Value>>>;
 impl Session {
     pub(crate) fn new(conn_id: u64, app: Arc<App>, outbox: Outbox) -> Self {
         let requests = Limiter::per_second(app.limits.requests_per_connection_per_sec);
+        let resume = ResumeLog::new(app.limits.outbox_capacity);
         Session {
+            resume,
             conn_id,
             app,
             outbox,
@@ -196,6 +201,9 @@ impl Session {
             "stopPlayingStream" => self.stop_playing(wire::fields(body)?),
             "iceCandidate" => self.ice_candidate(wire::fields(body)?),
             "setStreamExtraInfo" => self.set_stream_extra_info(wire::fields(body)?),
+            "resume" => Err(cannot_resume(
+                "resume is only allowed as the first request of a connection",
+            )),
             _ => Err(SignalError::malformed(format!("unknown op `{op}`"))),
         }
     }
@@ -259,7 +267,10 @@ impl Session {
                     });
                     self.user = Some(user.clone());
                     self.mode_locked = true;
-                    return Ok(joined.result);
+                    let mut result = joined.result;
+                    result.insert("sessionID".into(), self.resume.session_id().into());
+                    result.insert("resumeToken".into(), self.resume.token().into());
+                    return Ok(result);
                 }
                 Err(e) if e.code == room::RETRY => continue,
                 Err(e) => return Err(e),
@@ -425,8 +436,20 @@ impl Session {
     }
 
     /// Handle an item queued by another part of the control plane; returns
-    /// the frames to write.
+    /// the event frames to write (each with its `seq`, and kept for a
+    /// resume).
     pub fn on_outbound(&mut self, item: Outbound, now_ms: u64) -> Vec<Bytes> {
+        let frames = self.outbound(item, now_ms);
+        self.stamp(frames)
+    }
+
+    /// Number the event frames `frames` (the contract's `seq`) and keep
+    /// them for a resume.
+    fn stamp(&mut self, frames: Vec<Bytes>) -> Vec<Bytes> {
+        frames.into_iter().map(|f| self.resume.stamp(f)).collect()
+    }
+
+    fn outbound(&mut self, item: Outbound, now_ms: u64) -> Vec<Bytes> {
         match item {
             Outbound::Frame(frame) => vec![frame],
             Outbound::Kicked {
@@ -488,6 +511,11 @@ impl Session {
     /// Fire due timers: `tokenWillExpire` for rooms whose token is about
     /// to expire; plays that waited too long for their publisher end.
     pub fn on_timer(&mut self, now_ms: u64) -> Vec<Bytes> {
+        let frames = self.timers(now_ms);
+        self.stamp(frames)
+    }
+
+    fn timers(&mut self, now_ms: u64) -> Vec<Bytes> {
         let before = self.app.limits.token_will_expire_ms;
         let mut out = self.end_expired_waits(now_ms);
         for r in self.rooms.iter_mut().filter(|r| !r.warned) {
@@ -506,7 +534,7 @@ impl Session {
     /// every room of this connection, in join order; then the session
     /// leaves them all (streams deleted with reason 5).
     pub fn server_closing(&mut self) -> Vec<Bytes> {
-        let frames = self
+        let frames: Vec<Bytes> = self
             .rooms
             .iter()
             .map(|r| {
@@ -519,7 +547,7 @@ impl Session {
             .collect();
         self.leave_all(DeleteReason::Disconnected);
         self.user = None;
-        frames
+        self.stamp(frames)
     }
 
     /// The connection ended: leave every room.

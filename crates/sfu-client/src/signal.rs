@@ -289,9 +289,10 @@ impl Client {
             .map_err(|_| self.closed_error())
     }
 
-    /// Close the connection (the server leaves every room of it).
+    /// Close the connection (close code 1000: the server leaves every room
+    /// of it at once, no resume).
     pub fn close(&self) {
-        let _ = self.inner.out.send(Message::Close(None));
+        let _ = self.inner.out.send(normal_close());
     }
 
     /// The next server push, in arrival order; `None` once the connection is
@@ -385,7 +386,16 @@ async fn write_loop(
             return;
         }
     }
-    let _ = sink.send(Message::Close(None)).await;
+    let _ = sink.send(normal_close()).await;
+}
+
+/// A close frame with code 1000: a real leave (a close without it, or a
+/// dropped socket, leaves the session held for a resume).
+fn normal_close() -> Message {
+    Message::Close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+        code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
+        reason: "bye".into(),
+    }))
 }
 
 /// Routes every frame from the server until the socket ends.

@@ -24,6 +24,7 @@ pub mod listener;
 pub mod media;
 pub mod metrics;
 pub mod ratelog;
+pub mod resume;
 pub mod signaling;
 pub mod webhooks;
 pub mod whip;
@@ -105,6 +106,8 @@ pub struct State {
     pub stopping: tokio::sync::watch::Sender<bool>,
     /// The apps' webhooks (flushed at shutdown; counters for `/metrics`).
     pub webhooks: Arc<webhooks::Webhooks>,
+    /// Sessions a `resume` can take over, by (appID, sessionID).
+    pub resumes: resume::Registry,
 }
 
 impl State {
@@ -235,6 +238,7 @@ impl Server {
                 admin_token: config.admin_token.filter(|t| !t.is_empty()),
                 stopping: tokio::sync::watch::Sender::new(false),
                 webhooks: hooks,
+                resumes: resume::Registry::default(),
             }),
             media_addr,
         })

@@ -1,7 +1,11 @@
-//! One task per signaling WebSocket. It owns the connection's `Session` (so
-//! no lock is taken per request), answers requests in order, writes the
-//! events other connections queued for it, and enforces the heartbeat
-//! timeout, the frame-size limit and the slow-reader policy.
+//! One task per signaling session. It owns the `Session` (so no lock is
+//! taken per request), answers requests in order, writes the events other
+//! connections queued for it, and enforces the heartbeat timeout, the
+//! frame-size limit and the slow-reader policy. When the WebSocket drops
+//! (no close frame 1000/1001 from the client) a session in a room is held
+//! for `limits.resumeWindowMs`: the task keeps taking its events (numbered
+//! and kept by the session) and timers without a socket until a new
+//! connection resumes it ([`crate::resume`]) or the window ends.
 
 /// Target of log lines a client triggers at will (rate-limited, see
 /// [`crate::ratelog`]).
@@ -12,9 +16,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use room_signal::outbox::{Inbox, Overflow};
+use room_signal::resume::{cannot_resume, ResumeRequest};
 use room_signal::{wire, CloseReason, Session, SignalError};
+use tokio::sync::oneshot;
 use tokio::time::{sleep_until, Instant};
 
+use crate::resume::Takeover;
 use crate::State;
 
 /// Close codes the contract and this server use.
@@ -79,117 +86,301 @@ fn close_for(e: axum::Error) -> Option<(u16, &'static str)> {
     }
 }
 
-/// Serve one signaling connection (its session already admitted by
-/// `Hub::try_connect`) until it ends; `_slot` holds its place under
-/// `server.maxWebSocketConnections`.
-pub async fn serve<G: Send>(
-    mut socket: WebSocket,
+/// What one turn of a connection's loop leads to.
+enum Step {
+    Continue,
+    /// The session ends for this reason.
+    End(CloseReason),
+    /// This connection's socket now serves another (resumed) session; its
+    /// own, still empty session ends.
+    HandedOver,
+}
+
+/// One session and the socket serving it, if any: `None` while the session
+/// is held for a resume after its WebSocket dropped.
+struct Conn {
     state: Arc<State>,
-    mut session: Session,
-    mut inbox: Inbox,
+    session: Session,
+    inbox: Inbox,
+    socket: Option<WebSocket>,
+    /// No request has been read from `socket` yet (`resume` is allowed).
+    fresh: bool,
+    silent_until: Instant,
+    /// Set while held: the session ends (reason 5) at this instant.
+    held_until: Option<Instant>,
+    heartbeat: Duration,
+    max_frame: usize,
+}
+
+/// Serve one signaling connection (its session already admitted by
+/// `Hub::try_connect`) until its session ends or the connection hands its
+/// socket to the session it resumes; `_slot` holds its place under
+/// `server.maxWebSocketConnections` (a held session keeps it).
+pub async fn serve<G: Send>(
+    socket: WebSocket,
+    state: Arc<State>,
+    session: Session,
+    inbox: Inbox,
     _slot: G,
 ) {
     let limits = state.hub.limits().clone();
     let heartbeat = Duration::from_millis(limits.heartbeat_timeout_ms);
-    let mut silent_until = Instant::now() + heartbeat;
+    let app_id = session.app().id();
+    let session_id = session.session_id().to_string();
+    let mut takeovers = state.resumes.register(app_id, &session_id);
     tracing::debug!(
         conn = session.conn_id(),
-        app = session.app().id(),
+        app = app_id,
         "signaling connected"
     );
+    let mut c = Conn {
+        state: state.clone(),
+        session,
+        inbox,
+        socket: Some(socket),
+        fresh: true,
+        silent_until: Instant::now() + heartbeat,
+        held_until: None,
+        heartbeat,
+        max_frame: limits.max_frame_bytes,
+    };
     let mut stopping = state.stopping.subscribe();
-    let reason = loop {
-        let timer_at = next_timer(&session);
-        tokio::select! {
+    let step = loop {
+        let timer_at = next_timer(&c.session);
+        let step = tokio::select! {
             () = async { let _ = stopping.wait_for(|s| *s).await.map(drop); } => {
-                for frame in session.server_closing().into_iter().filter_map(text) {
-                    if write(&mut socket, frame, &inbox.overflow, heartbeat).await.is_err() {
-                        break;
+                let frames = c.session.server_closing();
+                if c.send(frames).await.is_continue() {
+                    if let Some(socket) = c.socket.as_mut() {
+                        close(socket, close_code::GOING_AWAY, "server shutting down").await;
                     }
                 }
-                close(&mut socket, close_code::GOING_AWAY, "server shutting down").await;
-                break CloseReason::Disconnected;
+                Step::End(CloseReason::Disconnected)
             }
-            incoming = socket.recv() => {
-                let Some(Ok(msg)) = incoming else {
-                    if let Some(Err(e)) = incoming {
-                        let why = e.to_string();
-                        tracing::debug!(target: CLIENT_LOG, conn = session.conn_id(), "websocket error: {why}");
-                        if let Some((code, reason)) = close_for(e) {
-                            close(&mut socket, code, reason).await;
-                        }
-                    }
-                    break CloseReason::Disconnected;
-                };
-                let answer = match msg {
-                    Message::Text(t) => {
-                        silent_until = Instant::now() + heartbeat;
-                        if t.len() > limits.max_frame_bytes {
-                            close(&mut socket, close_code::TOO_BIG, "frame larger than 64 KiB").await;
-                            break CloseReason::Disconnected;
-                        }
-                        session.handle_text(t.as_str(), unix_ms())
-                    }
-                    Message::Binary(_) => {
-                        silent_until = Instant::now() + heartbeat;
-                        Some(Session::binary_frame_error())
-                    }
-                    Message::Ping(_) => {
-                        silent_until = Instant::now() + heartbeat;
-                        None
-                    }
-                    Message::Pong(_) => None,
-                    Message::Close(_) => {
-                        // tungstenite queued the echo of the client's close
-                        // frame (same code); flushing writes it.
-                        let _ = futures_util::SinkExt::flush(&mut socket).await;
-                        break CloseReason::Disconnected;
-                    }
-                };
-                if let Some(frame) = answer.and_then(text) {
-                    if let Err(reason) = write(&mut socket, frame, &inbox.overflow, heartbeat).await {
-                        break reason;
-                    }
+            incoming = recv(&mut c.socket) => c.on_incoming(incoming).await,
+            item = c.inbox.rx.recv() => match item {
+                Some(item) => {
+                    let frames = c.session.on_outbound(item, unix_ms());
+                    c.send(frames).await
                 }
-            }
-            item = inbox.rx.recv() => {
-                let Some(item) = item else { break CloseReason::Disconnected };
-                let mut failed = None;
-                for frame in session.on_outbound(item, unix_ms()).into_iter().filter_map(text) {
-                    if let Err(reason) = write(&mut socket, frame, &inbox.overflow, heartbeat).await {
-                        failed = Some(reason);
-                        break;
-                    }
+                None => Step::End(CloseReason::Disconnected),
+            },
+            () = c.inbox.overflow.wait() => {
+                if let Some(socket) = c.socket.as_mut() {
+                    close(socket, close_code::POLICY, "too slow: send queue overflow").await;
                 }
-                if let Some(reason) = failed {
-                    break reason;
+                Step::End(CloseReason::SlowConsumer)
+            }
+            () = sleep_until(c.silent_until), if c.socket.is_some() => {
+                tracing::info!(conn = c.session.conn_id(), user = ?c.session.user_id(), "heartbeat timeout");
+                if let Some(socket) = c.socket.as_mut() {
+                    close(socket, close_code::HEARTBEAT_TIMEOUT, "heartbeat timeout").await;
                 }
-            }
-            () = inbox.overflow.wait() => {
-                close(&mut socket, close_code::POLICY, "too slow: send queue overflow").await;
-                break CloseReason::SlowConsumer;
-            }
-            () = sleep_until(silent_until) => {
-                tracing::info!(conn = session.conn_id(), user = ?session.user_id(), "heartbeat timeout");
-                close(&mut socket, close_code::HEARTBEAT_TIMEOUT, "heartbeat timeout").await;
-                break CloseReason::HeartbeatTimeout;
+                Step::End(CloseReason::HeartbeatTimeout)
             }
             () = sleep_opt(timer_at) => {
-                let mut failed = None;
-                for frame in session.on_timer(unix_ms()).into_iter().filter_map(text) {
-                    if let Err(reason) = write(&mut socket, frame, &inbox.overflow, heartbeat).await {
-                        failed = Some(reason);
-                        break;
-                    }
-                }
-                if let Some(reason) = failed {
-                    break reason;
-                }
+                let frames = c.session.on_timer(unix_ms());
+                c.send(frames).await
             }
+            Some(takeover) = takeovers.recv() => c.take_over(takeover).await,
+            () = sleep_opt(c.held_until) => {
+                tracing::info!(conn = c.session.conn_id(), user = ?c.session.user_id(),
+                    "resume window over: the session ends");
+                Step::End(CloseReason::Disconnected)
+            }
+        };
+        if !step.is_continue() {
+            break step;
         }
     };
-    session.close(reason);
-    tracing::debug!(conn = session.conn_id(), ?reason, "signaling closed");
+    state.resumes.unregister(app_id, &session_id);
+    takeovers.close();
+    while let Ok(t) = takeovers.try_recv() {
+        let _ = t
+            .reply
+            .send(Err((t.socket, cannot_resume("the session just ended"))));
+    }
+    let reason = match step {
+        Step::End(reason) => reason,
+        Step::Continue | Step::HandedOver => CloseReason::Disconnected,
+    };
+    c.session.close(reason);
+    tracing::debug!(conn = c.session.conn_id(), ?reason, "signaling closed");
+}
+
+impl Step {
+    fn is_continue(&self) -> bool {
+        matches!(self, Step::Continue)
+    }
+}
+
+/// The next message of `socket`; never, while there is none.
+async fn recv(socket: &mut Option<WebSocket>) -> Option<Result<Message, axum::Error>> {
+    match socket {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Conn {
+    /// Write `frames` (already numbered and kept by the session) to the
+    /// socket, if there is one.
+    async fn send(&mut self, frames: Vec<Bytes>) -> Step {
+        let Some(socket) = self.socket.as_mut() else {
+            return Step::Continue;
+        };
+        for frame in frames.into_iter().filter_map(text) {
+            if let Err(reason) = write(socket, frame, &self.inbox.overflow, self.heartbeat).await {
+                return self.dropped(reason);
+            }
+        }
+        Step::Continue
+    }
+
+    /// The socket is gone: a session in a room is held for a resume
+    /// (nothing changes for anyone else meanwhile), any other ends.
+    fn dropped(&mut self, reason: CloseReason) -> Step {
+        self.socket = None;
+        if reason != CloseReason::Disconnected || !self.session.resumable() {
+            return Step::End(reason);
+        }
+        let window = Duration::from_millis(self.state.hub.limits().resume_window_ms);
+        tracing::debug!(target: CLIENT_LOG, conn = self.session.conn_id(), user = ?self.session.user_id(),
+            "websocket dropped: session held for a resume for {window:?}");
+        self.held_until = Some(Instant::now() + window);
+        Step::Continue
+    }
+
+    async fn on_incoming(&mut self, incoming: Option<Result<Message, axum::Error>>) -> Step {
+        let Some(Ok(msg)) = incoming else {
+            if let Some(Err(e)) = incoming {
+                let why = e.to_string();
+                tracing::debug!(target: CLIENT_LOG, conn = self.session.conn_id(), "websocket error: {why}");
+                if let Some((code, reason)) = close_for(e) {
+                    if let Some(socket) = self.socket.as_mut() {
+                        close(socket, code, reason).await;
+                    }
+                    return Step::End(CloseReason::Disconnected);
+                }
+            }
+            return self.dropped(CloseReason::Disconnected);
+        };
+        let answer = match msg {
+            Message::Text(t) => {
+                self.silent_until = Instant::now() + self.heartbeat;
+                if t.len() > self.max_frame {
+                    if let Some(socket) = self.socket.as_mut() {
+                        close(socket, close_code::TOO_BIG, "frame larger than 64 KiB").await;
+                    }
+                    return Step::End(CloseReason::Disconnected);
+                }
+                if std::mem::take(&mut self.fresh) {
+                    if let Some(parsed) = self.session.parse_resume(t.as_str()) {
+                        return match parsed {
+                            Ok((id, request)) => self.resume(id, request).await,
+                            Err(answer) => self.send_answer(answer).await,
+                        };
+                    }
+                }
+                self.session.handle_text(t.as_str(), unix_ms())
+            }
+            Message::Binary(_) => {
+                self.silent_until = Instant::now() + self.heartbeat;
+                self.fresh = false;
+                Some(Session::binary_frame_error())
+            }
+            Message::Ping(_) => {
+                self.silent_until = Instant::now() + self.heartbeat;
+                None
+            }
+            Message::Pong(_) => None,
+            Message::Close(frame) => {
+                // tungstenite queued the echo of the client's close frame
+                // (same code); flushing writes it.
+                if let Some(socket) = self.socket.as_mut() {
+                    let _ = futures_util::SinkExt::flush(socket).await;
+                }
+                let code = frame.map(|f| f.code);
+                return if matches!(code, Some(1000 | 1001)) {
+                    Step::End(CloseReason::Disconnected)
+                } else {
+                    self.dropped(CloseReason::Disconnected)
+                };
+            }
+        };
+        match answer {
+            Some(answer) => self.send_answer(answer).await,
+            None => Step::Continue,
+        }
+    }
+
+    /// Write a response (not numbered, not kept).
+    async fn send_answer(&mut self, answer: Bytes) -> Step {
+        let (Some(socket), Some(frame)) = (self.socket.as_mut(), text(answer)) else {
+            return Step::Continue;
+        };
+        match write(socket, frame, &self.inbox.overflow, self.heartbeat).await {
+            Ok(()) => Step::Continue,
+            Err(reason) => self.dropped(reason),
+        }
+    }
+
+    /// This connection's first request is `resume`: hand the socket to the
+    /// session's owner and wait for its verdict.
+    async fn resume(&mut self, id: u64, request: ResumeRequest) -> Step {
+        let refuse = |c: &mut Conn, e: SignalError| c.session.refuse_resume(id, &e);
+        if request.session_id == self.session.session_id() {
+            let answer = refuse(self, cannot_resume("unknown session"));
+            return self.send_answer(answer).await;
+        }
+        let Some(socket) = self.socket.take() else {
+            return Step::Continue;
+        };
+        let (reply, verdict) = oneshot::channel();
+        let takeover = Box::new(Takeover {
+            socket,
+            id,
+            request,
+            reply,
+        });
+        let app = self.session.app().id();
+        let error = match self.state.resumes.hand_over(app, takeover) {
+            Ok(()) => match verdict.await {
+                Ok(Ok(())) => return Step::HandedOver,
+                Ok(Err((socket, e))) => {
+                    self.socket = Some(socket);
+                    e
+                }
+                // The owner ended with the socket: nothing left to answer on.
+                Err(_) => return Step::End(CloseReason::Disconnected),
+            },
+            Err(takeover) => {
+                self.socket = Some(takeover.socket);
+                cannot_resume("unknown or expired session")
+            }
+        };
+        let answer = refuse(self, error);
+        self.send_answer(answer).await
+    }
+
+    /// A new connection takes this session over: on success it serves the
+    /// session from now on (the old socket, if still open, is dropped).
+    async fn take_over(&mut self, t: Box<Takeover>) -> Step {
+        match self.session.take_over(t.id, &t.request) {
+            Ok(frames) => {
+                let _ = t.reply.send(Ok(()));
+                self.socket = Some(t.socket);
+                self.fresh = false;
+                self.held_until = None;
+                self.silent_until = Instant::now() + self.heartbeat;
+                self.send(frames).await
+            }
+            Err(e) => {
+                let _ = t.reply.send(Err((t.socket, e)));
+                Step::Continue
+            }
+        }
+    }
 }
 
 /// Write one frame unless the client stops reading: a write that waits
