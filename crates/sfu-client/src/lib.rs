@@ -48,11 +48,13 @@
 
 pub mod codecs;
 pub mod error;
+pub mod link;
 pub mod media;
 mod ops;
 mod peer;
 pub mod play;
 pub mod publish;
+mod resume;
 pub mod rtcp_tap;
 pub mod signal;
 

@@ -1,8 +1,8 @@
 //! The signaling connection: JSON over WebSocket, as in the wire contract.
 //!
 //! [`Client::connect`] opens `GET /ws?appID=<id>`, then two tasks run: a
-//! writer (frames queued by requests, plus `{"op":"heartbeat"}` every 5 s)
-//! and a reader, which routes responses to their waiting request by `id` and
+//! link task ([`crate::link`]: frames queued by requests, heartbeats every 5 s,
+//! resume after a drop) routes responses to their waiting request by `id` and
 //! queues server pushes as [`Event`]s. [`Client`] is a cheap handle; the
 //! connection closes when the last clone (including those held by
 //! publishers and players) is dropped, or on [`Client::close`].
@@ -12,12 +12,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::error::{ClientError, Result};
+use crate::resume::Tracked;
 
 /// Name of the [`Event`] under which a response is queued when its `id` is
 /// `null` or matches no waiting request (e.g. the answer to a malformed
@@ -46,6 +46,15 @@ pub struct ConnectOptions {
     pub request_timeout: Duration,
     /// How long `publish`/`play` wait for the peer connection to connect.
     pub media_timeout: Duration,
+    /// Resume the session on a new connection when the WebSocket drops
+    /// (see [`crate::link`]); off, a drop ends the client.
+    pub resume: bool,
+    /// A connection that brings no frame for this long (heartbeats are
+    /// answered) counts as dropped.
+    pub link_timeout: Duration,
+    /// How long to keep trying to reconnect after a drop (the server's
+    /// `limits.resumeWindowMs`).
+    pub resume_window: Duration,
 }
 
 impl Default for ConnectOptions {
@@ -54,27 +63,56 @@ impl Default for ConnectOptions {
             heartbeat: Some(Duration::from_secs(5)),
             request_timeout: Duration::from_secs(10),
             media_timeout: Duration::from_secs(10),
+            resume: true,
+            link_timeout: Duration::from_secs(15),
+            resume_window: Duration::from_secs(30),
         }
     }
 }
 
-type Reply = oneshot::Sender<Result<Value>>;
+pub(crate) type Reply = oneshot::Sender<Result<Value>>;
 
-/// State shared with the reader task.
-struct Shared {
-    state: Mutex<State>,
-    events: Mutex<VecDeque<Event>>,
-    notify: Notify,
+/// A request waiting for its response.
+pub(crate) struct Pending {
+    pub(crate) reply: Reply,
+    /// The op and its fields, for ops a resume must know about.
+    pub(crate) track: Option<(String, Map<String, Value>)>,
 }
 
-struct State {
-    pending: HashMap<u64, Reply>,
+/// State shared with the link task.
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    events: Mutex<VecDeque<Event>>,
+    pub(crate) notify: Notify,
+    pub(crate) next_id: AtomicU64,
+    tracked: Mutex<Tracked>,
+}
+
+pub(crate) struct State {
+    pub(crate) pending: HashMap<u64, Pending>,
     /// Set once the connection is gone; every later request fails with it.
     closed: Option<ClientError>,
 }
 
+/// Ops whose success changes what a resume needs.
+const TRACKED_OPS: [&str; 9] = [
+    "enableMultiRoom",
+    "loginRoom",
+    "switchRoom",
+    "logoutRoom",
+    "renewToken",
+    "startPublishingStream",
+    "stopPublishingStream",
+    "startPlayingStream",
+    "stopPlayingStream",
+];
+
 impl Shared {
-    fn state(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn tracked(&self) -> MutexGuard<'_, Tracked> {
+        self.tracked.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -82,7 +120,7 @@ impl Shared {
         self.events.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn push_event(&self, event: Event) {
+    pub(crate) fn push_event(&self, event: Event) {
         {
             let mut q = self.events();
             if q.len() >= MAX_QUEUED_EVENTS {
@@ -95,16 +133,22 @@ impl Shared {
     }
 
     /// Mark the connection closed and fail every waiting request.
-    fn close(&self, why: ClientError) {
-        let pending = {
+    pub(crate) fn close(&self, why: ClientError) {
+        {
             let mut st = self.state();
             if st.closed.is_none() {
                 st.closed = Some(why.clone());
             }
-            std::mem::take(&mut st.pending)
-        };
-        for (_, reply) in pending {
-            let _ = reply.send(Err(why.clone()));
+        }
+        self.fail_pending(&why);
+    }
+
+    /// Fail every waiting request (their responses will not come: a
+    /// dropped connection's responses are not replayed).
+    pub(crate) fn fail_pending(&self, why: &ClientError) {
+        let pending = std::mem::take(&mut self.state().pending);
+        for (_, p) in pending {
+            let _ = p.reply.send(Err(why.clone()));
         }
         self.notify.notify_waiters();
     }
@@ -117,7 +161,6 @@ impl Shared {
 struct Inner {
     shared: Arc<Shared>,
     out: mpsc::UnboundedSender<Message>,
-    next_id: AtomicU64,
     app_id: u32,
     url: String,
     options: ConnectOptions,
@@ -182,7 +225,6 @@ impl Client {
             .await
             .map_err(|_| ClientError::Timeout(options.request_timeout, "WebSocket handshake"))?
             .map_err(|e| ClientError::Transport(format!("connecting to {url}: {e}")))?;
-        let (sink, stream) = ws.split();
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 pending: HashMap::new(),
@@ -190,15 +232,21 @@ impl Client {
             }),
             events: Mutex::new(VecDeque::new()),
             notify: Notify::new(),
+            next_id: AtomicU64::new(1),
+            tracked: Mutex::new(Tracked::default()),
         });
         let (out, out_rx) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(sink, out_rx, options.heartbeat, shared.clone()));
-        tokio::spawn(read_loop(stream, shared.clone()));
+        tokio::spawn(crate::link::run(
+            ws,
+            out_rx,
+            shared.clone(),
+            url.clone(),
+            options.clone(),
+        ));
         Ok(Client {
             inner: Arc::new(Inner {
                 shared,
                 out,
-                next_id: AtomicU64::new(1),
                 app_id,
                 url,
                 options,
@@ -245,7 +293,10 @@ impl Client {
                 )))
             }
         };
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = self.inner.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let track = TRACKED_OPS
+            .contains(&op)
+            .then(|| (op.to_string(), obj.clone()));
         obj.insert("id".into(), json!(id));
         obj.insert("op".into(), json!(op));
         let text = serde_json::to_string(&obj).map_err(|e| ClientError::Invalid(e.to_string()))?;
@@ -255,7 +306,7 @@ impl Client {
             if let Some(why) = &st.closed {
                 return Err(why.clone());
             }
-            st.pending.insert(id, tx);
+            st.pending.insert(id, Pending { reply: tx, track });
         }
         if self.inner.out.send(Message::text(text)).is_err() {
             self.inner.shared.state().pending.remove(&id);
@@ -351,103 +402,37 @@ impl Client {
     }
 }
 
-type Sink = futures_util::stream::SplitSink<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    Message,
->;
-type Stream = futures_util::stream::SplitStream<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
->;
-
-/// Sends queued frames and heartbeats until every [`Client`] is gone or
-/// the socket fails; then closes the socket.
-async fn write_loop(
-    mut sink: Sink,
-    mut out: mpsc::UnboundedReceiver<Message>,
-    heartbeat: Option<Duration>,
-    shared: Arc<Shared>,
-) {
-    let period = heartbeat.unwrap_or(Duration::from_secs(3600));
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    loop {
-        let msg = tokio::select! {
-            m = out.recv() => match m {
-                Some(m) => m,
-                None => break,
-            },
-            _ = ticker.tick(), if heartbeat.is_some() => Message::text(r#"{"op":"heartbeat"}"#),
-        };
-        let closing = matches!(msg, Message::Close(_));
-        if let Err(e) = sink.send(msg).await {
-            shared.close(ClientError::Transport(format!("write: {e}")));
-            return;
-        }
-        if closing {
-            return;
-        }
-    }
-    let _ = sink.send(normal_close()).await;
-}
-
 /// A close frame with code 1000: a real leave (a close without it, or a
 /// dropped socket, leaves the session held for a resume).
-fn normal_close() -> Message {
+pub(crate) fn normal_close() -> Message {
     Message::Close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
         code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
         reason: "bye".into(),
     }))
 }
 
-/// Routes every frame from the server until the socket ends.
-async fn read_loop(mut stream: Stream, shared: Arc<Shared>) {
-    let why = loop {
-        match stream.next().await {
-            Some(Ok(Message::Text(text))) => route(&shared, text.as_str()),
-            Some(Ok(Message::Close(frame))) => {
-                break ClientError::Closed {
-                    code: frame.as_ref().map(|f| u16::from(f.code)),
-                    reason: frame
-                        .map(|f| f.reason.as_str().to_owned())
-                        .unwrap_or_default(),
-                };
-            }
-            Some(Ok(Message::Binary(_))) => {
-                tracing::warn!("ignoring a binary frame from the server")
-            }
-            Some(Ok(_)) => {} // ping/pong: tungstenite answers pings itself
-            Some(Err(e)) => break ClientError::Transport(format!("read: {e}")),
-            None => {
-                break ClientError::Closed {
-                    code: None,
-                    reason: "connection ended".into(),
-                }
-            }
-        }
-    };
-    tracing::debug!("signaling connection ended: {why}");
-    shared.close(why);
-}
-
 /// Route one text frame: a response to its request, anything else to the
 /// event queue. Never panics on what the server sends.
-fn route(shared: &Shared, text: &str) {
+pub(crate) fn route(shared: &Shared, text: &str) {
     let Ok(Value::Object(mut obj)) = serde_json::from_str::<Value>(text) else {
         tracing::warn!("ignoring a non-object frame from the server: {text}");
         return;
     };
     if let Some(name) = obj.get("event").and_then(Value::as_str).map(str::to_owned) {
         obj.remove("event");
-        shared.push_event(Event {
+        let event = Event {
             name,
             fields: Value::Object(obj),
-        });
+        };
+        shared.tracked().event(&event);
+        shared.push_event(event);
         return;
     }
-    let reply = obj
+    let pending = obj
         .get("id")
         .and_then(Value::as_u64)
         .and_then(|id| shared.state().pending.remove(&id));
-    let Some(reply) = reply else {
+    let Some(Pending { reply, track }) = pending else {
         shared.push_event(Event {
             name: UNMATCHED_RESPONSE.into(),
             fields: Value::Object(obj),
@@ -458,7 +443,11 @@ fn route(shared: &Shared, text: &str) {
         Some(0) => {
             obj.remove("id");
             obj.remove("code");
-            Ok(Value::Object(obj))
+            let result = Value::Object(obj);
+            if let Some((op, fields)) = track {
+                shared.tracked().request_done(&op, &fields, &result);
+            }
+            Ok(result)
         }
         Some(code) => Err(ClientError::Server {
             code,
