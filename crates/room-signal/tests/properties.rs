@@ -19,7 +19,7 @@
 //! in [`Harness::run`] (the wire request) and one in [`Model::apply`] (the
 //! expected code and events).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -184,6 +184,17 @@ enum Op {
         room: usize,
         user: Pick,
     },
+    /// The admin API removes `stream` (`Mine`: a published one) of app
+    /// `app`: delisted with reason 6, its publisher told `NO_PUBLISH 1002055`.
+    RemoveStream {
+        app: usize,
+        stream: Pick,
+    },
+    /// The admin API closes `room` of app `app`: every member is kicked.
+    CloseRoom {
+        app: usize,
+        room: usize,
+    },
     /// The connection ends; a fresh session takes the slot.
     Close {
         s: usize,
@@ -209,6 +220,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (s.clone(), pick(STREAMS)).prop_map(|(s, stream)| Op::StopPlay { s, stream }),
         2 => (s.clone(), pick(ROOMS)).prop_map(|(s, room)| Op::Broadcast { s, room }),
         1 => (0..2usize, r, pick(USERS)).prop_map(|(app, room, user)| Op::Kick { app, room, user }),
+        1 => (0..2usize, pick(STREAMS)).prop_map(|(app, stream)| Op::RemoveStream { app, stream }),
+        1 => (0..2usize, 0..ROOMS).prop_map(|(app, room)| Op::CloseRoom { app, room }),
         1 => (s, how).prop_map(|(s, how)| Op::Close { s, how }),
     ]
 }
@@ -233,6 +246,8 @@ struct MSession {
     /// (stream, room) published.
     publishes: Vec<(usize, usize)>,
     plays: Vec<MPlay>,
+    /// When it joined each of its rooms (the model's join counter).
+    joined_at: BTreeMap<usize, u64>,
 }
 
 /// A room as a joiner finds it: (stream, publisher) listed, other users.
@@ -252,13 +267,14 @@ struct Expect {
     closed: BTreeSet<usize>,
     /// `loginRoom` / `switchRoom` result: the room joined, as it was.
     joined: Option<JoinedRoom>,
-    /// Admin kick: did it find the user?
-    kicked: Option<bool>,
+    /// An admin call's return, `{:?}`-formatted.
+    admin: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 struct Model {
     sessions: Vec<MSession>,
+    joins: u64,
 }
 
 /// Delete reasons (`stream_delete_reason` codes).
@@ -267,6 +283,7 @@ const HEARTBEAT: u32 = 2;
 const REPEATED_LOGIN: u32 = 3;
 const KICKED: u32 = 4;
 const DISCONNECTED: u32 = 5;
+const REMOVED: u32 = 6;
 
 const KICKED_SAME_USER: u32 = 1_002_050;
 const KICKED_BY_SERVER: u32 = 1_002_055;
@@ -275,6 +292,7 @@ impl Model {
     fn new() -> Self {
         Model {
             sessions: vec![MSession::default(); SLOTS],
+            joins: 0,
         }
     }
 
@@ -342,8 +360,9 @@ impl Model {
         let a = app_of(s);
         let mut ended = Vec::new();
         if let Some(old) = self.member(a, r, u) {
+            let listed = self.listed_ids(a, r);
             ended = self.delist_all(ex, old, r, REPEATED_LOGIN);
-            self.kicked(ex, old, r, KICKED_SAME_USER, &ended);
+            self.kicked(ex, old, r, KICKED_SAME_USER, &ended, &listed);
         } else {
             self.tell_room(ex, a, r, u, &format!("user ADD r{r} u{u}"));
         }
@@ -356,8 +375,10 @@ impl Model {
             streams: self.listed(a, r),
             users: others,
         });
+        self.joins += 1;
         let m = &mut self.sessions[s];
         m.rooms.push(r);
+        m.joined_at.insert(r, self.joins);
         m.user = Some(u);
         ended
     }
@@ -383,25 +404,42 @@ impl Model {
         gone.into_iter().map(|p| p.0).collect()
     }
 
+    /// The streams room `r` of app `a` lists.
+    fn listed_ids(&self, a: usize, r: usize) -> BTreeSet<usize> {
+        self.listed(a, r).into_iter().map(|l| l.0).collect()
+    }
+
     /// Slot `s` is told it was kicked out of `r`, where `gone` were its
-    /// streams (delisted already): `KICKOUT`, `NO_PUBLISH` for each of
-    /// them, and its plays bound to `r` end or move (as the session does
-    /// when it drains its queue, after the op).
-    fn kicked(&mut self, ex: &mut Expect, s: usize, r: usize, code: u32, gone: &[usize]) {
+    /// streams (delisted already) and `listed` what `r` listed at the kick:
+    /// `KICKOUT`, `NO_PUBLISH` for each of its streams, and its plays bound
+    /// to `r` end or move as at a logout.
+    fn kicked(
+        &mut self,
+        ex: &mut Expect,
+        s: usize,
+        r: usize,
+        code: u32,
+        gone: &[usize],
+        listed: &BTreeSet<usize>,
+    ) {
         ex.events[s].push(format!("kickout r{r} {code}"));
         for k in gone {
             ex.events[s].push(format!("publisher NO_PUBLISH s{k} {code}"));
         }
-        self.drop_room(s, r);
+        self.drop_room(s, r, listed);
+        if self.sessions[s].rooms.is_empty() {
+            self.sessions[s].user = None;
+        }
     }
 
-    /// Slot `s` is no longer in `r`: end its plays bound to `r` that the
-    /// room lists (or all of them if it was the last room), re-bind the
-    /// others to the room listing their stream, else the earliest room.
-    fn drop_room(&mut self, s: usize, r: usize) {
+    /// Slot `s` is no longer in `r`, which listed `listed` then: end its
+    /// plays bound to `r` of those streams (or all of them if it was the
+    /// last room), re-bind the others to the room listing their stream,
+    /// else the earliest room.
+    fn drop_room(&mut self, s: usize, r: usize, listed: &BTreeSet<usize>) {
         let a = app_of(s);
-        let listed: BTreeSet<usize> = self.listed(a, r).into_iter().map(|l| l.0).collect();
         self.sessions[s].rooms.retain(|&x| x != r);
+        self.sessions[s].joined_at.remove(&r);
         let rooms = self.sessions[s].rooms.clone();
         let last = rooms.is_empty();
         let plays = std::mem::take(&mut self.sessions[s].plays);
@@ -420,9 +458,6 @@ impl Model {
             kept.push(p);
         }
         self.sessions[s].plays = kept;
-        if last {
-            self.sessions[s].user = None;
-        }
     }
 
     /// Slot `s` leaves `r` with `reason`: plays first (the room still
@@ -431,8 +466,9 @@ impl Model {
     fn leave(&mut self, ex: &mut Expect, s: usize, r: usize, reason: u32) -> Vec<usize> {
         let a = app_of(s);
         let u = self.sessions[s].user.expect("a member has a user");
-        self.drop_room_keeping_user(s, r);
-        // Delisting needs the user, which `drop_room` forgets with the last room.
+        // Plays first, while the room still lists the streams it had.
+        let listed = self.listed_ids(a, r);
+        self.drop_room(s, r, &listed);
         let mut tmp = std::mem::take(&mut self.sessions[s].publishes);
         let gone: Vec<usize> = tmp.iter().filter(|p| p.1 == r).map(|p| p.0).collect();
         tmp.retain(|p| p.1 != r);
@@ -453,11 +489,14 @@ impl Model {
         gone
     }
 
-    /// [`Model::drop_room`] without forgetting the user.
-    fn drop_room_keeping_user(&mut self, s: usize, r: usize) {
-        let u = self.sessions[s].user;
-        self.drop_room(s, r);
-        self.sessions[s].user = u;
+    /// The server kicks slot `s` out of `r` (`1002055`, reason 4).
+    fn server_kick(&mut self, ex: &mut Expect, s: usize, r: usize) {
+        let (a, u) = (app_of(s), self.sessions[s].user.expect("a member"));
+        let listed = self.listed_ids(a, r);
+        let gone = self.delist_all(ex, s, r, KICKED);
+        self.tell_room(ex, a, r, u, &format!("user DELETE r{r} u{u}"));
+        self.kicked(ex, s, r, KICKED_BY_SERVER, &gone, &listed);
+        self.streams_ended(ex, a, &gone);
     }
 
     /// The publishers of `streams` (app `a`) went away: every play of them
@@ -523,7 +562,16 @@ impl Model {
                     user: user.among(&members, USERS),
                 }
             }
-            ref op @ (Op::Play { .. } | Op::Close { .. }) => op.clone(),
+            Op::RemoveStream { app, stream } => {
+                let published: Vec<usize> = (0..STREAMS)
+                    .filter(|&k| self.publisher(app, k).is_some())
+                    .collect();
+                Op::RemoveStream {
+                    app,
+                    stream: stream.among(&published, STREAMS),
+                }
+            }
+            ref op @ (Op::Play { .. } | Op::CloseRoom { .. } | Op::Close { .. }) => op.clone(),
         }
     }
 
@@ -662,12 +710,36 @@ impl Model {
             } => {
                 let u = u.id();
                 let old = self.member(a, r, u);
-                ex.kicked = Some(old.is_some());
+                ex.admin = Some(format!("{:?}", old.is_some()));
                 if let Some(old) = old {
-                    let gone = self.delist_all(&mut ex, old, r, KICKED);
-                    self.tell_room(&mut ex, a, r, u, &format!("user DELETE r{r} u{u}"));
-                    self.kicked(&mut ex, old, r, KICKED_BY_SERVER, &gone);
-                    self.streams_ended(&mut ex, a, &gone);
+                    self.server_kick(&mut ex, old, r);
+                }
+                0
+            }
+            Op::RemoveStream { app: a, stream: k } => {
+                let k = k.id();
+                let publisher = self.publisher(a, k);
+                ex.admin = Some(format!("{:?}", publisher.is_some()));
+                if let Some((s, r)) = publisher {
+                    self.sessions[s].publishes.retain(|p| p.0 != k);
+                    let u = self.sessions[s].user.expect("a publisher has a user");
+                    let event = format!("stream DELETE r{r} s{k} u{u} reason {REMOVED}");
+                    self.tell_room(&mut ex, a, r, u, &event);
+                    ex.events[s].push(format!("publisher NO_PUBLISH s{k} {KICKED_BY_SERVER}"));
+                    self.streams_ended(&mut ex, a, &[k]);
+                }
+                0
+            }
+            Op::CloseRoom { app: a, room: r } => {
+                // Members are kicked one by one, earliest join first.
+                let mut members = self.members(a, r);
+                members.sort_by_key(|&(s, _)| self.sessions[s].joined_at[&r]);
+                ex.admin = Some(format!(
+                    "{:?}",
+                    (!members.is_empty()).then_some(members.len())
+                ));
+                for (s, _) in members {
+                    self.server_kick(&mut ex, s, r);
                 }
                 0
             }
@@ -804,8 +876,17 @@ struct Harness {
 struct Answer {
     /// The response (`{}` for an admin op).
     response: Value,
-    /// An admin kick's return.
-    kicked: Option<bool>,
+    /// An admin call's return, `{:?}`-formatted.
+    admin: Option<String>,
+}
+
+impl Answer {
+    fn admin(ret: String) -> Answer {
+        Answer {
+            response: json!({"code": 0}),
+            admin: Some(ret),
+        }
+    }
 }
 
 impl Harness {
@@ -915,10 +996,18 @@ impl Harness {
                 user: u,
             } => {
                 let app = self.hub.app(app_id(a)).unwrap();
-                return Answer {
-                    response: json!({"code": 0}),
-                    kicked: Some(app.kick(&room(r), &user(u.id()))),
-                };
+                let kicked = app.kick(&room(r), &user(u.id()));
+                return Answer::admin(format!("{kicked:?}"));
+            }
+            Op::RemoveStream { app: a, stream: k } => {
+                let app = self.hub.app(app_id(a)).unwrap();
+                let removed = app.remove_stream(&stream(k.id()));
+                return Answer::admin(format!("{removed:?}"));
+            }
+            Op::CloseRoom { app: a, room: r } => {
+                let app = self.hub.app(app_id(a)).unwrap();
+                let kicked = app.close_room(&room(r));
+                return Answer::admin(format!("{kicked:?}"));
             }
             Op::Close { s, how } => {
                 let (mut session, _inbox) = self.sessions[s].take().expect("a live session");
@@ -934,7 +1023,7 @@ impl Harness {
         };
         Answer {
             response,
-            kicked: None,
+            admin: None,
         }
     }
 
@@ -1218,7 +1307,7 @@ fn step(h: &mut Harness, model: &mut Model, op: &Op) -> Result<(), TestCaseError
         op,
         r
     );
-    prop_assert_eq!(answer.kicked, ex.kicked, "{:?}", op);
+    prop_assert_eq!(answer.admin, ex.admin, "{:?}", op);
     if let (Some(JoinedRoom { streams, users }), 0) = (&ex.joined, ex.code) {
         let a = match op {
             Op::Login { s, .. } | Op::Switch { s, .. } => app_of(s),
@@ -1339,4 +1428,129 @@ proptest! {
     fn interleavings_keep_boundaries_and_end_empty(ops in proptest::collection::vec(op(), 1..100)) {
         run_case(&ops)?;
     }
+}
+
+// ---------------------------------------------------------------- regressions
+
+/// Found by the property (minimised): closing a room kicks its members one
+/// by one. A member kicked early played a stream of one kicked later; when
+/// its connection got to its `KICKOUT`, the room no longer listed that
+/// stream, so the play was re-bound to the member's other room and waited,
+/// where a logout (or an earlier look) would have ended it. Which plays a
+/// kick ends is now decided at the kick.
+#[test]
+fn closing_a_room_ends_plays_of_streams_it_listed_at_the_kick() {
+    let mut h = Harness::new();
+    let room_of = |r: usize| Pick::Any(r);
+    // Slot 2 (u2) in r1 plays s1, which slot 1 (u1) then publishes in r1;
+    // slot 2 also joins r0.
+    let setup = [
+        Op::Login {
+            s: 2,
+            user: Pick::Any(2),
+            room: 1,
+        },
+        Op::Play { s: 2, stream: 1 },
+        Op::Login {
+            s: 1,
+            user: Pick::Any(1),
+            room: 1,
+        },
+        Op::Publish {
+            s: 1,
+            stream: 1,
+            room: room_of(1),
+        },
+        Op::Login {
+            s: 2,
+            user: Pick::Any(2),
+            room: 0,
+        },
+    ];
+    for op in &setup {
+        assert_eq!(h.run(op).response["code"], 0, "{op:?}");
+    }
+    h.drain();
+    let app = h.hub.app(1).unwrap();
+    assert_eq!(app.close_room("r1"), Some(2));
+    let frames = h.drain();
+    // u2 joined r1 first, so it was kicked while r1 still listed s1: its
+    // play of s1 (bound to r1) ended and is not told it waits.
+    assert_eq!(
+        frames[2],
+        [json!({"event": "roomStateChanged", "roomID": "r1",
+        "reason": "KICKOUT", "errorCode": 1_002_055, "extendedData": "{}"})]
+    );
+    // u1, kicked second, saw u2 go first.
+    assert_eq!(
+        frames[1],
+        [
+            json!({"event": "roomUserUpdate", "roomID": "r1", "updateType": "DELETE",
+                   "userList": [{"userID": "u2", "userName": "u2@a1"}]}),
+            json!({"event": "roomStateChanged", "roomID": "r1", "reason": "KICKOUT",
+                "errorCode": 1_002_055, "extendedData": "{}"}),
+            json!({"event": "publisherStateUpdate", "streamID": "s1", "state": "NO_PUBLISH",
+                "errorCode": 1_002_055})
+        ]
+    );
+    assert_eq!(
+        h.hub.stats(),
+        HubStats {
+            sessions: SLOTS,
+            rooms: 1,
+            room_members: 1,
+            ..HubStats::default()
+        }
+    );
+    assert_eq!(app.stream_entries(), 0);
+    // The same ops through the model and every check.
+    let mut ops = setup.to_vec();
+    ops.push(Op::CloseRoom { app: 0, room: 1 });
+    run_case(&ops).unwrap();
+}
+
+/// The other kick: a same-userID login kicks the earlier connection out of
+/// the room, which listed its own stream then; its play of that stream,
+/// bound there, ends as at a logout (it used to be re-bound and wait).
+#[test]
+fn a_same_user_kick_ends_the_kicked_connections_plays_of_its_own_streams() {
+    let ops = [
+        Op::Login {
+            s: 0,
+            user: Pick::Any(0),
+            room: 0,
+        },
+        Op::Login {
+            s: 0,
+            user: Pick::Any(0),
+            room: 1,
+        },
+        Op::Publish {
+            s: 0,
+            stream: 0,
+            room: Pick::Any(1),
+        },
+        Op::Play { s: 0, stream: 0 },
+        Op::Login {
+            s: 1,
+            user: Pick::Any(0),
+            room: 1,
+        },
+    ];
+    let mut h = Harness::new();
+    for op in &ops {
+        assert_eq!(h.run(op).response["code"], 0, "{op:?}");
+    }
+    let frames = h.drain();
+    assert_eq!(
+        frames[0],
+        [
+            json!({"event": "roomStateChanged", "roomID": "r1", "reason": "KICKOUT",
+                "errorCode": 1_002_050, "extendedData": "{}"}),
+            json!({"event": "publisherStateUpdate", "streamID": "s0", "state": "NO_PUBLISH",
+                "errorCode": 1_002_050})
+        ]
+    );
+    assert_eq!(h.hub.stats().plays, 0);
+    run_case(&ops).unwrap();
 }
