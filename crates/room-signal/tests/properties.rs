@@ -15,9 +15,20 @@
 //! extra info and message names its app, which lets an event that crossed
 //! an app boundary be seen whatever IDs it carries.
 //!
+//! Ops: `loginRoom` (also the same-userID kick of another connection),
+//! `logoutRoom`, `switchRoom`, `startPublishingStream`,
+//! `stopPublishingStream`, `startPlayingStream`, `stopPlayingStream`,
+//! `sendBroadcastMessage`, the admin API's kick, stream removal and room
+//! close, and the end of a connection (heartbeat timeout, disconnect, drop).
+//! Rate limits are set out of reach; the media plane is a fake that accepts
+//! everything.
+//!
 //! Adding an op: a variant of [`Op`], an arm in [`op`] (its strategy), one
-//! in [`Harness::run`] (the wire request) and one in [`Model::apply`] (the
-//! expected code and events).
+//! in [`Model::resolve`] if it names something through a [`Pick`], one in
+//! [`Harness::run`] (the wire request or server call) and one in
+//! [`Model::apply`] (the expected code, events and state).
+//!
+//! Cases: 256 per run (`PROPTEST_CASES` overrides), of up to 100 ops each.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
