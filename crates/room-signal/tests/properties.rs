@@ -30,14 +30,17 @@
 //!
 //! Cases: 256 per run (`PROPTEST_CASES` overrides), of up to 100 ops each.
 
+use std::collections::HashMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError};
-use room_signal::media::{Accepted, MediaControl, MediaId, PlayRequest, PublishRequest};
-use room_signal::outbox::Inbox;
+use room_signal::media::{
+    Accepted, MediaControl, MediaEvent, MediaId, PlayRequest, PublishRequest,
+};
+use room_signal::outbox::{Inbox, Outbound, Outbox};
 use room_signal::token::{mint, Claims};
 use room_signal::{
     AppConfig, CloseReason, Hub, HubStats, Limits, Session, SignalConfig, SignalError,
@@ -201,6 +204,13 @@ enum Op {
         app: usize,
         stream: Pick,
     },
+    /// The media plane reports that the session's publish (or play) of
+    /// `stream` (`Mine`: one it has) failed.
+    MediaFail {
+        s: usize,
+        stream: Pick,
+        publish: bool,
+    },
     /// The admin API closes `room` of app `app`: every member is kicked.
     CloseRoom {
         app: usize,
@@ -233,6 +243,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..2usize, r, pick(USERS)).prop_map(|(app, room, user)| Op::Kick { app, room, user }),
         1 => (0..2usize, pick(STREAMS)).prop_map(|(app, stream)| Op::RemoveStream { app, stream }),
         1 => (0..2usize, 0..ROOMS).prop_map(|(app, room)| Op::CloseRoom { app, room }),
+        1 => (s.clone(), pick(STREAMS), any::<bool>())
+            .prop_map(|(s, stream, publish)| Op::MediaFail { s, stream, publish }),
         1 => (s, how).prop_map(|(s, how)| Op::Close { s, how }),
     ]
 }
@@ -298,6 +310,7 @@ const REMOVED: u32 = 6;
 
 const KICKED_SAME_USER: u32 = 1_002_050;
 const KICKED_BY_SERVER: u32 = 1_002_055;
+const MEDIA_FAILED: u32 = 1_005_003;
 
 impl Model {
     fn new() -> Self {
@@ -582,6 +595,11 @@ impl Model {
                     stream: stream.among(&published, STREAMS),
                 }
             }
+            Op::MediaFail { s, stream, publish } => Op::MediaFail {
+                s,
+                stream: stream.among(&if publish { published(s) } else { played(s) }, STREAMS),
+                publish,
+            },
             ref op @ (Op::Play { .. } | Op::CloseRoom { .. } | Op::Close { .. }) => op.clone(),
         }
     }
@@ -741,6 +759,34 @@ impl Model {
                 }
                 0
             }
+            Op::MediaFail {
+                s,
+                stream: k,
+                publish: true,
+            } => {
+                let (a, k) = (app_of(s), k.id());
+                if let Some(i) = self.sessions[s].publishes.iter().position(|p| p.0 == k) {
+                    let (_, r) = self.sessions[s].publishes.remove(i);
+                    let u = self.sessions[s].user.expect("a publisher has a user");
+                    let event = format!("stream DELETE r{r} s{k} u{u} reason {DISCONNECTED}");
+                    self.tell_room(&mut ex, a, r, u, &event);
+                    ex.events[s].push(format!("publisher NO_PUBLISH s{k} {MEDIA_FAILED}"));
+                    self.streams_ended(&mut ex, a, &[k]);
+                }
+                0
+            }
+            Op::MediaFail {
+                s,
+                stream: k,
+                publish: false,
+            } => {
+                let k = k.id();
+                if let Some(i) = self.sessions[s].plays.iter().position(|p| p.stream == k) {
+                    self.sessions[s].plays.remove(i);
+                    ex.events[s].push(format!("player NO_PLAY s{k} {MEDIA_FAILED}"));
+                }
+                0
+            }
             Op::CloseRoom { app: a, room: r } => {
                 // Members are kicked one by one, earliest join first.
                 let mut members = self.members(a, r);
@@ -803,30 +849,74 @@ impl Model {
 
 // ---------------------------------------------------------------- the system
 
-/// A media plane that accepts everything and never reports anything.
+/// A media plane that accepts everything and reports only what an op
+/// makes it report. It keeps each connection's latest publish and play of
+/// each stream ID (to report on) and the media not stopped yet.
 #[derive(Default)]
-struct FakeMedia(AtomicU64);
+struct FakeMedia {
+    next: AtomicU64,
+    state: Mutex<MediaState>,
+}
+
+#[derive(Default)]
+struct MediaState {
+    /// (connection, publish?, stream ID) → its latest media and outbox.
+    latest: HashMap<(u64, bool, String), (MediaId, Outbox)>,
+    live: BTreeSet<MediaId>,
+}
 
 impl FakeMedia {
-    fn accept(&self) -> Result<Accepted, SignalError> {
+    fn accept(
+        &self,
+        publish: bool,
+        stream_id: &str,
+        notify: Outbox,
+    ) -> Result<Accepted, SignalError> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut st = self.state.lock().unwrap();
+        st.live.insert(id);
+        st.latest.insert(
+            (notify.conn_id(), publish, stream_id.to_string()),
+            (id, notify),
+        );
         Ok(Accepted {
-            id: self.0.fetch_add(1, Ordering::Relaxed) + 1,
+            id,
             answer_sdp: "v=0".into(),
         })
+    }
+
+    /// Report that the latest publish (or play) of `stream_id` by
+    /// connection `conn` failed; false if it never had one.
+    fn fail(&self, conn: u64, publish: bool, stream_id: &str) -> bool {
+        let st = self.state.lock().unwrap();
+        let Some((id, outbox)) = st.latest.get(&(conn, publish, stream_id.to_string())) else {
+            return false;
+        };
+        outbox.send(Outbound::Media {
+            id: *id,
+            event: MediaEvent::Failed,
+        })
+    }
+
+    /// Media accepted and not stopped.
+    fn live(&self) -> usize {
+        self.state.lock().unwrap().live.len()
     }
 }
 
 impl MediaControl for FakeMedia {
-    fn publish(&self, _req: PublishRequest<'_>) -> Result<Accepted, SignalError> {
-        self.accept()
+    fn publish(&self, req: PublishRequest<'_>) -> Result<Accepted, SignalError> {
+        self.accept(true, req.stream_id, req.notify)
     }
-    fn play(&self, _req: PlayRequest<'_>) -> Result<Accepted, SignalError> {
-        self.accept()
+    fn play(&self, req: PlayRequest<'_>) -> Result<Accepted, SignalError> {
+        self.accept(false, req.stream_id, req.notify)
     }
     fn add_candidate(&self, _id: MediaId, _c: &str) -> Result<(), SignalError> {
         Ok(())
     }
-    fn stop(&self, _id: MediaId) {}
+    fn stop(&self, id: MediaId) {
+        self.state.lock().unwrap().live.remove(&id);
+    }
 }
 
 fn secret(a: usize) -> String {
@@ -878,6 +968,7 @@ fn token(a: usize, u: &str) -> String {
 
 struct Harness {
     hub: Hub,
+    media: Arc<FakeMedia>,
     sessions: Vec<Option<(Session, Inbox)>>,
     next_id: u64,
     now: u64,
@@ -902,9 +993,11 @@ impl Answer {
 
 impl Harness {
     fn new() -> Harness {
-        let hub = Hub::with_media(config(), Arc::new(FakeMedia::default())).unwrap();
+        let media = Arc::new(FakeMedia::default());
+        let hub = Hub::with_media(config(), media.clone()).unwrap();
         let mut h = Harness {
             hub,
+            media,
             sessions: (0..SLOTS).map(|_| None).collect(),
             next_id: 1,
             now: NOW_MS,
@@ -1014,6 +1107,15 @@ impl Harness {
                 let app = self.hub.app(app_id(a)).unwrap();
                 let removed = app.remove_stream(&stream(k.id()));
                 return Answer::admin(format!("{removed:?}"));
+            }
+            Op::MediaFail {
+                s,
+                stream: k,
+                publish,
+            } => {
+                let conn = self.session(s).conn_id();
+                self.media.fail(conn, publish, &stream(k.id()));
+                json!({"code": 0})
             }
             Op::CloseRoom { app: a, room: r } => {
                 let app = self.hub.app(app_id(a)).unwrap();
@@ -1213,7 +1315,10 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 
 /// The hub, its apps and rooms hold what the model says.
 fn check_state(h: &Harness, model: &Model) -> Result<(), TestCaseError> {
-    prop_assert_eq!(h.hub.stats(), model.stats());
+    let stats = model.stats();
+    prop_assert_eq!(h.hub.stats(), stats);
+    // Every publish and play has its media, and no other media runs.
+    prop_assert_eq!(h.media.live(), stats.streams + stats.plays, "live media");
     for a in 0..2 {
         let app = h.hub.app(app_id(a)).unwrap();
         let plays_of = |k: usize| -> usize {
@@ -1419,6 +1524,7 @@ fn run_case(ops: &[Op]) -> Result<(), TestCaseError> {
         prop_assert!(app.stream_summaries().is_empty());
         prop_assert!(app.room_summaries().is_empty());
     }
+    prop_assert_eq!(h.media.live(), 0, "media left running");
     let Harness { hub, sessions, .. } = h;
     drop(sessions);
     prop_assert_eq!(hub.stats(), HubStats::default());
