@@ -972,6 +972,8 @@ struct Harness {
     sessions: Vec<Option<(Session, Inbox)>>,
     next_id: u64,
     now: u64,
+    /// The last event `seq` each slot's session sent (0: none yet).
+    seq: Vec<u64>,
 }
 
 /// What the system answered to one op.
@@ -1001,6 +1003,7 @@ impl Harness {
             sessions: (0..SLOTS).map(|_| None).collect(),
             next_id: 1,
             now: NOW_MS,
+            seq: vec![0; SLOTS],
         };
         for s in 0..SLOTS {
             h.connect(s);
@@ -1012,6 +1015,7 @@ impl Harness {
     fn connect(&mut self, s: usize) {
         let app = self.hub.app(app_id(app_of(s))).unwrap();
         self.sessions[s] = Some(self.hub.connect(app));
+        self.seq[s] = 0;
         if app_of(s) == 0 {
             let r = self.call(s, json!({"op": "enableMultiRoom", "enable": true}));
             assert_eq!(r["code"], 0, "{r}");
@@ -1461,9 +1465,19 @@ fn step(h: &mut Harness, model: &mut Model, op: &Op) -> Result<(), TestCaseError
         let mut got = Vec::new();
         for ev in frames {
             let mut ev = ev.clone();
-            // `seq` (resume) numbers frames; it is not part of what they say.
-            if let Some(map) = ev.as_object_mut() {
-                map.remove("seq");
+            // `seq` (for resume) numbers a session's events from 1 on; it
+            // is not part of what they say.
+            if let Some(seq) = ev.as_object_mut().and_then(|m| m.remove("seq")) {
+                let seq = seq.as_u64().unwrap_or(0);
+                prop_assert_eq!(
+                    seq,
+                    h.seq[s] + 1,
+                    "seq of slot {} after {:?}: {}",
+                    s,
+                    op,
+                    ev
+                );
+                h.seq[s] = seq;
             }
             check_boundaries(&ev, s, &rooms, before[s].user)
                 .map_err(|e| TestCaseError::fail(format!("{op:?}: slot {s}: {e}: {ev}")))?;
