@@ -169,10 +169,12 @@ enum Op {
         from: Pick,
         to: usize,
     },
+    /// `startPublishingStream`; `room: None` leaves `roomID` out (the one
+    /// room in single-room mode, `1000001` in multi-room mode).
     Publish {
         s: usize,
         stream: usize,
-        room: Pick,
+        room: Option<Pick>,
     },
     StopPublish {
         s: usize,
@@ -234,7 +236,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (s.clone(), proptest::option::weighted(0.7, pick(ROOMS)))
             .prop_map(|(s, room)| Op::Logout { s, room }),
         3 => (s.clone(), pick(ROOMS), r.clone()).prop_map(|(s, from, to)| Op::Switch { s, from, to }),
-        6 => (s.clone(), k.clone(), pick(ROOMS))
+        6 => (s.clone(), k.clone(), proptest::option::weighted(0.85, pick(ROOMS)))
             .prop_map(|(s, stream, room)| Op::Publish { s, stream, room }),
         2 => (s.clone(), pick(STREAMS)).prop_map(|(s, stream)| Op::StopPublish { s, stream }),
         5 => (s.clone(), k).prop_map(|(s, stream)| Op::Play { s, stream }),
@@ -564,7 +566,7 @@ impl Model {
             Op::Publish { s, stream, room } => Op::Publish {
                 s,
                 stream,
-                room: room.among(&m(s).rooms, ROOMS),
+                room: room.map(|r| r.among(&m(s).rooms, ROOMS)),
             },
             Op::StopPublish { s, stream } => Op::StopPublish {
                 s,
@@ -660,14 +662,22 @@ impl Model {
                 stream: k,
                 room: r,
             } => {
-                let r = r.id();
-                let a = app_of(s);
-                if !self.sessions[s].rooms.contains(&r) {
+                let (a, omitted) = (app_of(s), r.is_none());
+                let r = match r {
+                    Some(r) => Some(r.id()),
+                    None => self.sessions[s].rooms.first().copied(),
+                };
+                if omitted && a == 0 {
+                    1_000_001
+                } else if !r.is_some_and(|r| self.sessions[s].rooms.contains(&r)) {
                     1_002_002
                 } else if self.publisher(a, k).is_some() {
                     1_003_028
                 } else {
-                    let u = self.sessions[s].user.expect("in a room");
+                    let (r, u) = (
+                        r.expect("checked"),
+                        self.sessions[s].user.expect("in a room"),
+                    );
                     self.tell_room(&mut ex, a, r, u, &format!("stream ADD r{r} s{k} u{u}"));
                     self.sessions[s].publishes.push((k, r));
                     0
@@ -1073,11 +1083,14 @@ impl Harness {
                 s,
                 stream: k,
                 room: r,
-            } => self.call(
-                s,
-                json!({"op": "startPublishingStream", "streamID": stream(k), "roomID": room(r.id()),
-                       "sdp": "v=0", "extraInfo": extra_info(app_of(s))}),
-            ),
+            } => {
+                let mut req = json!({"op": "startPublishingStream", "streamID": stream(k),
+                                     "sdp": "v=0", "extraInfo": extra_info(app_of(s))});
+                if let Some(r) = r {
+                    req["roomID"] = json!(room(r.id()));
+                }
+                self.call(s, req)
+            }
             Op::StopPublish { s, stream: k } => self.call(
                 s,
                 json!({"op": "stopPublishingStream", "streamID": stream(k.id())}),
@@ -1590,7 +1603,7 @@ fn closing_a_room_ends_plays_of_streams_it_listed_at_the_kick() {
         Op::Publish {
             s: 1,
             stream: 1,
-            room: room_of(1),
+            room: Some(room_of(1)),
         },
         Op::Login {
             s: 2,
@@ -1659,7 +1672,7 @@ fn a_same_user_kick_ends_the_kicked_connections_plays_of_its_own_streams() {
         Op::Publish {
             s: 0,
             stream: 0,
-            room: Pick::Any(1),
+            room: Some(Pick::Any(1)),
         },
         Op::Play { s: 0, stream: 0 },
         Op::Login {
