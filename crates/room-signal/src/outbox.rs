@@ -22,6 +22,11 @@ pub enum Outbound {
         /// Which join was kicked (a later re-join is not affected).
         join: u64,
         code: u32,
+        /// The streams the room listed when the user was removed (its own
+        /// included): the connection's plays bound to the room of these
+        /// end, as at a logout. Taken then, not when the connection gets
+        /// to this item, so the outcome does not depend on how soon it does.
+        listed: Vec<Arc<str>>,
     },
     /// A transport event of one of this connection's publishes or plays.
     Media {

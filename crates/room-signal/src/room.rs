@@ -212,6 +212,7 @@ impl Room {
                 room_id: self.id.clone(),
                 join: old.join,
                 code: code::KICKED_SAME_USER,
+                listed: Self::listed_ids(&st),
             });
             kicked_streams =
                 self.remove_streams_of(&mut st, &user.user_id, DeleteReason::RepeatedLogin);
@@ -303,6 +304,7 @@ impl Room {
                 room_id: self.id.clone(),
                 join: m.join,
                 code,
+                listed: Self::listed_ids(&st),
             });
             m.join
         };
@@ -361,6 +363,11 @@ impl Room {
             }
         }
         gone.into_iter().map(|s| s.stream_id).collect()
+    }
+
+    /// The IDs of the streams listed now.
+    fn listed_ids(st: &RoomState) -> Vec<Arc<str>> {
+        st.streams.iter().map(|s| s.stream_id.clone()).collect()
     }
 
     fn member<'a>(st: &'a RoomState, user_id: &str, join: u64) -> Result<&'a Member> {

@@ -456,7 +456,8 @@ impl Session {
                 room_id,
                 join,
                 code,
-            } => self.on_kicked(&room_id, join, code),
+                listed,
+            } => self.on_kicked(&room_id, join, code, &listed),
             Outbound::Media { id, event } => self.on_media_event(id, event),
             Outbound::StreamEnded { stream_id, play } => {
                 self.on_stream_ended(&stream_id, play, now_ms)
@@ -467,7 +468,14 @@ impl Session {
         }
     }
 
-    fn on_kicked(&mut self, room_id: &str, join: u64, code: u32) -> Vec<Bytes> {
+    /// Kicked out of `room_id` when it listed `listed`.
+    fn on_kicked(
+        &mut self,
+        room_id: &str,
+        join: u64,
+        code: u32,
+        listed: &[Arc<str>],
+    ) -> Vec<Bytes> {
         let Some(idx) = self.rooms.iter().position(|r| r.join == join) else {
             return Vec::new();
         };
@@ -489,7 +497,7 @@ impl Session {
                 json!({"streamID": &*p.stream_id, "state": "NO_PUBLISH", "errorCode": code}),
             ));
         }
-        let ending = self.plays_to_end(&joined.room);
+        let ending = self.plays_to_end_if(&joined.room.id, |s| listed.iter().any(|l| **l == *s));
         self.rebind_or_end_plays(&joined.room, ending);
         if self.rooms.is_empty() {
             self.user = None;

@@ -315,10 +315,21 @@ impl Session {
     /// Plays bound to `room` that end when it is left: those whose stream
     /// the room lists, or all of them when it is the last room.
     pub(crate) fn plays_to_end(&self, room: &Room) -> Vec<MediaId> {
-        let last = self.rooms.iter().all(|r| r.room.id == room.id);
+        self.plays_to_end_if(&room.id, |s| room.lists_stream(s))
+    }
+
+    /// Plays bound to `room_id` that end when it is left: those of a
+    /// stream that `listed` says the room lists, or all of them when it is
+    /// the last room.
+    pub(crate) fn plays_to_end_if(
+        &self,
+        room_id: &str,
+        listed: impl Fn(&str) -> bool,
+    ) -> Vec<MediaId> {
+        let last = self.rooms.iter().all(|r| *r.room.id == *room_id);
         self.plays
             .iter()
-            .filter(|p| p.room_id == room.id && (last || room.lists_stream(&p.stream_id)))
+            .filter(|p| *p.room_id == *room_id && (last || listed(&p.stream_id)))
             .map(|p| p.media)
             .collect()
     }
