@@ -503,6 +503,19 @@ impl Client {
         .await
     }
 
+    /// The next event, whatever its name.
+    pub async fn next_event(&mut self) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(e) = self.events.pop_front() {
+                return e;
+            }
+            if !self.pump(deadline).await {
+                panic!("no event (closed: {:?})", self.closed);
+            }
+        }
+    }
+
     /// Wait for the next event called `name` (other events stay buffered).
     pub async fn event(&mut self, name: &str) -> Value {
         let deadline = tokio::time::Instant::now() + WAIT;
@@ -601,6 +614,7 @@ pub mod hooks;
 pub mod http;
 pub mod media;
 pub mod proxy;
+pub mod tcp_proxy;
 
 /// `GET /metrics` of `server` (blocking: for the tests that drive browsers
 /// and other processes without a runtime).
