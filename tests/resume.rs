@@ -179,3 +179,221 @@ async fn past_the_window_the_session_ends() {
         json!({"sessionID": login["sessionID"], "resumeToken": login["resumeToken"], "lastSeq": 0});
     late.fails("resume", creds, 1_002_099).await;
 }
+
+/// How the proxy breaks the WebSocket for two seconds.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// Reset, and reset every new connection until it is over.
+    Reset,
+    /// Hold every byte; the connections stay open.
+    Blackhole,
+}
+
+/// A member whose signaling goes through `proxy` and resumes after a drop
+/// (a silent link counts as dropped after 1 s).
+async fn member_via(proxy: &TcpProxy, user: &str, room: &str) -> sfu_client::Client {
+    let options = sfu_client::ConnectOptions {
+        heartbeat: Some(Duration::from_millis(200)),
+        link_timeout: Duration::from_secs(1),
+        request_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let client = sfu_client::Client::connect_with(&proxy.addr(), 1, options)
+        .await
+        .expect("connect");
+    client
+        .login_room(room, &token(1, user), user, user, true)
+        .await
+        .expect("login");
+    client
+}
+
+/// A publisher's and a player's signaling drop for 2 s while broadcasts
+/// flow in their room: both get every broadcast exactly once in order and
+/// every event `seq` once, nobody sees them leave, and the player's media
+/// runs on to the last packet sent.
+async fn two_seconds_without_signaling(fault: Fault) {
+    use common::media::*;
+    let server = TestServer::start(QUIET_LIMITS);
+    let proxy = TcpProxy::start(server.addr.parse().expect("server address")).await;
+    let sender = member(&server, "sender", &["r1"]).await;
+    let anchor = member_via(&proxy, "anchor", "r1").await;
+    let viewer = member_via(&proxy, "viewer", "r1").await;
+    let publisher = anchor
+        .publish("cam", Some("r1"), vp8_opus())
+        .await
+        .expect("publish");
+    let mut player = viewer.play("cam").await.expect("play");
+    let sending = spawn_sending(publisher, Duration::from_secs(7));
+    let playing = tokio::spawn(async move {
+        let got = drain(&mut player, Duration::from_secs(2)).await;
+        (player, got)
+    });
+    let broadcasting = {
+        let sender = sender.clone();
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            for i in 0..40 {
+                tick.tick().await;
+                ids.push(
+                    sender
+                        .send_broadcast_message("r1", &format!("m{i}"))
+                        .await
+                        .expect("broadcast"),
+                );
+            }
+            ids
+        })
+    };
+    // The fault's own length, not a synchronisation.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    match fault {
+        Fault::Reset => {
+            proxy.refuse(true);
+            proxy.reset();
+        }
+        Fault::Blackhole => proxy.blackhole(true),
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    proxy.refuse(false);
+    proxy.blackhole(false);
+    let sent_ids = broadcasting.await.expect("broadcasts");
+    let last = *sent_ids.last().expect("40 broadcasts");
+
+    for (who, c) in [("anchor", &anchor), ("viewer", &viewer)] {
+        let mut events = Vec::new();
+        loop {
+            let e = c
+                .wait_event_where(|_| true, Duration::from_secs(15))
+                .await
+                .unwrap_or_else(|e| panic!("{who}: {e}"));
+            let done = e.name == "IMRecvBroadcastMessage"
+                && e.fields["messageList"][0]["messageID"] == last;
+            events.push(e);
+            if done {
+                break;
+            }
+        }
+        let ids: Vec<u64> = events
+            .iter()
+            .filter(|e| e.name == "IMRecvBroadcastMessage")
+            .filter_map(|e| e.fields["messageList"][0]["messageID"].as_u64())
+            .collect();
+        assert_eq!(ids, sent_ids, "{who}: every broadcast once, in order");
+        let seqs: Vec<u64> = events
+            .iter()
+            .filter_map(|e| e.fields["seq"].as_u64())
+            .collect();
+        for w in seqs.windows(2) {
+            assert_eq!(w[1], w[0] + 1, "{who}: seq {seqs:?}");
+        }
+        let states: Vec<&str> = events
+            .iter()
+            .filter(|e| e.name == "roomStateChanged")
+            .filter_map(|e| e.fields["reason"].as_str())
+            .collect();
+        assert_eq!(states, ["RECONNECTING", "RECONNECTED"], "{who} ({fault:?})");
+    }
+    // (Both kept until the end: dropping them stops the publish or play.)
+    let (_publisher, sent) = sending.await.expect("sending");
+    let (_player, got) = playing.await.expect("playing");
+    check_to_end("viewer", &got, &sent);
+    // The sender saw both join (before) and nobody leave or unpublish.
+    let seen = sender.drain_events();
+    let leaves: Vec<_> = seen
+        .iter()
+        .filter(|e| {
+            matches!(e.name.as_str(), "roomUserUpdate" | "roomStreamUpdate")
+                && e.fields["updateType"] == "DELETE"
+        })
+        .collect();
+    assert!(leaves.is_empty(), "{leaves:?}");
+    assert!(proxy.accepted() >= 4, "both reconnected through the proxy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_second_reset_loses_nothing_and_nobody_notices() {
+    two_seconds_without_signaling(Fault::Reset).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_second_blackhole_loses_nothing_and_nobody_notices() {
+    two_seconds_without_signaling(Fault::Blackhole).await;
+}
+
+/// Signaling gone for longer than the window: the server ends the session
+/// as a disconnection (stream deleted with reason 5, its player waits),
+/// and the client, refused (`1002099`), logs in afresh and says that its
+/// publish ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_window_streams_end_with_reason_5_and_the_client_logs_in_afresh() {
+    use common::media::*;
+    let server = TestServer::start(&format!("{QUIET_LIMITS}\nresumeWindowMs = 1000"));
+    let proxy = TcpProxy::start(server.addr.parse().expect("server address")).await;
+    let sender = member(&server, "sender", &["r1"]).await;
+    let viewer = member(&server, "viewer", &["r2"]).await;
+    let anchor = member_via(&proxy, "anchor", "r1").await;
+    let anchor_added = |e: &sfu_client::Event| {
+        e.name == "roomUserUpdate"
+            && e.fields["updateType"] == "ADD"
+            && e.fields["userList"][0]["userID"] == "anchor"
+    };
+    sender
+        .wait_event_where(anchor_added, WAIT)
+        .await
+        .expect("anchor joined");
+    let publisher = anchor
+        .publish("cam", Some("r1"), vp8_opus())
+        .await
+        .expect("publish");
+    let _player = viewer.play("cam").await.expect("play");
+    proxy.refuse(true);
+    proxy.reset();
+    let deleted = sender
+        .wait_event_where(
+            |e| e.name == "roomStreamUpdate" && e.fields["updateType"] == "DELETE",
+            WAIT,
+        )
+        .await
+        .expect("stream deleted after the window");
+    assert_eq!(
+        deleted.fields["extendedData"],
+        r#"{"stream_delete_reason":[{"code":5,"stream_id":"cam"}]}"#
+    );
+    let waiting = viewer
+        .wait_event("playerStateUpdate", WAIT)
+        .await
+        .expect("the player waits");
+    assert_eq!(
+        (&waiting.fields["state"], &waiting.fields["errorCode"]),
+        (&json!("PLAY_REQUESTING"), &json!(1_004_002))
+    );
+    proxy.refuse(false);
+    let mut told = Vec::new();
+    while told.last().map(String::as_str) != Some("roomStateChanged RECONNECTED") {
+        let e = anchor
+            .wait_event_where(
+                |e| matches!(e.name.as_str(), "roomStateChanged" | "publisherStateUpdate"),
+                WAIT,
+            )
+            .await
+            .expect("the client's own account of the reconnection");
+        let what = e.fields["reason"].as_str().or(e.fields["state"].as_str());
+        told.push(format!("{} {}", e.name, what.unwrap_or("?")));
+    }
+    assert_eq!(
+        told,
+        [
+            "roomStateChanged RECONNECTING",
+            "publisherStateUpdate NO_PUBLISH",
+            "roomStateChanged RECONNECTED"
+        ]
+    );
+    // Logged in afresh: the others see anchor come back.
+    sender
+        .wait_event_where(anchor_added, WAIT)
+        .await
+        .expect("anchor back in r1");
+    drop(publisher);
+}
