@@ -15,6 +15,7 @@ export const ErrorCode = Object.freeze({
   WEBRTC: 1005001, // local WebRTC failure (createOffer, set*Description)
   DEVICE: 1005002, // getUserMedia / getDisplayMedia failed (denied, no device)
   MEDIA_CONNECTION_FAILED: 1005003, // ICE/DTLS to the server failed
+  SESSION_LOST: 1002099, // the server session could not be resumed
 });
 
 /**

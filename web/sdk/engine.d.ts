@@ -27,6 +27,8 @@ export declare const ErrorCode: Readonly<{
   DEVICE: 1005002;
   /** ICE/DTLS to the server failed; same as the server's 1005003. */
   MEDIA_CONNECTION_FAILED: 1005003;
+  /** The server session could not be resumed after a drop. */
+  SESSION_LOST: 1002099;
 }>;
 
 export declare const VERSION: string;

@@ -56,7 +56,9 @@ export class Engine {
     this._user = null;
     this._publishers = new Map(); // streamID -> record
     this._players = new Map();
-    this._reconnecting = null; // promise while re-logging rooms after a drop
+    this._reconnecting = null; // promise while resuming or re-logging rooms after a drop
+    this._session = null; // {sessionID, resumeToken} of the server session, for a resume
+    this._lastSeq = 0; // the last event seq seen on that session
     this._destroyed = false;
   }
 
@@ -475,7 +477,9 @@ export class Engine {
     return conn.request(op, fields);
   }
 
-  _open() {
+  // A socket to the server. `resuming`: its first request will be `resume`
+  // (so the multi-room choice is not replayed, and the session's seq goes on).
+  _open(resuming = false) {
     this._alive();
     if (this._conn && this._conn.isOpen) return Promise.resolve(this._conn);
     if (this._connecting) return this._connecting;
@@ -493,6 +497,10 @@ export class Engine {
     this._connecting = conn.open().then(
       () => {
         this._connecting = null;
+        if (resuming) return conn;
+        // A new server session: its events count from 1 again.
+        this._session = null;
+        this._lastSeq = 0;
         if (this._multiRoom !== null) {
           // Every new socket starts in single-room mode: replay the choice first.
           conn.request('enableMultiRoom', { enable: this._multiRoom }).catch(() => {});
@@ -510,6 +518,9 @@ export class Engine {
 
   // Record a successful login/switch, emit LOGINED and (deferred) the initial lists.
   _joined(room, res) {
+    if (res.sessionID && res.resumeToken) {
+      this._session = { sessionID: res.sessionID, resumeToken: res.resumeToken };
+    }
     this._rooms.delete(room.roomID);
     this._rooms.set(room.roomID, room);
     this._user = room.user;
@@ -587,6 +598,10 @@ export class Engine {
   }
 
   _onEvent(msg) {
+    if (typeof msg.seq === 'number') {
+      if (msg.seq <= this._lastSeq) return; // already delivered (never expected)
+      this._lastSeq = msg.seq;
+    }
     const name = msg.event;
     const room = msg.roomID !== undefined ? this._rooms.get(msg.roomID) : undefined;
     switch (name) {
@@ -653,11 +668,12 @@ export class Engine {
     if (conn !== this._conn) return;
     this._conn = null;
     if (this._destroyed || this._reconnecting) return;
-    // Republish / replay is the app's job: the server ended our media with the session.
-    for (const rec of [...this._publishers.values(), ...this._players.values()]) {
-      this._endRecord(rec, info.error.code);
-    }
+    // Publishes and plays go on: the server keeps the session for a resume
+    // (their peer connections never depended on this socket).
     if (info.fatal || this._rooms.size === 0) {
+      for (const rec of [...this._publishers.values(), ...this._players.values()]) {
+        this._endRecord(rec, info.error.code);
+      }
       for (const id of [...this._rooms.keys()]) this._leaveLocal(id, 'RECONNECT_FAILED', info.error.code, '{}');
       return;
     }

@@ -290,6 +290,77 @@ test('KICKOUT forgets the room and ends its publishes once', async () => {
   e.destroy();
 });
 
+// --- resume after a drop (protocol.md "Resume after a dropped connection")
+
+// A server whose logins carry resume credentials; `resume` answers with
+// `resumeResult(msg)` (a result, or an {code, message} error).
+function resumableNet(resumeResult) {
+  return fakeNet((msg) => {
+    if (msg.op === 'loginRoom') {
+      return { streamList: [{ streamID: 'a' }], extraInfoList: [], sessionID: 'sess', resumeToken: 'tok' };
+    }
+    if (msg.op === 'resume') return resumeResult(msg);
+    return {};
+  });
+}
+
+async function droppedAfterTwoEvents(net) {
+  const e = track(new Engine(1, 'http://x', { WebSocket: net.WebSocket, emitInitialUpdates: false }));
+  const log = recorder(e);
+  e.enableMultiRoom(true);
+  await e.loginRoom('r1', 't1', { userID: 'alice' });
+  e._publishers.set('cam', { role: 'publisher', streamID: 'cam', roomID: 'r1', pc: null, state: 'PUBLISHING' });
+  const ws = net.sockets[0];
+  ws.push({ event: 'IMRecvBroadcastMessage', roomID: 'r1', seq: 1, messageList: [{ message: 'one' }] });
+  ws.push({ event: 'IMRecvBroadcastMessage', roomID: 'r1', seq: 2, messageList: [{ message: 'two' }] });
+  log.length = 0;
+  ws.drop(1006);
+  return { e, log };
+}
+
+test('a drop resumes the session: resume first with lastSeq, RECONNECTED, media kept, replay delivered', async () => {
+  const net = resumableNet(() => ({ rooms: [{ roomID: 'r1', streamList: [{ streamID: 'a' }], extraInfoList: [] }], publishing: ['cam'], playing: [], gap: false }));
+  const { e, log } = await droppedAfterTwoEvents(net);
+  await until(() => log.some((l) => l[0] === 'roomStateChanged' && l[2] === 'RECONNECTED'));
+  const ws = net.sockets[1];
+  assert.deepEqual(ws.ops(), ['resume'], 'resume is the first and only request: no re-login');
+  assert.deepEqual(
+    { sessionID: ws.sent[0].sessionID, resumeToken: ws.sent[0].resumeToken, lastSeq: ws.sent[0].lastSeq },
+    { sessionID: 'sess', resumeToken: 'tok', lastSeq: 2 },
+  );
+  assert.ok(e._publishers.has('cam'), 'the publish goes on');
+  // Replayed events arrive after the result; a repeated seq is dropped.
+  ws.push({ event: 'IMRecvBroadcastMessage', roomID: 'r1', seq: 3, messageList: [{ message: 'three' }] });
+  ws.push({ event: 'IMRecvBroadcastMessage', roomID: 'r1', seq: 3, messageList: [{ message: 'three' }] });
+  const got = log.filter((l) => l[0] === 'IMRecvBroadcastMessage').map((l) => l[2][0].message);
+  assert.deepEqual(got, ['three']);
+  const states = log.filter((l) => l[0] === 'roomStateChanged').map((l) => l[2]);
+  assert.deepEqual(states, ['RECONNECTING', 'RECONNECTED']);
+  assert.equal(log.filter((l) => l[0] === 'publisherStateUpdate').length, 0);
+  e.destroy();
+});
+
+test('a resume with a gap diffs the lists', async () => {
+  const net = resumableNet(() => ({ rooms: [{ roomID: 'r1', streamList: [{ streamID: 'b' }], extraInfoList: [] }], publishing: [], playing: [], gap: true }));
+  const { e, log } = await droppedAfterTwoEvents(net);
+  await until(() => log.some((l) => l[0] === 'roomStreamUpdate' && l[2] === 'ADD'));
+  const su = log.filter((l) => l[0] === 'roomStreamUpdate').map((l) => [l[2], l[3][0].streamID]);
+  assert.deepEqual(su, [['DELETE', 'a'], ['ADD', 'b']]);
+  e.destroy();
+});
+
+test('a refused resume (1002099) logs in afresh on the same socket and ends the publishes', async () => {
+  const net = resumableNet(() => ({ code: 1002099, message: 'session cannot be resumed' }));
+  const { e, log } = await droppedAfterTwoEvents(net);
+  await until(() => log.some((l) => l[0] === 'roomStateChanged' && l[2] === 'RECONNECTED'));
+  assert.equal(net.sockets.length, 2);
+  assert.deepEqual(net.sockets[1].ops(), ['resume', 'enableMultiRoom', 'loginRoom']);
+  const pub = log.filter((l) => l[0] === 'publisherStateUpdate').map((l) => [l[1], l[2], l[3]]);
+  assert.deepEqual(pub, [['cam', 'NO_PUBLISH', ErrorCode.SESSION_LOST]]);
+  assert.equal(e._lastSeq, 0, 'a new session counts from 1');
+  e.destroy();
+});
+
 // --- WebRTC with a fake peer connection
 
 class FakePC {

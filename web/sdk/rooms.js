@@ -30,11 +30,63 @@ export function backoffDelay(attempt, max) {
 }
 
 /**
+ * The server session could not be resumed (1002099): what hung off it is
+ * gone on the server, so end the publishes and plays locally too (their
+ * state callbacks say NO_PUBLISH / NO_PLAY 1002099); the rooms are logged
+ * into afresh by the caller.
+ */
+function sessionLost(engine, code) {
+  engine._session = null;
+  engine._lastSeq = 0;
+  for (const rec of [...engine._publishers.values(), ...engine._players.values()]) {
+    engine._endRecord(rec, code);
+  }
+}
+
+/**
+ * `resume` as a new socket's first request. Resolves true when the server
+ * session was taken over: RECONNECTED for each room, and with `gap` the
+ * ADD/DELETE events for what changed meanwhile (the replayed events follow
+ * on the socket). Resolves false on 1002099 (the socket stays usable for a
+ * fresh login); transport errors reject.
+ */
+async function tryResume(engine, conn, stale) {
+  const s = engine._session;
+  if (!s) return false;
+  let res;
+  try {
+    res = await conn.request('resume', { sessionID: s.sessionID, resumeToken: s.resumeToken, lastSeq: engine._lastSeq });
+  } catch (e) {
+    if (isTransportError(e)) throw e;
+    sessionLost(engine, e.code);
+    return false;
+  }
+  const views = new Map((res.rooms || []).map((r) => [r.roomID, r]));
+  for (const room of stale) {
+    if (engine._rooms.get(room.roomID) !== room) continue;
+    const view = views.get(room.roomID);
+    if (!view) {
+      // The server no longer has us there and the event saying so was lost.
+      engine._leaveLocal(room.roomID, 'KICKOUT', ErrorCode.SESSION_LOST, '{}');
+      continue;
+    }
+    room.stale = false;
+    const diff = res.gap ? applyLists(room, view) : null;
+    engine._emit('roomStateChanged', room.roomID, 'RECONNECTED', 0, '{}');
+    if (diff) engine._emitDiff(room, diff);
+  }
+  return true;
+}
+
+/**
  * After an unexpected socket close with rooms joined: RECONNECTING for each
- * room, then new sockets with backoff until every room is re-logged
- * (RECONNECTED, with ADD/DELETE events for what changed meanwhile) or has
- * failed (RECONNECT_FAILED: the server refused the login, or reconnectTimeout
- * passed). Requests made meanwhile wait for the end (engine._reconnecting).
+ * room, then new sockets with backoff. Each first asks to `resume` the
+ * server session (kept for the server's resume window: rooms, publishes and
+ * plays untouched, missed events replayed); if the server refuses (1002099),
+ * every room is logged into afresh (RECONNECTED, with ADD/DELETE events for
+ * what changed meanwhile) or fails (RECONNECT_FAILED: the server refused the
+ * login, or reconnectTimeout passed). Requests made meanwhile wait for the
+ * end (engine._reconnecting).
  */
 export function runReconnect(engine, cause) {
   let done;
@@ -55,7 +107,13 @@ export function runReconnect(engine, cause) {
       const stale = [...engine._rooms.values()].filter((r) => r.stale);
       if (!stale.length) return;
       try {
-        const conn = await engine._open(); // replays enableMultiRoom first
+        const resuming = !!engine._session;
+        const conn = await engine._open(resuming);
+        if (resuming) {
+          if (await tryResume(engine, conn, stale)) return;
+          // A fresh session on this socket: the multi-room choice first.
+          if (engine._multiRoom !== null) await conn.request('enableMultiRoom', { enable: engine._multiRoom });
+        }
         for (const room of stale) {
           if (engine._rooms.get(room.roomID) !== room) continue;
           const fields = { roomID: room.roomID, token: room.token, user: room.user };
@@ -67,6 +125,9 @@ export function runReconnect(engine, cause) {
             if (isTransportError(e)) throw e;
             engine._leaveLocal(room.roomID, 'RECONNECT_FAILED', e.code, '{}');
             continue;
+          }
+          if (res.sessionID && res.resumeToken) {
+            engine._session = { sessionID: res.sessionID, resumeToken: res.resumeToken };
           }
           room.stale = false;
           const diff = applyLists(room, res);
@@ -83,6 +144,7 @@ export function runReconnect(engine, cause) {
         markStale(e.code);
         const delay = backoffDelay(attempt, o.reconnectMaxDelay);
         if (Date.now() - started + delay > o.reconnectTimeout) {
+          sessionLost(engine, e.code || ErrorCode.NETWORK);
           for (const room of [...engine._rooms.values()]) {
             if (room.stale) engine._leaveLocal(room.roomID, 'RECONNECT_FAILED', e.code || ErrorCode.NETWORK, '{}');
           }
