@@ -304,3 +304,12 @@ fn zego_seed_samples_run_in_firefox() {
     let out = run_script_args(&server, "seed.mjs", &["firefox"]);
     assert!(out.contains("seed passed (firefox)"), "{out}");
 }
+
+/// The SDK resumes after its socket drops, in Chromium: see
+/// tests/browser/resume.mjs.
+#[test]
+fn sdk_resumes_a_dropped_socket_in_chromium_without_touching_media() {
+    let server = TestServer::start_dev();
+    let out = run_script(&server, "resume.mjs");
+    assert!(out.contains("resume passed"), "{out}");
+}
