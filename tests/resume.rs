@@ -30,6 +30,22 @@ fn seq(e: &Value) -> u64 {
         .unwrap_or_else(|| panic!("event without seq: {e}"))
 }
 
+/// Wait until the `sfu_sessions_held` gauge reads `n`.
+async fn held_sessions(server: &TestServer, n: u64) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let held = sample(&metrics_blocking(server), "sfu_sessions_held");
+        if held == n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sfu_sessions_held stayed {held}, not {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The next `n` events, in arrival order, whatever their names.
 async fn next_events(c: &mut Client, n: usize) -> Vec<Value> {
     let mut got = Vec::new();
@@ -66,6 +82,7 @@ async fn a_reset_connection_resumes_with_every_later_event_once_in_order() {
     // The connection dies; meanwhile the room goes on.
     proxy.reset();
     assert_eq!(bob.closed_code(WAIT).await, None, "reset, no close frame");
+    held_sessions(&server, 1).await;
     alice.ok("sendBroadcastMessage", say("m2")).await;
     alice.ok("sendBroadcastMessage", say("m3")).await;
     let mut carol = server.client(1).await;
@@ -88,6 +105,7 @@ async fn a_reset_connection_resumes_with_every_later_event_once_in_order() {
     // bob processed m1 (seq 2) last: everything after it comes back.
     let mut bob = Client::connect(&proxy_url(&proxy, 1)).await;
     let resumed = bob.ok("resume", creds(2)).await;
+    held_sessions(&server, 0).await;
     assert_eq!(resumed["gap"], json!(false), "{resumed}");
     assert_eq!(resumed["publishing"], json!([]));
     assert_eq!(resumed["playing"], json!([]));

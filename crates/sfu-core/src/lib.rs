@@ -108,6 +108,8 @@ pub struct State {
     pub webhooks: Arc<webhooks::Webhooks>,
     /// Sessions a `resume` can take over, by (appID, sessionID).
     pub resumes: resume::Registry,
+    /// Sessions held for a resume now (`/metrics`).
+    pub held_sessions: std::sync::atomic::AtomicUsize,
 }
 
 impl State {
@@ -239,6 +241,7 @@ impl Server {
                 stopping: tokio::sync::watch::Sender::new(false),
                 webhooks: hooks,
                 resumes: resume::Registry::default(),
+                held_sessions: Default::default(),
             }),
             media_addr,
         })

@@ -38,6 +38,8 @@ const WORKER_ANSWER: Duration = Duration::from_secs(1);
 pub struct Snapshot {
     pub hub: HubStats,
     pub websockets: u64,
+    /// Sessions held for a resume (their WebSocket dropped).
+    pub held_sessions: u64,
     /// `(kind, count)` of the HTTP listener's refusals.
     pub http_refusals: Vec<(&'static str, u64)>,
     /// `(code, count)` of resource-limit refusals, summed over apps.
@@ -144,6 +146,9 @@ pub async fn snapshot(state: &State) -> Snapshot {
     Snapshot {
         hub: state.hub.stats(),
         websockets: state.websockets.load(std::sync::atomic::Ordering::Relaxed) as u64,
+        held_sessions: state
+            .held_sessions
+            .load(std::sync::atomic::Ordering::Relaxed) as u64,
         http_refusals: [
             ("http_connections", Refusal::HttpConnections),
             ("websockets", Refusal::WebSockets),
@@ -270,8 +275,14 @@ impl Collector for Scrape {
         gauge(
             &mut e,
             "sfu_websockets",
-            "Signaling WebSockets open",
+            "Signaling WebSockets open (held sessions keep their place)",
             s.websockets as i64,
+        )?;
+        gauge(
+            &mut e,
+            "sfu_sessions_held",
+            "Signaling sessions whose WebSocket dropped, kept for a resume",
+            s.held_sessions as i64,
         )?;
         let rows: Vec<_> = s
             .http_refusals

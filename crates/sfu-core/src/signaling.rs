@@ -193,6 +193,7 @@ pub async fn serve<G: Send>(
             break step;
         }
     };
+    c.hold(None);
     state.resumes.unregister(app_id, &session_id);
     takeovers.close();
     while let Ok(t) = takeovers.try_recv() {
@@ -247,8 +248,24 @@ impl Conn {
         let window = Duration::from_millis(self.state.hub.limits().resume_window_ms);
         tracing::debug!(target: CLIENT_LOG, conn = self.session.conn_id(), user = ?self.session.user_id(),
             "websocket dropped: session held for a resume for {window:?}");
-        self.held_until = Some(Instant::now() + window);
+        self.hold(Some(Instant::now() + window));
         Step::Continue
+    }
+
+    /// Start (`Some`) or end (`None`) holding the session, counted for
+    /// `/metrics`.
+    fn hold(&mut self, until: Option<Instant>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        match (self.held_until.is_some(), until.is_some()) {
+            (false, true) => {
+                self.state.held_sessions.fetch_add(1, Relaxed);
+            }
+            (true, false) => {
+                self.state.held_sessions.fetch_sub(1, Relaxed);
+            }
+            _ => {}
+        }
+        self.held_until = until;
     }
 
     async fn on_incoming(&mut self, incoming: Option<Result<Message, axum::Error>>) -> Step {
@@ -371,7 +388,7 @@ impl Conn {
                 let _ = t.reply.send(Ok(()));
                 self.socket = Some(t.socket);
                 self.fresh = false;
-                self.held_until = None;
+                self.hold(None);
                 self.silent_until = Instant::now() + self.heartbeat;
                 self.send(frames).await
             }
