@@ -160,21 +160,25 @@ fn pick(n: usize) -> impl Strategy<Value = Pick> {
 #[derive(Debug, Clone)]
 enum Op {
     /// `loginRoom`; `Mine` is the session's own user (or the slot's
-    /// default one when it has none), so most logins can succeed.
+    /// default one when it has none), so most logins can succeed. `users`:
+    /// the login asks `userUpdate` (the room's user events and `userList`).
     Login {
         s: usize,
         user: Pick,
         room: usize,
+        users: bool,
     },
     /// `logoutRoom`, of one room or (`None`) of all.
     Logout {
         s: usize,
         room: Option<Pick>,
     },
+    /// `switchRoom`; `users` as for `Login`, for the room switched to.
     Switch {
         s: usize,
         from: Pick,
         to: usize,
+        users: bool,
     },
     /// `startPublishingStream`; `room: None` leaves `roomID` out (the one
     /// room in single-room mode, `1000001` in multi-room mode).
@@ -276,11 +280,12 @@ fn op() -> impl Strategy<Value = Op> {
     let k = 0..STREAMS;
     let how = prop_oneof![Just(How::Heartbeat), Just(How::Disconnect), Just(How::Drop)];
     prop_oneof![
-        10 => (s.clone(), pick(USERS), r.clone())
-            .prop_map(|(s, user, room)| Op::Login { s, user, room }),
+        10 => (s.clone(), pick(USERS), r.clone(), proptest::bool::weighted(0.75))
+            .prop_map(|(s, user, room, users)| Op::Login { s, user, room, users }),
         2 => (s.clone(), proptest::option::weighted(0.7, pick(ROOMS)))
             .prop_map(|(s, room)| Op::Logout { s, room }),
-        3 => (s.clone(), pick(ROOMS), r.clone()).prop_map(|(s, from, to)| Op::Switch { s, from, to }),
+        3 => (s.clone(), pick(ROOMS), r.clone(), proptest::bool::weighted(0.75))
+            .prop_map(|(s, from, to, users)| Op::Switch { s, from, to, users }),
         6 => (s.clone(), k.clone(), proptest::option::weighted(0.85, pick(ROOMS)))
             .prop_map(|(s, stream, room)| Op::Publish { s, stream, room }),
         2 => (s.clone(), pick(STREAMS)).prop_map(|(s, stream)| Op::StopPublish { s, stream }),
@@ -322,17 +327,20 @@ struct MSession {
     plays: Vec<MPlay>,
     /// When it joined each of its rooms (the model's join counter).
     joined_at: BTreeMap<usize, u64>,
+    /// The rooms whose login asked `userUpdate`.
+    updates: BTreeSet<usize>,
     /// A login succeeded, so the client has the session's `resumeToken`.
     logged_in: bool,
     /// Its WebSocket dropped and it was not resumed yet.
     dropped: bool,
 }
 
-/// A room as a joiner finds it: (stream, publisher) listed, other users.
+/// A room as a joiner finds it: (stream, publisher) listed, other users
+/// (if it asked `userUpdate`).
 #[derive(Debug)]
 struct JoinedRoom {
     streams: BTreeSet<(usize, usize)>,
-    users: BTreeSet<usize>,
+    users: Option<BTreeSet<usize>>,
 }
 
 /// What the test expects of one op.
@@ -423,6 +431,16 @@ impl Model {
             .collect()
     }
 
+    /// Send the user event `event` to every member of `r` (app `a`) but
+    /// user `but` that asked `userUpdate` there.
+    fn tell_users(&self, ex: &mut Expect, a: usize, r: usize, but: usize, event: &str) {
+        for (s, u) in self.members(a, r) {
+            if u != but && self.sessions[s].updates.contains(&r) {
+                ex.events[s].push(event.to_string());
+            }
+        }
+    }
+
     /// Send `event` to every member of `r` (app `a`) but user `but`.
     fn tell_room(&self, ex: &mut Expect, a: usize, r: usize, but: usize, event: &str) {
         for (s, u) in self.members(a, r) {
@@ -435,7 +453,7 @@ impl Model {
     /// Slot `s` (user `u`) joins room `r`: a same-userID member on another
     /// connection is kicked out (`1002050`, its streams deleted with reason
     /// 3), else the others hear of the new user. Returns the streams ended.
-    fn join(&mut self, ex: &mut Expect, s: usize, u: usize, r: usize) -> Vec<usize> {
+    fn join(&mut self, ex: &mut Expect, s: usize, u: usize, r: usize, users: bool) -> Vec<usize> {
         let a = app_of(s);
         let mut ended = Vec::new();
         if let Some(old) = self.member(a, r, u) {
@@ -443,7 +461,7 @@ impl Model {
             ended = self.delist_all(ex, old, r, REPEATED_LOGIN);
             self.kicked(ex, old, r, KICKED_SAME_USER, &ended, &listed);
         } else {
-            self.tell_room(ex, a, r, u, &format!("user ADD r{r} u{u}"));
+            self.tell_users(ex, a, r, u, &format!("user ADD r{r} u{u}"));
         }
         let others = self
             .members(a, r)
@@ -452,12 +470,15 @@ impl Model {
             .collect();
         ex.joined = Some(JoinedRoom {
             streams: self.listed(a, r),
-            users: others,
+            users: users.then_some(others),
         });
         self.joins += 1;
         let m = &mut self.sessions[s];
         m.rooms.push(r);
         m.joined_at.insert(r, self.joins);
+        if users {
+            m.updates.insert(r);
+        }
         m.user = Some(u);
         m.logged_in = true;
         ended
@@ -520,6 +541,7 @@ impl Model {
         let a = app_of(s);
         self.sessions[s].rooms.retain(|&x| x != r);
         self.sessions[s].joined_at.remove(&r);
+        self.sessions[s].updates.remove(&r);
         let rooms = self.sessions[s].rooms.clone();
         let last = rooms.is_empty();
         let plays = std::mem::take(&mut self.sessions[s].plays);
@@ -562,7 +584,7 @@ impl Model {
                 &format!("stream DELETE r{r} s{k} u{u} reason {reason}"),
             );
         }
-        self.tell_room(ex, a, r, u, &format!("user DELETE r{r} u{u}"));
+        self.tell_users(ex, a, r, u, &format!("user DELETE r{r} u{u}"));
         if self.sessions[s].rooms.is_empty() {
             self.sessions[s].user = None;
         }
@@ -574,7 +596,7 @@ impl Model {
         let (a, u) = (app_of(s), self.sessions[s].user.expect("a member"));
         let listed = self.listed_ids(a, r);
         let gone = self.delist_all(ex, s, r, KICKED);
-        self.tell_room(ex, a, r, u, &format!("user DELETE r{r} u{u}"));
+        self.tell_users(ex, a, r, u, &format!("user DELETE r{r} u{u}"));
         self.kicked(ex, s, r, KICKED_BY_SERVER, &gone, &listed);
         self.streams_ended(ex, a, &gone);
     }
@@ -618,22 +640,29 @@ impl Model {
             _ => {}
         }
         Some(match *op {
-            Op::Login { s, user, room } => {
+            Op::Login {
+                s,
+                user,
+                room,
+                users,
+            } => {
                 let own = [m(s).user.unwrap_or(s % USERS)];
                 Op::Login {
                     s,
                     user: user.among(&own, USERS),
                     room,
+                    users,
                 }
             }
             Op::Logout { s, room } => Op::Logout {
                 s,
                 room: room.map(|r| r.among(&m(s).rooms, ROOMS)),
             },
-            Op::Switch { s, from, to } => Op::Switch {
+            Op::Switch { s, from, to, users } => Op::Switch {
                 s,
                 from: from.among(&m(s).rooms, ROOMS),
                 to,
+                users,
             },
             Op::Publish { s, stream, room } => Op::Publish {
                 s,
@@ -708,7 +737,12 @@ impl Model {
             ..Expect::default()
         };
         ex.code = match *op {
-            Op::Login { s, user, room: r } => {
+            Op::Login {
+                s,
+                user,
+                room: r,
+                users,
+            } => {
                 let u = user.id();
                 let m = &self.sessions[s];
                 if app_of(s) == 1 && !m.rooms.is_empty() {
@@ -718,7 +752,7 @@ impl Model {
                 } else if m.user.is_some_and(|x| x != u) {
                     1_002_018
                 } else {
-                    let ended = self.join(&mut ex, s, u, r);
+                    let ended = self.join(&mut ex, s, u, r, users);
                     self.streams_ended(&mut ex, app_of(s), &ended);
                     0
                 }
@@ -737,7 +771,7 @@ impl Model {
                 self.leave_all(&mut ex, s, STOPPED);
                 0
             }
-            Op::Switch { s, from, to } => {
+            Op::Switch { s, from, to, users } => {
                 let from = from.id();
                 let m = &self.sessions[s];
                 match m.user {
@@ -745,7 +779,7 @@ impl Model {
                     Some(_) if !m.rooms.contains(&from) => 1_002_002,
                     Some(_) if from == to || m.rooms.contains(&to) => 1_002_064,
                     Some(u) => {
-                        let mut ended = self.join(&mut ex, s, u, to);
+                        let mut ended = self.join(&mut ex, s, u, to, users);
                         ended.extend(self.leave(&mut ex, s, from, STOPPED));
                         self.streams_ended(&mut ex, app_of(s), &ended);
                         0
@@ -939,7 +973,7 @@ impl Model {
 
     /// What a `resume` of slot `s` must answer, as [`resume_view`] reads
     /// it: its rooms in join order, each listing the others' streams and
-    /// users (every login here asks `userUpdate`); what it publishes and
+    /// (if its login asked `userUpdate`) users; what it publishes and
     /// plays.
     fn resume_view(&self, s: usize) -> ResumeView {
         let (a, m) = (app_of(s), &self.sessions[s]);
@@ -954,16 +988,18 @@ impl Model {
                     .filter(|&(_, u)| Some(u) != me)
                     .map(|(k, u)| format!("s{k} u{u}"))
                     .collect();
-                let users: Vec<String> = self
-                    .members(a, r)
-                    .into_iter()
-                    .filter(|&(_, u)| Some(u) != me)
-                    .map(|(_, u)| user(u))
-                    .collect();
-                format!(
-                    "r{r} streams {streams:?} extra [] users {:?}",
-                    sorted(users)
-                )
+                let users = if m.updates.contains(&r) {
+                    let users: Vec<String> = self
+                        .members(a, r)
+                        .into_iter()
+                        .filter(|&(_, u)| Some(u) != me)
+                        .map(|(_, u)| user(u))
+                        .collect();
+                    format!("{:?}", sorted(users))
+                } else {
+                    "-".into()
+                };
+                format!("r{r} streams {streams:?} extra [] users {users}")
             })
             .collect();
         ResumeView {
@@ -1262,13 +1298,14 @@ impl Harness {
                 s,
                 user: u,
                 room: r,
+                users,
             } => {
                 let (a, u) = (app_of(s), u.id());
                 let r = self.call(
                     s,
                     json!({"op": "loginRoom", "roomID": room(r), "token": token(a, &user(u)),
                            "user": {"userID": user(u), "userName": user_name(a, u)},
-                           "config": {"userUpdate": true}}),
+                           "config": {"userUpdate": users}}),
                 );
                 self.credentials(s, &r);
                 r
@@ -1277,13 +1314,13 @@ impl Harness {
                 Some(r) => self.call(s, json!({"op": "logoutRoom", "roomID": room(r.id())})),
                 None => self.call(s, json!({"op": "logoutRoom"})),
             },
-            Op::Switch { s, from, to } => {
+            Op::Switch { s, from, to, users } => {
                 let me = self.session(s).user_id().unwrap_or("u0").to_string();
                 let token = token(app_of(s), &me);
                 let r = self.call(
                     s,
                     json!({"op": "switchRoom", "fromRoomID": room(from.id()), "toRoomID": room(to),
-                           "token": token, "config": {"userUpdate": true}}),
+                           "token": token, "config": {"userUpdate": users}}),
                 );
                 self.credentials(s, &r);
                 r
@@ -1470,17 +1507,22 @@ fn resume_view(r: &Value) -> Option<ResumeView> {
                     ))
                 })
                 .collect::<Option<_>>()?;
-            let users: Vec<String> = room["userList"]
-                .as_array()?
-                .iter()
-                .map(|u| u["userID"].as_str().map(String::from))
-                .collect::<Option<_>>()?;
+            let users = match room.get("userList") {
+                None => "-".to_string(),
+                Some(list) => {
+                    let users: Vec<String> = list
+                        .as_array()?
+                        .iter()
+                        .map(|u| u["userID"].as_str().map(String::from))
+                        .collect::<Option<_>>()?;
+                    format!("{:?}", sorted(users))
+                }
+            };
             Some(format!(
-                "{} streams {:?} extra {} users {:?}",
+                "{} streams {:?} extra {} users {users}",
                 room["roomID"].as_str()?,
                 sorted(streams),
                 room["extraInfoList"],
-                sorted(users)
             ))
         })
         .collect::<Option<_>>()?;
@@ -1794,13 +1836,16 @@ fn step(h: &mut Harness, model: &mut Model, op: &Op) -> Result<(), TestCaseError
             .map(|&(k, u)| format!("\"s{k}\" \"u{u}\""))
             .collect();
         prop_assert_eq!(got, want, "streamList of {:?} → {}", op, r);
-        let got: BTreeSet<String> = r["userList"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|u| u["userID"].to_string())
-            .collect();
-        let want: BTreeSet<String> = users.iter().map(|&u| format!("\"u{u}\"")).collect();
+        let got: Option<BTreeSet<String>> = r.get("userList").map(|list| {
+            list.as_array()
+                .into_iter()
+                .flatten()
+                .map(|u| u["userID"].to_string())
+                .collect()
+        });
+        let want: Option<BTreeSet<String>> = users
+            .as_ref()
+            .map(|users| users.iter().map(|&u| format!("\"u{u}\"")).collect());
         prop_assert_eq!(got, want, "userList of {:?} → {}", op, r);
     }
     let frames = h.drain();
@@ -2005,12 +2050,14 @@ fn closing_a_room_ends_plays_of_streams_it_listed_at_the_kick() {
             s: 2,
             user: Pick::Any(2),
             room: 1,
+            users: true,
         },
         Op::Play { s: 2, stream: 1 },
         Op::Login {
             s: 1,
             user: Pick::Any(1),
             room: 1,
+            users: true,
         },
         Op::Publish {
             s: 1,
@@ -2021,6 +2068,7 @@ fn closing_a_room_ends_plays_of_streams_it_listed_at_the_kick() {
             s: 2,
             user: Pick::Any(2),
             room: 0,
+            users: true,
         },
     ];
     for op in &setup {
@@ -2075,11 +2123,13 @@ fn a_same_user_kick_ends_the_kicked_connections_plays_of_its_own_streams() {
             s: 0,
             user: Pick::Any(0),
             room: 0,
+            users: true,
         },
         Op::Login {
             s: 0,
             user: Pick::Any(0),
             room: 1,
+            users: true,
         },
         Op::Publish {
             s: 0,
@@ -2091,6 +2141,7 @@ fn a_same_user_kick_ends_the_kicked_connections_plays_of_its_own_streams() {
             s: 1,
             user: Pick::Any(0),
             room: 1,
+            users: true,
         },
     ];
     let mut h = Harness::new();
