@@ -2171,3 +2171,106 @@ fn without_seq(mut frames: Vec<Vec<Value>>) -> Vec<Vec<Value>> {
     }
     frames
 }
+
+/// The resume ops on their own: a dropped session stays in its room and
+/// nobody is told; what it is sent meanwhile is numbered on; a `resume`
+/// one event behind what the client saw lists the room as it is now and
+/// replays that event and the two it missed, with their `seq`; a wrong
+/// token changes nothing; the next event goes on from the last `seq`.
+#[test]
+fn a_resume_lists_the_session_now_and_replays_what_its_client_missed() {
+    let login = |s, u, room| Op::Login {
+        s,
+        user: Pick::Any(u),
+        room,
+        users: true,
+    };
+    let ops = [
+        login(0, 0, 0),
+        login(1, 1, 0),
+        Op::Drop { s: 0 },
+        Op::Broadcast {
+            s: 1,
+            room: Pick::Any(0),
+        },
+        Op::Publish {
+            s: 1,
+            stream: 1,
+            room: Some(Pick::Any(0)),
+        },
+        // Skipped: a dropped client sends nothing.
+        Op::Broadcast {
+            s: 0,
+            room: Pick::Any(0),
+        },
+    ];
+    let mut h = Harness::new();
+    let mut model = Model::new();
+    for op in &ops {
+        step(&mut h, &mut model, op).unwrap();
+    }
+    // Slot 0 saw u1 join (1), not the broadcast (2) nor the stream (3).
+    assert_eq!((h.seen[0], h.seq[0]), (1, 3));
+    assert_eq!(h.hub.stats().room_members, 2);
+    let id = h.session(0).session_id().to_string();
+    let token = h.tokens[0].clone().unwrap();
+    let refused = h.resume(0, &id, &token[1..], 0);
+    assert_eq!(refused.response["code"], 1_002_099);
+    assert_eq!(refused.replay, Some((0, Vec::new())));
+
+    let answer = h.run(&Op::Resume {
+        s: Pick::Any(0),
+        lag: 1,
+    });
+    let r = &answer.response;
+    assert_eq!((&r["code"], &r["gap"]), (&json!(0), &json!(false)), "{r}");
+    assert_eq!((&r["publishing"], &r["playing"]), (&json!([]), &json!([])));
+    let rooms = r["rooms"].as_array().unwrap();
+    assert_eq!(rooms.len(), 1, "{r}");
+    assert_eq!(rooms[0]["roomID"], "r0");
+    assert_eq!(rooms[0]["streamList"][0]["streamID"], "s1");
+    assert_eq!(rooms[0]["userList"][0]["userID"], "u1");
+    let (last_seq, replay) = answer.replay.unwrap();
+    assert_eq!(last_seq, 0);
+    let got: Vec<(u64, &str)> = replay
+        .iter()
+        .map(|ev| (ev["seq"].as_u64().unwrap(), ev["event"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, "roomUserUpdate"),
+            (2, "IMRecvBroadcastMessage"),
+            (3, "roomStreamUpdate")
+        ]
+    );
+    // Live again: the next event is seq 4.
+    let r = h.call(1, json!({"op": "stopPublishingStream", "streamID": "s1"}));
+    assert_eq!(r["code"], 0);
+    let frames = h.drain();
+    assert_eq!(frames[0].len(), 1);
+    assert_eq!(frames[0][0]["seq"], 4);
+
+    // The same ops (and a resume, a refusal, a last event) through the
+    // model and every check.
+    let mut all = ops.to_vec();
+    all.extend([
+        Op::BadResume {
+            s: 0,
+            bad: BadResume::Token,
+        },
+        Op::BadResume {
+            s: 0,
+            bad: BadResume::Ahead,
+        },
+        Op::Resume {
+            s: Pick::Mine(0),
+            lag: 1,
+        },
+        Op::StopPublish {
+            s: 1,
+            stream: Pick::Any(1),
+        },
+    ]);
+    run_case(&all).unwrap();
+}
