@@ -1778,6 +1778,54 @@ fn check_state(h: &Harness, model: &Model) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Everything slot `s`'s session sent is still kept (no gap), so the
+/// replay of a `resume` after `last_seq` is every event after it, as sent,
+/// with its `seq`: those the client missed while dropped and those it
+/// asked for again.
+fn check_replay(
+    h: &Harness,
+    s: usize,
+    last_seq: u64,
+    replay: &[Value],
+    op: &Op,
+) -> Result<(), TestCaseError> {
+    prop_assert!(h.log[s].len() <= config().limits.outbox_capacity);
+    let want: Vec<&Value> = h.log[s]
+        .iter()
+        .filter(|ev| ev["seq"].as_u64().is_some_and(|q| q > last_seq))
+        .collect();
+    prop_assert_eq!(
+        replay.iter().collect::<Vec<_>>(),
+        want,
+        "replay of {:?} after lastSeq {}",
+        op,
+        last_seq
+    );
+    Ok(())
+}
+
+/// Keep `ev`, the next event frame of slot `s`, in its log and take its
+/// `seq` off: it must be the next (a fresh session starts at 1, a resumed
+/// one goes on); a live client has seen it.
+fn sent(h: &mut Harness, s: usize, ev: &Value, op: &Op) -> Result<Value, TestCaseError> {
+    h.log[s].push(ev.clone());
+    let mut ev = ev.clone();
+    let seq = ev.as_object_mut().and_then(|m| m.remove("seq"));
+    prop_assert_eq!(
+        seq.as_ref().and_then(Value::as_u64),
+        Some(h.seq[s] + 1),
+        "seq of slot {} after {:?}: {}",
+        s,
+        op,
+        ev
+    );
+    h.seq[s] += 1;
+    if !h.dropped[s] {
+        h.seen[s] = h.seq[s];
+    }
+    Ok(ev)
+}
+
 /// Run one op on the system and the model and compare everything.
 fn step(h: &mut Harness, model: &mut Model, op: &Op) -> Result<(), TestCaseError> {
     let Some(op) = model.resolve(op) else {
@@ -1803,21 +1851,7 @@ fn step(h: &mut Harness, model: &mut Model, op: &Op) -> Result<(), TestCaseError
         let got = resume_view(r)
             .ok_or_else(|| TestCaseError::fail(format!("{op:?}: unexpected result {r}")))?;
         prop_assert_eq!(got, model.resume_view(s), "result of {:?}: {}", op, r);
-        // Everything sent is still kept (no gap), so the replay is every
-        // event after lastSeq, as sent, with its seq: those the client
-        // missed while dropped and those it asked for again.
-        prop_assert!(h.log[s].len() <= config().limits.outbox_capacity);
-        let want: Vec<&Value> = h.log[s]
-            .iter()
-            .filter(|ev| ev["seq"].as_u64().is_some_and(|q| q > *last_seq))
-            .collect();
-        prop_assert_eq!(
-            replay.iter().collect::<Vec<_>>(),
-            want,
-            "replay of {:?} after lastSeq {}",
-            op,
-            last_seq
-        );
+        check_replay(h, s, *last_seq, replay, &op)?;
     }
     if let (Some(JoinedRoom { streams, users }), 0) = (&ex.joined, ex.code) {
         let a = match op {
@@ -1858,24 +1892,8 @@ fn step(h: &mut Harness, model: &mut Model, op: &Op) -> Result<(), TestCaseError
             .collect();
         let mut got = Vec::new();
         for ev in frames {
-            h.log[s].push(ev.clone());
-            let mut ev = ev.clone();
-            // `seq` (for resume) numbers a session's events from 1 on
-            // (a fresh session restarts, a resumed one goes on); it is not
-            // part of what they say.
-            let seq = ev.as_object_mut().and_then(|m| m.remove("seq"));
-            prop_assert_eq!(
-                seq.as_ref().and_then(Value::as_u64),
-                Some(h.seq[s] + 1),
-                "seq of slot {} after {:?}: {}",
-                s,
-                op,
-                ev
-            );
-            h.seq[s] += 1;
-            if !h.dropped[s] {
-                h.seen[s] = h.seq[s];
-            }
+            // `seq` (for resume) is not part of what an event says.
+            let ev = sent(h, s, ev, &op)?;
             check_boundaries(&ev, s, &rooms, before[s].user)
                 .map_err(|e| TestCaseError::fail(format!("{op:?}: slot {s}: {e}: {ev}")))?;
             let lines = normalize(&ev)
@@ -1992,15 +2010,30 @@ fn run_late_case(steps: &[(Op, u8)]) -> Result<(), TestCaseError> {
             continue;
         };
         let answer = h.run(&op);
-        model.apply(&op);
+        let ex = model.apply(&op);
         prop_assert!(
             answer.response["code"].is_u64(),
             "{:?} → {}",
             op,
             answer.response
         );
+        // Whatever is still queued, a resume is taken or refused as the
+        // model says and replays every event numbered so far.
+        if let Op::Resume { .. } | Op::BadResume { .. } = op {
+            prop_assert_eq!(
+                answer.response["code"].as_u64(),
+                Some(u64::from(ex.code)),
+                "{:?} → {}",
+                op,
+                answer.response
+            );
+        }
+        if let (Op::Resume { s, .. }, Some((last_seq, replay))) = (&op, &answer.replay) {
+            check_replay(&h, s.id(), *last_seq, replay, &op)?;
+        }
         for (s, frames) in h.drain_some(*mask).iter().enumerate() {
             for ev in frames {
+                sent(&mut h, s, ev, &op)?;
                 same_app(ev, app_of(s))
                     .map_err(|e| TestCaseError::fail(format!("{op:?}: slot {s}: {e}: {ev}")))?;
             }
