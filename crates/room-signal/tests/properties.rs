@@ -31,7 +31,8 @@
 //! everything.
 //!
 //! Adding an op: a variant of [`Op`], an arm in [`op`] (its strategy), one
-//! in [`Model::resolve`] if it names something through a [`Pick`], one in
+//! in [`Model::resolve`] if it names something through a [`Pick`] (or is
+//! a client request, which a dropped client cannot send), one in
 //! [`Harness::run`] (the wire request or server call) and one in
 //! [`Model::apply`] (the expected code, events and state).
 //!
@@ -2000,8 +2001,11 @@ proptest! {
 /// is told then depends on that order, which the model does not follow;
 /// the model only picks the ops' targets, and the checks are those that
 /// hold whatever the order: no event crosses an app, no answer is missing,
-/// and once everyone has read everything, logged out and disconnected,
-/// nothing is left: no room, stream, play, media or session.
+/// each session's events are numbered 1, 2, ... as they go out, a `resume`
+/// is taken (or refused) as the model says and replays exactly the events
+/// numbered so far after its `lastSeq`, and once everyone has read
+/// everything, logged out and disconnected, nothing is left: no room,
+/// stream, play, media or session.
 fn run_late_case(steps: &[(Op, u8)]) -> Result<(), TestCaseError> {
     let mut h = Harness::new();
     let mut model = Model::new();
