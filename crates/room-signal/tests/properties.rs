@@ -20,11 +20,19 @@
 //! `stopPublishingStream`, `startPlayingStream`, `stopPlayingStream`,
 //! `sendBroadcastMessage`, the admin API's kick, stream removal and room
 //! close, and the end of a connection (heartbeat timeout, disconnect, drop).
+//! Resume: a dropped WebSocket (the session is held as it was, its events
+//! numbered and kept but seen by no client; its client sends nothing until
+//! it comes back), `resume` of a dropped or live session with a `lastSeq`
+//! at or a little behind what the client saw (the result must list what the
+//! model says the session has, and the replay must be exactly the events
+//! after `lastSeq`, with their `seq`), and `resume`s that must be refused
+//! (`1002099`: wrong token, another session, `lastSeq` ahead).
 //! Rate limits are set out of reach; the media plane is a fake that accepts
 //! everything.
 //!
 //! Adding an op: a variant of [`Op`], an arm in [`op`] (its strategy), one
-//! in [`Model::resolve`] if it names something through a [`Pick`], one in
+//! in [`Model::resolve`] if it names something through a [`Pick`] (or is
+//! a client request, which a dropped client cannot send), one in
 //! [`Harness::run`] (the wire request or server call) and one in
 //! [`Model::apply`] (the expected code, events and state).
 //!
@@ -153,21 +161,25 @@ fn pick(n: usize) -> impl Strategy<Value = Pick> {
 #[derive(Debug, Clone)]
 enum Op {
     /// `loginRoom`; `Mine` is the session's own user (or the slot's
-    /// default one when it has none), so most logins can succeed.
+    /// default one when it has none), so most logins can succeed. `users`:
+    /// the login asks `userUpdate` (the room's user events and `userList`).
     Login {
         s: usize,
         user: Pick,
         room: usize,
+        users: bool,
     },
     /// `logoutRoom`, of one room or (`None`) of all.
     Logout {
         s: usize,
         room: Option<Pick>,
     },
+    /// `switchRoom`; `users` as for `Login`, for the room switched to.
     Switch {
         s: usize,
         from: Pick,
         to: usize,
+        users: bool,
     },
     /// `startPublishingStream`; `room: None` leaves `roomID` out (the one
     /// room in single-room mode, `1000001` in multi-room mode).
@@ -223,6 +235,44 @@ enum Op {
         s: usize,
         how: How,
     },
+    /// The WebSocket drops (no close 1000/1001) while the session is in a
+    /// room: the session is held as it was (rooms, streams, plays; nobody
+    /// is told), its events are still numbered and kept, and the client
+    /// sees none of them until it resumes. A session in no room is not
+    /// held: the drop ends it as a disconnection (`Close`). While a slot
+    /// is dropped its client sends nothing: client ops on it are skipped,
+    /// server-side ones (kicks, removals, media failures, room closes,
+    /// same-userID logins elsewhere, the window's end) still apply.
+    Drop {
+        s: usize,
+    },
+    /// A new connection's `resume` of slot `s`'s session (`Mine`: a
+    /// dropped one; a live one is a takeover of a still-open socket) with
+    /// `lastSeq` = the last `seq` its client saw minus `lag` (the client
+    /// re-asks for some it has): the result lists what the model says the
+    /// session has, and the replay is exactly the events after `lastSeq`.
+    /// Skipped for a session that never logged in (it has no token).
+    Resume {
+        s: Pick,
+        lag: u64,
+    },
+    /// A `resume` of slot `s`'s session that must be refused (`1002099`)
+    /// and change nothing.
+    BadResume {
+        s: usize,
+        bad: BadResume,
+    },
+}
+
+/// How a refused `resume` is wrong.
+#[derive(Debug, Clone, Copy)]
+enum BadResume {
+    /// The session's ID with a token that differs in its last digit.
+    Token,
+    /// Another slot's session ID with this session's token.
+    Session,
+    /// `lastSeq` beyond the session's last event.
+    Ahead,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -231,11 +281,12 @@ fn op() -> impl Strategy<Value = Op> {
     let k = 0..STREAMS;
     let how = prop_oneof![Just(How::Heartbeat), Just(How::Disconnect), Just(How::Drop)];
     prop_oneof![
-        10 => (s.clone(), pick(USERS), r.clone())
-            .prop_map(|(s, user, room)| Op::Login { s, user, room }),
+        10 => (s.clone(), pick(USERS), r.clone(), proptest::bool::weighted(0.75))
+            .prop_map(|(s, user, room, users)| Op::Login { s, user, room, users }),
         2 => (s.clone(), proptest::option::weighted(0.7, pick(ROOMS)))
             .prop_map(|(s, room)| Op::Logout { s, room }),
-        3 => (s.clone(), pick(ROOMS), r.clone()).prop_map(|(s, from, to)| Op::Switch { s, from, to }),
+        3 => (s.clone(), pick(ROOMS), r.clone(), proptest::bool::weighted(0.75))
+            .prop_map(|(s, from, to, users)| Op::Switch { s, from, to, users }),
         6 => (s.clone(), k.clone(), proptest::option::weighted(0.85, pick(ROOMS)))
             .prop_map(|(s, stream, room)| Op::Publish { s, stream, room }),
         2 => (s.clone(), pick(STREAMS)).prop_map(|(s, stream)| Op::StopPublish { s, stream }),
@@ -247,7 +298,11 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..2usize, 0..ROOMS).prop_map(|(app, room)| Op::CloseRoom { app, room }),
         1 => (s.clone(), pick(STREAMS), any::<bool>())
             .prop_map(|(s, stream, publish)| Op::MediaFail { s, stream, publish }),
-        1 => (s, how).prop_map(|(s, how)| Op::Close { s, how }),
+        1 => (s.clone(), how).prop_map(|(s, how)| Op::Close { s, how }),
+        2 => s.clone().prop_map(|s| Op::Drop { s }),
+        3 => (pick(SLOTS), 0..4u64).prop_map(|(s, lag)| Op::Resume { s, lag }),
+        1 => (s, prop_oneof![Just(BadResume::Token), Just(BadResume::Session), Just(BadResume::Ahead)])
+            .prop_map(|(s, bad)| Op::BadResume { s, bad }),
     ]
 }
 
@@ -273,13 +328,20 @@ struct MSession {
     plays: Vec<MPlay>,
     /// When it joined each of its rooms (the model's join counter).
     joined_at: BTreeMap<usize, u64>,
+    /// The rooms whose login asked `userUpdate`.
+    updates: BTreeSet<usize>,
+    /// A login succeeded, so the client has the session's `resumeToken`.
+    logged_in: bool,
+    /// Its WebSocket dropped and it was not resumed yet.
+    dropped: bool,
 }
 
-/// A room as a joiner finds it: (stream, publisher) listed, other users.
+/// A room as a joiner finds it: (stream, publisher) listed, other users
+/// (if it asked `userUpdate`).
 #[derive(Debug)]
 struct JoinedRoom {
     streams: BTreeSet<(usize, usize)>,
-    users: BTreeSet<usize>,
+    users: Option<BTreeSet<usize>>,
 }
 
 /// What the test expects of one op.
@@ -370,6 +432,16 @@ impl Model {
             .collect()
     }
 
+    /// Send the user event `event` to every member of `r` (app `a`) but
+    /// user `but` that asked `userUpdate` there.
+    fn tell_users(&self, ex: &mut Expect, a: usize, r: usize, but: usize, event: &str) {
+        for (s, u) in self.members(a, r) {
+            if u != but && self.sessions[s].updates.contains(&r) {
+                ex.events[s].push(event.to_string());
+            }
+        }
+    }
+
     /// Send `event` to every member of `r` (app `a`) but user `but`.
     fn tell_room(&self, ex: &mut Expect, a: usize, r: usize, but: usize, event: &str) {
         for (s, u) in self.members(a, r) {
@@ -382,7 +454,7 @@ impl Model {
     /// Slot `s` (user `u`) joins room `r`: a same-userID member on another
     /// connection is kicked out (`1002050`, its streams deleted with reason
     /// 3), else the others hear of the new user. Returns the streams ended.
-    fn join(&mut self, ex: &mut Expect, s: usize, u: usize, r: usize) -> Vec<usize> {
+    fn join(&mut self, ex: &mut Expect, s: usize, u: usize, r: usize, users: bool) -> Vec<usize> {
         let a = app_of(s);
         let mut ended = Vec::new();
         if let Some(old) = self.member(a, r, u) {
@@ -390,7 +462,7 @@ impl Model {
             ended = self.delist_all(ex, old, r, REPEATED_LOGIN);
             self.kicked(ex, old, r, KICKED_SAME_USER, &ended, &listed);
         } else {
-            self.tell_room(ex, a, r, u, &format!("user ADD r{r} u{u}"));
+            self.tell_users(ex, a, r, u, &format!("user ADD r{r} u{u}"));
         }
         let others = self
             .members(a, r)
@@ -399,13 +471,17 @@ impl Model {
             .collect();
         ex.joined = Some(JoinedRoom {
             streams: self.listed(a, r),
-            users: others,
+            users: users.then_some(others),
         });
         self.joins += 1;
         let m = &mut self.sessions[s];
         m.rooms.push(r);
         m.joined_at.insert(r, self.joins);
+        if users {
+            m.updates.insert(r);
+        }
         m.user = Some(u);
+        m.logged_in = true;
         ended
     }
 
@@ -466,6 +542,7 @@ impl Model {
         let a = app_of(s);
         self.sessions[s].rooms.retain(|&x| x != r);
         self.sessions[s].joined_at.remove(&r);
+        self.sessions[s].updates.remove(&r);
         let rooms = self.sessions[s].rooms.clone();
         let last = rooms.is_empty();
         let plays = std::mem::take(&mut self.sessions[s].plays);
@@ -508,7 +585,7 @@ impl Model {
                 &format!("stream DELETE r{r} s{k} u{u} reason {reason}"),
             );
         }
-        self.tell_room(ex, a, r, u, &format!("user DELETE r{r} u{u}"));
+        self.tell_users(ex, a, r, u, &format!("user DELETE r{r} u{u}"));
         if self.sessions[s].rooms.is_empty() {
             self.sessions[s].user = None;
         }
@@ -520,7 +597,7 @@ impl Model {
         let (a, u) = (app_of(s), self.sessions[s].user.expect("a member"));
         let listed = self.listed_ids(a, r);
         let gone = self.delist_all(ex, s, r, KICKED);
-        self.tell_room(ex, a, r, u, &format!("user DELETE r{r} u{u}"));
+        self.tell_users(ex, a, r, u, &format!("user DELETE r{r} u{u}"));
         self.kicked(ex, s, r, KICKED_BY_SERVER, &gone, &listed);
         self.streams_ended(ex, a, &gone);
     }
@@ -540,28 +617,53 @@ impl Model {
 }
 
 impl Model {
-    /// The op with every pick made (see [`Pick`]).
-    fn resolve(&self, op: &Op) -> Op {
+    /// The op with every pick made (see [`Pick`]); `None` to skip it: a
+    /// request from a dropped client (it cannot send), a second drop, a
+    /// resume without a token.
+    fn resolve(&self, op: &Op) -> Option<Op> {
         let m = |s: usize| &self.sessions[s];
         let published = |s: usize| m(s).publishes.iter().map(|p| p.0).collect::<Vec<_>>();
         let played = |s: usize| m(s).plays.iter().map(|p| p.stream).collect::<Vec<_>>();
         match *op {
-            Op::Login { s, user, room } => {
+            Op::Login { s, .. }
+            | Op::Logout { s, .. }
+            | Op::Switch { s, .. }
+            | Op::Publish { s, .. }
+            | Op::StopPublish { s, .. }
+            | Op::Play { s, .. }
+            | Op::StopPlay { s, .. }
+            | Op::Broadcast { s, .. }
+            | Op::Drop { s }
+                if m(s).dropped =>
+            {
+                return None
+            }
+            _ => {}
+        }
+        Some(match *op {
+            Op::Login {
+                s,
+                user,
+                room,
+                users,
+            } => {
                 let own = [m(s).user.unwrap_or(s % USERS)];
                 Op::Login {
                     s,
                     user: user.among(&own, USERS),
                     room,
+                    users,
                 }
             }
             Op::Logout { s, room } => Op::Logout {
                 s,
                 room: room.map(|r| r.among(&m(s).rooms, ROOMS)),
             },
-            Op::Switch { s, from, to } => Op::Switch {
+            Op::Switch { s, from, to, users } => Op::Switch {
                 s,
                 from: from.among(&m(s).rooms, ROOMS),
                 to,
+                users,
             },
             Op::Publish { s, stream, room } => Op::Publish {
                 s,
@@ -602,8 +704,31 @@ impl Model {
                 stream: stream.among(&if publish { published(s) } else { played(s) }, STREAMS),
                 publish,
             },
-            ref op @ (Op::Play { .. } | Op::CloseRoom { .. } | Op::Close { .. }) => op.clone(),
-        }
+            // A held session has no socket to time out: its end is the
+            // resume window's (a disconnection).
+            Op::Close { s, .. } if m(s).dropped => Op::Close {
+                s,
+                how: How::Disconnect,
+            },
+            // A session in no room is not held: the drop ends it.
+            Op::Drop { s } if m(s).rooms.is_empty() => Op::Close {
+                s,
+                how: How::Disconnect,
+            },
+            Op::Resume { s, lag } => {
+                let dropped: Vec<usize> = (0..SLOTS).filter(|&x| m(x).dropped).collect();
+                let s = s.among(&dropped, SLOTS);
+                if !m(s.id()).logged_in {
+                    return None;
+                }
+                Op::Resume { s, lag }
+            }
+            ref op @ (Op::Play { .. }
+            | Op::CloseRoom { .. }
+            | Op::Close { .. }
+            | Op::Drop { .. }
+            | Op::BadResume { .. }) => op.clone(),
+        })
     }
 
     /// Apply a resolved op: what its answer and everyone's events must be.
@@ -613,7 +738,12 @@ impl Model {
             ..Expect::default()
         };
         ex.code = match *op {
-            Op::Login { s, user, room: r } => {
+            Op::Login {
+                s,
+                user,
+                room: r,
+                users,
+            } => {
                 let u = user.id();
                 let m = &self.sessions[s];
                 if app_of(s) == 1 && !m.rooms.is_empty() {
@@ -623,7 +753,7 @@ impl Model {
                 } else if m.user.is_some_and(|x| x != u) {
                     1_002_018
                 } else {
-                    let ended = self.join(&mut ex, s, u, r);
+                    let ended = self.join(&mut ex, s, u, r, users);
                     self.streams_ended(&mut ex, app_of(s), &ended);
                     0
                 }
@@ -642,7 +772,7 @@ impl Model {
                 self.leave_all(&mut ex, s, STOPPED);
                 0
             }
-            Op::Switch { s, from, to } => {
+            Op::Switch { s, from, to, users } => {
                 let from = from.id();
                 let m = &self.sessions[s];
                 match m.user {
@@ -650,7 +780,7 @@ impl Model {
                     Some(_) if !m.rooms.contains(&from) => 1_002_002,
                     Some(_) if from == to || m.rooms.contains(&to) => 1_002_064,
                     Some(u) => {
-                        let mut ended = self.join(&mut ex, s, u, to);
+                        let mut ended = self.join(&mut ex, s, u, to, users);
                         ended.extend(self.leave(&mut ex, s, from, STOPPED));
                         self.streams_ended(&mut ex, app_of(s), &ended);
                         0
@@ -821,6 +951,15 @@ impl Model {
                 ex.closed.insert(s);
                 0
             }
+            Op::Drop { s } => {
+                self.sessions[s].dropped = true;
+                0
+            }
+            Op::Resume { s, .. } => {
+                self.sessions[s.id()].dropped = false;
+                0
+            }
+            Op::BadResume { .. } => 1_002_099,
         };
         ex
     }
@@ -830,6 +969,45 @@ impl Model {
         while let Some(&r) = self.sessions[s].rooms.last() {
             let ended = self.leave(ex, s, r, reason);
             self.streams_ended(ex, app_of(s), &ended);
+        }
+    }
+
+    /// What a `resume` of slot `s` must answer, as [`resume_view`] reads
+    /// it: its rooms in join order, each listing the others' streams and
+    /// (if its login asked `userUpdate`) users; what it publishes and
+    /// plays.
+    fn resume_view(&self, s: usize) -> ResumeView {
+        let (a, m) = (app_of(s), &self.sessions[s]);
+        let me = m.user;
+        let rooms = m
+            .rooms
+            .iter()
+            .map(|&r| {
+                let streams: Vec<String> = self
+                    .listed(a, r)
+                    .into_iter()
+                    .filter(|&(_, u)| Some(u) != me)
+                    .map(|(k, u)| format!("s{k} u{u}"))
+                    .collect();
+                let users = if m.updates.contains(&r) {
+                    let users: Vec<String> = self
+                        .members(a, r)
+                        .into_iter()
+                        .filter(|&(_, u)| Some(u) != me)
+                        .map(|(_, u)| user(u))
+                        .collect();
+                    format!("{:?}", sorted(users))
+                } else {
+                    "-".into()
+                };
+                format!("r{r} streams {streams:?} extra [] users {users}")
+            })
+            .collect();
+        ResumeView {
+            rooms,
+            publishing: sorted(m.publishes.iter().map(|p| stream(p.0)).collect()),
+            playing: sorted(m.plays.iter().map(|p| stream(p.stream)).collect()),
+            gap: false,
         }
     }
 
@@ -984,6 +1162,15 @@ struct Harness {
     now: u64,
     /// The last event `seq` each slot's session sent (0: none yet).
     seq: Vec<u64>,
+    /// The last event `seq` each slot's client saw (below `seq` while its
+    /// socket is dropped).
+    seen: Vec<u64>,
+    /// Every event frame each slot's session sent, with its `seq`.
+    log: Vec<Vec<Value>>,
+    /// Each slot's socket dropped (its frames reach no client).
+    dropped: Vec<bool>,
+    /// Each slot's `resumeToken`, from its first login result.
+    tokens: Vec<Option<String>>,
 }
 
 /// What the system answered to one op.
@@ -992,6 +1179,8 @@ struct Answer {
     response: Value,
     /// An admin call's return, `{:?}`-formatted.
     admin: Option<String>,
+    /// A `resume`'s `lastSeq` and the events replayed after its result.
+    replay: Option<(u64, Vec<Value>)>,
 }
 
 impl Answer {
@@ -999,6 +1188,7 @@ impl Answer {
         Answer {
             response: json!({"code": 0}),
             admin: Some(ret),
+            replay: None,
         }
     }
 }
@@ -1014,6 +1204,10 @@ impl Harness {
             next_id: 1,
             now: NOW_MS,
             seq: vec![0; SLOTS],
+            seen: vec![0; SLOTS],
+            log: vec![Vec::new(); SLOTS],
+            dropped: vec![false; SLOTS],
+            tokens: vec![None; SLOTS],
         };
         for s in 0..SLOTS {
             h.connect(s);
@@ -1026,6 +1220,10 @@ impl Harness {
         let app = self.hub.app(app_id(app_of(s))).unwrap();
         self.sessions[s] = Some(self.hub.connect(app));
         self.seq[s] = 0;
+        self.seen[s] = 0;
+        self.log[s].clear();
+        self.dropped[s] = false;
+        self.tokens[s] = None;
         if app_of(s) == 0 {
             let r = self.call(s, json!({"op": "enableMultiRoom", "enable": true}));
             assert_eq!(r["code"], 0, "{r}");
@@ -1050,6 +1248,50 @@ impl Harness {
         r
     }
 
+    /// A login result carries the session's resume credentials: its
+    /// `sessionID`, and the same `resumeToken` for the session's life.
+    fn credentials(&mut self, s: usize, r: &Value) {
+        if r["code"] != 0 {
+            return;
+        }
+        let id = self.session(s).session_id().to_string();
+        assert_eq!(r["sessionID"], id, "{r}");
+        let token = r["resumeToken"]
+            .as_str()
+            .expect("a resumeToken")
+            .to_string();
+        let kept = self.tokens[s].get_or_insert_with(|| token.clone());
+        assert_eq!(*kept, token, "the resumeToken changed");
+    }
+
+    /// A new connection's `resume` of slot `s`'s session, through the wire:
+    /// the answer and the events replayed.
+    fn resume(&mut self, s: usize, session_id: &str, token: &str, last_seq: u64) -> Answer {
+        let id = self.next_id;
+        self.next_id += 1;
+        let req = json!({"id": id, "op": "resume", "sessionID": session_id,
+                         "resumeToken": token, "lastSeq": last_seq});
+        let session = self.session(s);
+        let (rid, parsed) = session
+            .parse_resume(&req.to_string())
+            .expect("a resume")
+            .expect("well-formed");
+        assert_eq!(rid, id);
+        let frames = session
+            .take_over(rid, &parsed)
+            .unwrap_or_else(|e| vec![session.refuse_resume(rid, &e)]);
+        let mut frames = frames
+            .iter()
+            .map(|f| serde_json::from_slice::<Value>(f).unwrap());
+        let response = frames.next().expect("an answer");
+        assert_eq!(response["id"], id, "{req} → {response}");
+        Answer {
+            response,
+            admin: None,
+            replay: Some((last_seq, frames.collect())),
+        }
+    }
+
     fn run(&mut self, op: &Op) -> Answer {
         self.now += 1;
         let response = match *op {
@@ -1057,27 +1299,32 @@ impl Harness {
                 s,
                 user: u,
                 room: r,
+                users,
             } => {
                 let (a, u) = (app_of(s), u.id());
-                self.call(
+                let r = self.call(
                     s,
                     json!({"op": "loginRoom", "roomID": room(r), "token": token(a, &user(u)),
                            "user": {"userID": user(u), "userName": user_name(a, u)},
-                           "config": {"userUpdate": true}}),
-                )
+                           "config": {"userUpdate": users}}),
+                );
+                self.credentials(s, &r);
+                r
             }
             Op::Logout { s, room: r } => match r {
                 Some(r) => self.call(s, json!({"op": "logoutRoom", "roomID": room(r.id())})),
                 None => self.call(s, json!({"op": "logoutRoom"})),
             },
-            Op::Switch { s, from, to } => {
+            Op::Switch { s, from, to, users } => {
                 let me = self.session(s).user_id().unwrap_or("u0").to_string();
                 let token = token(app_of(s), &me);
-                self.call(
+                let r = self.call(
                     s,
                     json!({"op": "switchRoom", "fromRoomID": room(from.id()), "toRoomID": room(to),
-                           "token": token, "config": {"userUpdate": true}}),
-                )
+                           "token": token, "config": {"userUpdate": users}}),
+                );
+                self.credentials(s, &r);
+                r
             }
             Op::Publish {
                 s,
@@ -1150,10 +1397,46 @@ impl Harness {
                 self.connect(s);
                 json!({"code": 0})
             }
+            Op::Drop { s } => {
+                self.dropped[s] = true;
+                json!({"code": 0})
+            }
+            Op::Resume { s, lag } => {
+                let s = s.id();
+                let id = self.session(s).session_id().to_string();
+                let token = self.tokens[s].clone().expect("a logged-in session");
+                let answer = self.resume(s, &id, &token, self.seen[s].saturating_sub(lag));
+                if answer.response["code"] == 0 {
+                    // The replay brings the client up to date: it is live.
+                    self.dropped[s] = false;
+                    self.seen[s] = self.seq[s];
+                }
+                return answer;
+            }
+            Op::BadResume { s, bad } => {
+                let mut id = self.session(s).session_id().to_string();
+                let mut token = self.tokens[s].clone().unwrap_or_else(|| "0".repeat(64));
+                let mut last_seq = self.seen[s];
+                match bad {
+                    BadResume::Token => {
+                        let last = if token.ends_with('0') { "1" } else { "0" };
+                        token.pop();
+                        token.push_str(last);
+                    }
+                    BadResume::Session => {
+                        id = self.session((s + 1) % SLOTS).session_id().to_string();
+                    }
+                    BadResume::Ahead => last_seq = self.seq[s] + 1,
+                }
+                let mut answer = self.resume(s, &id, &token, last_seq);
+                answer.replay = None;
+                return answer;
+            }
         };
         Answer {
             response,
             admin: None,
+            replay: None,
         }
     }
 
@@ -1191,6 +1474,66 @@ impl Harness {
 }
 
 // ---------------------------------------------------------------- checks
+
+/// A `resume` result, normalized: one line per room (in order), the
+/// streams published and played (sorted), `gap`.
+#[derive(Debug, PartialEq)]
+struct ResumeView {
+    rooms: Vec<String>,
+    publishing: Vec<String>,
+    playing: Vec<String>,
+    gap: bool,
+}
+
+/// Read a `resume` result; `None` if it does not have the expected shape.
+fn resume_view(r: &Value) -> Option<ResumeView> {
+    let strings = |v: &Value| -> Option<Vec<String>> {
+        v.as_array()?
+            .iter()
+            .map(|x| x.as_str().map(String::from))
+            .collect()
+    };
+    let rooms = r["rooms"]
+        .as_array()?
+        .iter()
+        .map(|room| {
+            let streams: Vec<String> = room["streamList"]
+                .as_array()?
+                .iter()
+                .map(|st| {
+                    Some(format!(
+                        "{} {}",
+                        st["streamID"].as_str()?,
+                        st["user"]["userID"].as_str()?
+                    ))
+                })
+                .collect::<Option<_>>()?;
+            let users = match room.get("userList") {
+                None => "-".to_string(),
+                Some(list) => {
+                    let users: Vec<String> = list
+                        .as_array()?
+                        .iter()
+                        .map(|u| u["userID"].as_str().map(String::from))
+                        .collect::<Option<_>>()?;
+                    format!("{:?}", sorted(users))
+                }
+            };
+            Some(format!(
+                "{} streams {:?} extra {} users {users}",
+                room["roomID"].as_str()?,
+                sorted(streams),
+                room["extraInfoList"],
+            ))
+        })
+        .collect::<Option<_>>()?;
+    Some(ResumeView {
+        rooms,
+        publishing: sorted(strings(&r["publishing"])?),
+        playing: sorted(strings(&r["playing"])?),
+        gap: r["gap"].as_bool()?,
+    })
+}
 
 /// The index of `"r2"`-like IDs.
 fn index(id: &Value, prefix: &str) -> Option<usize> {
@@ -1436,9 +1779,59 @@ fn check_state(h: &Harness, model: &Model) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Everything slot `s`'s session sent is still kept (no gap), so the
+/// replay of a `resume` after `last_seq` is every event after it, as sent,
+/// with its `seq`: those the client missed while dropped and those it
+/// asked for again.
+fn check_replay(
+    h: &Harness,
+    s: usize,
+    last_seq: u64,
+    replay: &[Value],
+    op: &Op,
+) -> Result<(), TestCaseError> {
+    prop_assert!(h.log[s].len() <= config().limits.outbox_capacity);
+    let want: Vec<&Value> = h.log[s]
+        .iter()
+        .filter(|ev| ev["seq"].as_u64().is_some_and(|q| q > last_seq))
+        .collect();
+    prop_assert_eq!(
+        replay.iter().collect::<Vec<_>>(),
+        want,
+        "replay of {:?} after lastSeq {}",
+        op,
+        last_seq
+    );
+    Ok(())
+}
+
+/// Keep `ev`, the next event frame of slot `s`, in its log and take its
+/// `seq` off: it must be the next (a fresh session starts at 1, a resumed
+/// one goes on); a live client has seen it.
+fn sent(h: &mut Harness, s: usize, ev: &Value, op: &Op) -> Result<Value, TestCaseError> {
+    h.log[s].push(ev.clone());
+    let mut ev = ev.clone();
+    let seq = ev.as_object_mut().and_then(|m| m.remove("seq"));
+    prop_assert_eq!(
+        seq.as_ref().and_then(Value::as_u64),
+        Some(h.seq[s] + 1),
+        "seq of slot {} after {:?}: {}",
+        s,
+        op,
+        ev
+    );
+    h.seq[s] += 1;
+    if !h.dropped[s] {
+        h.seen[s] = h.seq[s];
+    }
+    Ok(ev)
+}
+
 /// Run one op on the system and the model and compare everything.
 fn step(h: &mut Harness, model: &mut Model, op: &Op) -> Result<(), TestCaseError> {
-    let op = model.resolve(op);
+    let Some(op) = model.resolve(op) else {
+        return Ok(());
+    };
     let before = model.sessions.clone();
     let answer = h.run(&op);
     let ex = model.apply(&op);
@@ -1451,6 +1844,16 @@ fn step(h: &mut Harness, model: &mut Model, op: &Op) -> Result<(), TestCaseError
         r
     );
     prop_assert_eq!(answer.admin, ex.admin, "{:?}", op);
+    if let (Op::Resume { s, .. }, Some((last_seq, replay))) = (&op, &answer.replay) {
+        // The result: what the session has now.
+        let s = s.id();
+        same_app(r, app_of(s)).map_err(TestCaseError::fail)?;
+        prop_assert!(r.get("seq").is_none(), "a response with a seq: {}", r);
+        let got = resume_view(r)
+            .ok_or_else(|| TestCaseError::fail(format!("{op:?}: unexpected result {r}")))?;
+        prop_assert_eq!(got, model.resume_view(s), "result of {:?}: {}", op, r);
+        check_replay(h, s, *last_seq, replay, &op)?;
+    }
     if let (Some(JoinedRoom { streams, users }), 0) = (&ex.joined, ex.code) {
         let a = match op {
             Op::Login { s, .. } | Op::Switch { s, .. } => app_of(s),
@@ -1468,13 +1871,16 @@ fn step(h: &mut Harness, model: &mut Model, op: &Op) -> Result<(), TestCaseError
             .map(|&(k, u)| format!("\"s{k}\" \"u{u}\""))
             .collect();
         prop_assert_eq!(got, want, "streamList of {:?} → {}", op, r);
-        let got: BTreeSet<String> = r["userList"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|u| u["userID"].to_string())
-            .collect();
-        let want: BTreeSet<String> = users.iter().map(|&u| format!("\"u{u}\"")).collect();
+        let got: Option<BTreeSet<String>> = r.get("userList").map(|list| {
+            list.as_array()
+                .into_iter()
+                .flatten()
+                .map(|u| u["userID"].to_string())
+                .collect()
+        });
+        let want: Option<BTreeSet<String>> = users
+            .as_ref()
+            .map(|users| users.iter().map(|&u| format!("\"u{u}\"")).collect());
         prop_assert_eq!(got, want, "userList of {:?} → {}", op, r);
     }
     let frames = h.drain();
@@ -1487,21 +1893,8 @@ fn step(h: &mut Harness, model: &mut Model, op: &Op) -> Result<(), TestCaseError
             .collect();
         let mut got = Vec::new();
         for ev in frames {
-            let mut ev = ev.clone();
-            // `seq` (for resume) numbers a session's events from 1 on; it
-            // is not part of what they say.
-            if let Some(seq) = ev.as_object_mut().and_then(|m| m.remove("seq")) {
-                let seq = seq.as_u64().unwrap_or(0);
-                prop_assert_eq!(
-                    seq,
-                    h.seq[s] + 1,
-                    "seq of slot {} after {:?}: {}",
-                    s,
-                    op,
-                    ev
-                );
-                h.seq[s] = seq;
-            }
+            // `seq` (for resume) is not part of what an event says.
+            let ev = sent(h, s, ev, &op)?;
             check_boundaries(&ev, s, &rooms, before[s].user)
                 .map_err(|e| TestCaseError::fail(format!("{op:?}: slot {s}: {e}: {ev}")))?;
             let lines = normalize(&ev)
@@ -1524,9 +1917,10 @@ fn step(h: &mut Harness, model: &mut Model, op: &Op) -> Result<(), TestCaseError
     check_state(h, model)
 }
 
-/// Run `ops`, then everyone leaves (half by `logoutRoom`, half by ending
-/// the connection): every count is zero and no app holds a room or a
-/// stream; once the sessions are gone, the hub counts nothing at all.
+/// Run `ops`, then everyone leaves (dropped clients resume first; then a
+/// third by `logoutRoom`, the rest by ending the connection): every count
+/// is zero and no app holds a room or a stream; once the sessions are
+/// gone, the hub counts nothing at all.
 fn run_case(ops: &[Op]) -> Result<(), TestCaseError> {
     let mut h = Harness::new();
     let mut model = Model::new();
@@ -1534,6 +1928,16 @@ fn run_case(ops: &[Op]) -> Result<(), TestCaseError> {
         step(&mut h, &mut model, op)?;
     }
     for s in 0..SLOTS {
+        // A dropped client comes back first (it resumes; a log-out needs
+        // a socket).
+        if model.sessions[s].dropped {
+            let resume = Op::Resume {
+                s: Pick::Any(s),
+                lag: 0,
+            };
+            step(&mut h, &mut model, &resume)?;
+            prop_assert!(!model.sessions[s].dropped);
+        }
         let op = match s % 3 {
             0 => Op::Logout { s, room: None },
             1 => Op::Close {
@@ -1597,23 +2001,43 @@ proptest! {
 /// is told then depends on that order, which the model does not follow;
 /// the model only picks the ops' targets, and the checks are those that
 /// hold whatever the order: no event crosses an app, no answer is missing,
-/// and once everyone has read everything, logged out and disconnected,
-/// nothing is left: no room, stream, play, media or session.
+/// each session's events are numbered 1, 2, ... as they go out, a `resume`
+/// is taken (or refused) as the model says and replays exactly the events
+/// numbered so far after its `lastSeq`, and once everyone has read
+/// everything, logged out and disconnected, nothing is left: no room,
+/// stream, play, media or session.
 fn run_late_case(steps: &[(Op, u8)]) -> Result<(), TestCaseError> {
     let mut h = Harness::new();
     let mut model = Model::new();
     for (op, mask) in steps {
-        let op = model.resolve(op);
+        let Some(op) = model.resolve(op) else {
+            continue;
+        };
         let answer = h.run(&op);
-        model.apply(&op);
+        let ex = model.apply(&op);
         prop_assert!(
             answer.response["code"].is_u64(),
             "{:?} → {}",
             op,
             answer.response
         );
+        // Whatever is still queued, a resume is taken or refused as the
+        // model says and replays every event numbered so far.
+        if let Op::Resume { .. } | Op::BadResume { .. } = op {
+            prop_assert_eq!(
+                answer.response["code"].as_u64(),
+                Some(u64::from(ex.code)),
+                "{:?} → {}",
+                op,
+                answer.response
+            );
+        }
+        if let (Op::Resume { s, .. }, Some((last_seq, replay))) = (&op, &answer.replay) {
+            check_replay(&h, s.id(), *last_seq, replay, &op)?;
+        }
         for (s, frames) in h.drain_some(*mask).iter().enumerate() {
             for ev in frames {
+                sent(&mut h, s, ev, &op)?;
                 same_app(ev, app_of(s))
                     .map_err(|e| TestCaseError::fail(format!("{op:?}: slot {s}: {e}: {ev}")))?;
             }
@@ -1663,12 +2087,14 @@ fn closing_a_room_ends_plays_of_streams_it_listed_at_the_kick() {
             s: 2,
             user: Pick::Any(2),
             room: 1,
+            users: true,
         },
         Op::Play { s: 2, stream: 1 },
         Op::Login {
             s: 1,
             user: Pick::Any(1),
             room: 1,
+            users: true,
         },
         Op::Publish {
             s: 1,
@@ -1679,6 +2105,7 @@ fn closing_a_room_ends_plays_of_streams_it_listed_at_the_kick() {
             s: 2,
             user: Pick::Any(2),
             room: 0,
+            users: true,
         },
     ];
     for op in &setup {
@@ -1733,11 +2160,13 @@ fn a_same_user_kick_ends_the_kicked_connections_plays_of_its_own_streams() {
             s: 0,
             user: Pick::Any(0),
             room: 0,
+            users: true,
         },
         Op::Login {
             s: 0,
             user: Pick::Any(0),
             room: 1,
+            users: true,
         },
         Op::Publish {
             s: 0,
@@ -1749,6 +2178,7 @@ fn a_same_user_kick_ends_the_kicked_connections_plays_of_its_own_streams() {
             s: 1,
             user: Pick::Any(0),
             room: 1,
+            users: true,
         },
     ];
     let mut h = Harness::new();
@@ -1777,4 +2207,107 @@ fn without_seq(mut frames: Vec<Vec<Value>>) -> Vec<Vec<Value>> {
         }
     }
     frames
+}
+
+/// The resume ops on their own: a dropped session stays in its room and
+/// nobody is told; what it is sent meanwhile is numbered on; a `resume`
+/// one event behind what the client saw lists the room as it is now and
+/// replays that event and the two it missed, with their `seq`; a wrong
+/// token changes nothing; the next event goes on from the last `seq`.
+#[test]
+fn a_resume_lists_the_session_now_and_replays_what_its_client_missed() {
+    let login = |s, u, room| Op::Login {
+        s,
+        user: Pick::Any(u),
+        room,
+        users: true,
+    };
+    let ops = [
+        login(0, 0, 0),
+        login(1, 1, 0),
+        Op::Drop { s: 0 },
+        Op::Broadcast {
+            s: 1,
+            room: Pick::Any(0),
+        },
+        Op::Publish {
+            s: 1,
+            stream: 1,
+            room: Some(Pick::Any(0)),
+        },
+        // Skipped: a dropped client sends nothing.
+        Op::Broadcast {
+            s: 0,
+            room: Pick::Any(0),
+        },
+    ];
+    let mut h = Harness::new();
+    let mut model = Model::new();
+    for op in &ops {
+        step(&mut h, &mut model, op).unwrap();
+    }
+    // Slot 0 saw u1 join (1), not the broadcast (2) nor the stream (3).
+    assert_eq!((h.seen[0], h.seq[0]), (1, 3));
+    assert_eq!(h.hub.stats().room_members, 2);
+    let id = h.session(0).session_id().to_string();
+    let token = h.tokens[0].clone().unwrap();
+    let refused = h.resume(0, &id, &token[1..], 0);
+    assert_eq!(refused.response["code"], 1_002_099);
+    assert_eq!(refused.replay, Some((0, Vec::new())));
+
+    let answer = h.run(&Op::Resume {
+        s: Pick::Any(0),
+        lag: 1,
+    });
+    let r = &answer.response;
+    assert_eq!((&r["code"], &r["gap"]), (&json!(0), &json!(false)), "{r}");
+    assert_eq!((&r["publishing"], &r["playing"]), (&json!([]), &json!([])));
+    let rooms = r["rooms"].as_array().unwrap();
+    assert_eq!(rooms.len(), 1, "{r}");
+    assert_eq!(rooms[0]["roomID"], "r0");
+    assert_eq!(rooms[0]["streamList"][0]["streamID"], "s1");
+    assert_eq!(rooms[0]["userList"][0]["userID"], "u1");
+    let (last_seq, replay) = answer.replay.unwrap();
+    assert_eq!(last_seq, 0);
+    let got: Vec<(u64, &str)> = replay
+        .iter()
+        .map(|ev| (ev["seq"].as_u64().unwrap(), ev["event"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, "roomUserUpdate"),
+            (2, "IMRecvBroadcastMessage"),
+            (3, "roomStreamUpdate")
+        ]
+    );
+    // Live again: the next event is seq 4.
+    let r = h.call(1, json!({"op": "stopPublishingStream", "streamID": "s1"}));
+    assert_eq!(r["code"], 0);
+    let frames = h.drain();
+    assert_eq!(frames[0].len(), 1);
+    assert_eq!(frames[0][0]["seq"], 4);
+
+    // The same ops (and a resume, a refusal, a last event) through the
+    // model and every check.
+    let mut all = ops.to_vec();
+    all.extend([
+        Op::BadResume {
+            s: 0,
+            bad: BadResume::Token,
+        },
+        Op::BadResume {
+            s: 0,
+            bad: BadResume::Ahead,
+        },
+        Op::Resume {
+            s: Pick::Mine(0),
+            lag: 1,
+        },
+        Op::StopPublish {
+            s: 1,
+            stream: Pick::Any(1),
+        },
+    ]);
+    run_case(&all).unwrap();
 }
