@@ -152,6 +152,11 @@ impl Session {
         wire::error_response(Some(id), error)
     }
 
+    /// Whether `req` names this session with its token (constant time).
+    pub fn resume_matches(&self, req: &ResumeRequest) -> bool {
+        req.session_id == self.resume.session_id() && self.resume.token_matches(&req.resume_token)
+    }
+
     /// Take this session over for a new connection: checks the token
     /// (constant time) and `lastSeq`, then returns the `resume` result
     /// (`rooms` as each looks now, `publishing`, `playing`, `gap`) followed
@@ -159,9 +164,7 @@ impl Session {
     /// `Err`, nothing changed (answer with
     /// [`refuse_resume`](Session::refuse_resume)).
     pub fn take_over(&mut self, id: u64, req: &ResumeRequest) -> Result<Vec<Bytes>, SignalError> {
-        if req.session_id != self.resume.session_id()
-            || !self.resume.token_matches(&req.resume_token)
-        {
+        if !self.resume_matches(req) {
             return Err(cannot_resume("unknown session or wrong resume token"));
         }
         let (replay, gap) = self.resume.replay(req.last_seq)?;

@@ -383,6 +383,14 @@ impl Conn {
     /// A new connection takes this session over: on success it serves the
     /// session from now on (the old socket, if still open, is dropped).
     async fn take_over(&mut self, t: Box<Takeover>) -> Step {
+        // Items already queued first (numbered and kept, so they are in the
+        // replay): the result's lists then agree with them (a queued kick
+        // has removed its room and its publishes).
+        if self.session.resume_matches(&t.request) {
+            while let Ok(item) = self.inbox.rx.try_recv() {
+                let _ = self.session.on_outbound(item, unix_ms());
+            }
+        }
         match self.session.take_over(t.id, &t.request) {
             Ok(frames) => {
                 let _ = t.reply.send(Ok(()));
