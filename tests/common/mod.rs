@@ -588,6 +588,7 @@ impl Client {
 }
 pub mod hooks;
 pub mod http;
+pub mod impair;
 pub mod media;
 pub mod proxy;
 
