@@ -321,6 +321,8 @@ async fn run(
     let mut buf = vec![0u8; 2048];
     let mut peer: Option<SocketAddr> = None;
     let mut rng = Rng(seed);
+    // The seed spread over all 64 bits, so that nearby seeds draw apart.
+    let mixed = Rng(seed).next();
     let mut streams: HashMap<u32, Stream> = HashMap::new();
     // When the latest datagram leaves: jitter keeps order.
     let mut last_release = Instant::now();
@@ -373,13 +375,13 @@ async fn run(
                         let stream = streams.entry(ssrc).or_insert_with(|| Stream {
                             payload_type,
                             first: seq,
-                            chain: Rng(seed ^ u64::from(payload_type)),
+                            chain: Rng(mixed ^ u64::from(payload_type)),
                             bad: false,
                         });
                         Draw::Rtp {
                             offset: seq.wrapping_sub(stream.first),
                             stream,
-                            seed,
+                            seed: mixed,
                             copy,
                         }
                     }
