@@ -401,7 +401,12 @@ impl Worker {
             self.fire_timers(now);
             self.renominate(now);
             if let Some(silence) = silence.filter(|_| now >= sweep) {
-                self.end_silent_publishers(now, silence);
+                // A loop that turns late (a stalled thread) may not have
+                // read what publishers sent meanwhile: judge them at the
+                // next sweep, once it has.
+                if now.saturating_duration_since(sweep) < SILENCE_SWEEP {
+                    self.end_silent_publishers(now, silence);
+                }
                 sweep = now + SILENCE_SWEEP;
             }
             if now >= housekeeping {
