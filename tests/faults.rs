@@ -279,10 +279,11 @@ async fn players_keep_decoding_through_impairment_phases() {
     let server = TestServer::start("");
     let media = server.media.expect("media address");
     let impaired = 300;
+    // Clean stretches of 1.5 s or so: a keyframe in each (one a second).
     let clean = |name| Phase {
         name,
         impairment: Impairment::CLEAN,
-        packets: 110,
+        packets: 160,
     };
     let phases = vec![
         CLEAN_START,
@@ -334,7 +335,7 @@ async fn players_keep_decoding_through_impairment_phases() {
         ..PlayOptions::default()
     };
     let mut player = viewer.play_with("cam", options).await.unwrap();
-    let sender = spawn_sending(publisher, Duration::from_secs(21));
+    let sender = spawn_sending(publisher, Duration::from_secs(23));
     let (_publisher, sent) = sender.await.unwrap();
     let got = drain(&mut player, Duration::from_millis(800)).await;
     assert_eq!(relay.phase(), phases.len() - 1, "not every phase ran");
