@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::impair::{Fate, Impairment, Loss, Phase, Relay};
+use common::impair::{Fate, Impairment, Loss, Phase, Relay, Towards};
 use common::media::*;
 use common::*;
 use sfu_client::{ClipSource, MediaKind, PlayOptions, Received};
@@ -398,6 +398,142 @@ async fn players_keep_decoding_through_impairment_phases() {
     assert_eq!(
         sample(&text, FORWARDED),
         relay.distinct(),
+        "forwarded packets"
+    );
+    assert_eq!(sample(&text, QUEUE_FULL), 0, "player queue drops");
+}
+
+/// The same impairments on a publisher's uplink (its player's path is
+/// clean): 5 % random loss, reordering, duplication, 100 ms jitter. The
+/// player gets, with its published payload, every video packet some copy of
+/// which reached the server (one the player NACKs and the server lacks is
+/// asked of the publisher, whose retransmission crosses the relay again);
+/// the server forwards each packet once, duplicates not; no player queue
+/// drops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_players_stream_survives_an_impaired_publisher_uplink() {
+    let server = TestServer::start("");
+    let media = server.media.expect("media address");
+    let phase = |name, impairment| Phase {
+        name,
+        impairment,
+        packets: 300,
+    };
+    let phases = vec![
+        CLEAN_START,
+        Phase {
+            packets: 600,
+            ..phase("5 % random loss", Impairment::loss(Loss::Random(0.05)))
+        },
+        phase(
+            "reordering",
+            Impairment {
+                reorder: 0.1,
+                reorder_by: Duration::from_millis(15),
+                ..Impairment::CLEAN
+            },
+        ),
+        phase(
+            "duplication",
+            Impairment {
+                duplicate: 0.1,
+                ..Impairment::CLEAN
+            },
+        ),
+        phase(
+            "100 ms jitter",
+            Impairment {
+                jitter: Duration::from_millis(100),
+                ..Impairment::CLEAN
+            },
+        ),
+        Phase {
+            name: "clean to the end",
+            impairment: Impairment::CLEAN,
+            packets: u32::MAX,
+        },
+    ];
+    let relay = Relay::start_towards(media, phases.clone(), 4, Towards::Server).await;
+    let anchor = member(&server, "anchor", &["r1"]).await;
+    let viewer = member(&server, "viewer", &["r2"]).await;
+    let publisher = anchor
+        .publish_via("cam", Some("r1"), vp8_opus(), relay.addr)
+        .await
+        .unwrap();
+    let mut player = viewer.play("cam").await.unwrap();
+    let ssrc = publisher.ssrc(MediaKind::Video).expect("video SSRC");
+    let sender = spawn_sending(publisher, Duration::from_secs(19));
+    let (_publisher, sent) = sender.await.unwrap();
+    let got = drain(&mut player, Duration::from_millis(800)).await;
+    assert_eq!(relay.phase(), phases.len() - 1, "not every phase ran");
+    // The relay's offsets are the publisher's: offset k is sent.video[k].
+    let fates = relay.fates(ssrc);
+    let first = *fates.keys().next().expect("video through the relay");
+    let passed: BTreeMap<usize, Fate> = fates
+        .iter()
+        .map(|(seq, f)| (seq.wrapping_sub(first) as usize, *f))
+        .collect();
+    let video: Vec<&Received> = got.iter().filter(|r| r.kind == MediaKind::Video).collect();
+    assert!(!video.is_empty(), "no video");
+    let start = sent
+        .video
+        .iter()
+        .position(|s| *s == video[0].packet.payload)
+        .expect("the first video payload was published");
+    let first_out = video[0].packet.header.sequence_number;
+    let mut received: BTreeMap<usize, usize> = BTreeMap::new();
+    for r in &video {
+        let k = start + r.packet.header.sequence_number.wrapping_sub(first_out) as usize;
+        assert_eq!(
+            sent.video.get(k),
+            Some(&r.packet.payload),
+            "video packet {k} is not the one published"
+        );
+        *received.entry(k).or_default() += 1;
+    }
+    let twice: Vec<usize> = received
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(k, _)| *k)
+        .collect();
+    assert!(twice.is_empty(), "received twice: {twice:?}");
+    let missing: Vec<usize> = passed
+        .iter()
+        .filter(|(k, f)| **k >= start && f.passed > 0 && !received.contains_key(k))
+        .map(|(k, _)| *k)
+        .collect();
+    for (p, name) in phases.iter().enumerate().map(|(i, p)| (i, p.name)) {
+        let of = |pred: &dyn Fn(&Fate) -> bool| {
+            passed.values().filter(|f| f.phase == p && pred(f)).count()
+        };
+        eprintln!(
+            "uplink [{name}]: {} video sent, {} first copies lost, {} lost for good, {} missing at the player",
+            of(&|_| true),
+            of(&|f| f.first_lost),
+            of(&|f| f.passed == 0),
+            missing.iter().filter(|k| passed[k].phase == p).count(),
+        );
+    }
+    eprintln!(
+        "uplink relay counts {:?}, {} copies resent by the publisher",
+        relay.counts(),
+        relay.resent()
+    );
+    assert!(
+        missing.is_empty(),
+        "reached the server but not the player: {missing:?}"
+    );
+    assert_eq!(start, 0, "the player's video starts at packet {start}");
+    // Forwarded once each: what the player got, less what was resent.
+    let audio: std::collections::BTreeSet<u16> = got
+        .iter()
+        .filter(|r| r.kind == MediaKind::Audio)
+        .map(|r| r.packet.header.sequence_number)
+        .collect();
+    let text = metrics_blocking(&server);
+    assert_eq!(
+        sample(&text, FORWARDED),
+        (received.len() + audio.len()) as u64,
         "forwarded packets"
     );
     assert_eq!(sample(&text, QUEUE_FULL), 0, "player queue drops");

@@ -1,6 +1,6 @@
 //! An impairment relay: a UDP relay between one peer and the server's
-//! media port that does to the server → peer datagrams what a bad network
-//! does — random loss, loss in bursts (a Gilbert–Elliott chain), reordering,
+//! media port that does to the datagrams one way (server → peer by
+//! default) what a bad network does — random loss, loss in bursts (a Gilbert–Elliott chain), reordering,
 //! duplication, and delay jitter — drawn from a seed. What happens to an RTP
 //! packet is a function of the seed, its payload type, its place in its
 //! stream and which copy it is (a retransmission is a later copy), so a
@@ -10,12 +10,14 @@
 //!
 //! The schedule is a list of phases, each lasting a number of RTP packets
 //! (first copies, any stream), so that phases are measured in packets, not
-//! in wall time. Peer → server datagrams pass unchanged, except that
-//! [`Relay::cut`] drops everything both ways (a peer that vanished). The
-//! SRTP header is in the clear: the relay keeps, per SSRC and sequence
-//! number, how many copies the server sent and how many it let through, so
-//! a test can tell the loss it caused from what NACK repaired, and count
-//! the server's retransmissions.
+//! in wall time. The other direction passes unchanged ([`Relay::start`]
+//! impairs server → peer, a player's downlink; [`Relay::start_towards`]
+//! with [`Towards::Server`], a publisher's uplink), and [`Relay::cut`]
+//! drops everything both ways (a peer that vanished). The SRTP header is
+//! in the clear: the relay keeps, per SSRC and sequence number, how many
+//! copies it got on the impaired way (above one: retransmissions) and how
+//! many it let through, so a test can tell the loss it caused from what
+//! NACK repaired, and count the retransmissions.
 #![allow(dead_code)]
 
 use std::cmp::Reverse;
@@ -104,7 +106,7 @@ pub struct Phase {
 pub struct Fate {
     /// The phase its first copy came in.
     pub phase: usize,
-    /// Copies the server sent (above one: retransmissions).
+    /// Copies the relay got (above one: retransmissions).
     pub sent: u32,
     /// Copies the relay let through (duplicates count twice).
     pub passed: u32,
@@ -112,7 +114,7 @@ pub struct Fate {
     pub first_lost: bool,
 }
 
-/// Counts over the whole run, every datagram towards the peer.
+/// Counts over the whole run, every datagram on the impaired way.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Counts {
     pub datagrams: u64,
@@ -247,10 +249,29 @@ impl Draw<'_> {
     }
 }
 
+/// Which way a relay's impairments apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Towards {
+    /// Server → peer (what a player receives).
+    Peer,
+    /// Peer → server (what a publisher sends).
+    Server,
+}
+
 impl Relay {
-    /// A relay to `server` running `phases` (at least one), drawing from
-    /// `seed`.
+    /// A relay to `server` impairing what it sends the peer with `phases`
+    /// (at least one), drawing from `seed`.
     pub async fn start(server: SocketAddr, phases: Vec<Phase>, seed: u64) -> Relay {
+        Self::start_towards(server, phases, seed, Towards::Peer).await
+    }
+
+    /// [`Relay::start`], impairing the datagrams going `towards`.
+    pub async fn start_towards(
+        server: SocketAddr,
+        phases: Vec<Phase>,
+        seed: u64,
+        towards: Towards,
+    ) -> Relay {
         assert!(!phases.is_empty());
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = socket.local_addr().unwrap();
@@ -259,6 +280,7 @@ impl Relay {
         let task = tokio::spawn(run(
             socket,
             server,
+            towards,
             phases,
             seed,
             record.clone(),
@@ -313,6 +335,7 @@ impl Relay {
 async fn run(
     socket: UdpSocket,
     server: SocketAddr,
+    towards: Towards,
     phases: Vec<Phase>,
     seed: u64,
     record: Arc<parking_lot::Mutex<Record>>,
@@ -327,12 +350,12 @@ async fn run(
     // When the latest datagram leaves: jitter keeps order.
     let mut last_release = Instant::now();
     // Datagrams held back, by release time (then arrival order).
-    let mut held: BinaryHeap<Reverse<(Instant, u64, Vec<u8>)>> = BinaryHeap::new();
+    let mut held: BinaryHeap<Reverse<(Instant, u64, SocketAddr, Vec<u8>)>> = BinaryHeap::new();
     let mut order = 0u64;
     // First copies of RTP packets in the current phase.
     let mut in_phase = 0u32;
     loop {
-        let next = held.peek().map(|Reverse((at, _, _))| *at);
+        let next = held.peek().map(|Reverse((at, ..))| *at);
         tokio::select! {
             r = socket.recv_from(&mut buf) => {
                 let Ok((len, from)) = r else { return };
@@ -342,10 +365,13 @@ async fn run(
                 }
                 if from != server {
                     peer = Some(from);
-                    let _ = socket.send_to(data, server).await;
+                }
+                let to = if from == server { peer } else { Some(server) };
+                let Some(to) = to else { continue };
+                if (from == server) != (towards == Towards::Peer) {
+                    let _ = socket.send_to(data, to).await;
                     continue;
                 }
-                let Some(to) = peer else { continue };
                 let now = Instant::now();
                 // What to do with it, decided under the lock (not held
                 // across a send).
@@ -421,18 +447,16 @@ async fn run(
                         let _ = socket.send_to(data, to).await;
                     } else {
                         order += 1;
-                        held.push(Reverse((at, order, data.to_vec())));
+                        held.push(Reverse((at, order, to, data.to_vec())));
                     }
                 }
             }
             () = sleep_until(next), if next.is_some() => {
                 let now = Instant::now();
-                while held.peek().is_some_and(|Reverse((at, _, _))| *at <= now) {
-                    let Some(Reverse((_, _, data))) = held.pop() else { break };
-                    if let Some(to) = peer {
-                        if !cut.load(Ordering::Relaxed) {
-                            let _ = socket.send_to(&data, to).await;
-                        }
+                while held.peek().is_some_and(|Reverse((at, ..))| *at <= now) {
+                    let Some(Reverse((_, _, to, data))) = held.pop() else { break };
+                    if !cut.load(Ordering::Relaxed) {
+                        let _ = socket.send_to(&data, to).await;
                     }
                 }
             }
