@@ -350,7 +350,7 @@ async fn run(
     // When the latest datagram leaves: jitter keeps order.
     let mut last_release = Instant::now();
     // Datagrams held back, by release time (then arrival order).
-    let mut held: BinaryHeap<Reverse<(Instant, u64, SocketAddr, Vec<u8>)>> = BinaryHeap::new();
+    let mut held: BinaryHeap<Reverse<Held>> = BinaryHeap::new();
     let mut order = 0u64;
     // First copies of RTP packets in the current phase.
     let mut in_phase = 0u32;
@@ -463,6 +463,9 @@ async fn run(
         }
     }
 }
+
+/// A datagram held back: when it leaves, its arrival order, where to.
+type Held = (Instant, u64, SocketAddr, Vec<u8>);
 
 async fn sleep_until(at: Option<Instant>) {
     if let Some(at) = at {
