@@ -1,14 +1,15 @@
 //! Fault injection on the media path (issue 14): players behind an
 //! impairment relay (`common::impair`) that loses, bursts, reorders,
-//! duplicates and delays what the server sends them; and a publisher whose
-//! media path goes away without a goodbye.
+//! duplicates and delays what the server sends them; a publisher behind
+//! one that does it to what it sends; and a publisher whose media path
+//! goes away without a goodbye. Figures: docs/testing.md.
 //!
 //! What the relay did is known exactly (it records every copy of every
-//! sequence number the server sent and whether it let it through), so the
-//! tests assert exact outcomes: a player receives a packet if and only if
-//! some copy of it passed the relay, with the payload that was published;
-//! the server's retransmission count is the copies beyond the first the
-//! relays saw; its per-player queues drop nothing.
+//! sequence number it got and whether it let it through), so the tests
+//! assert exact outcomes: a player receives a packet if and only if some
+//! copy of it passed the relay, with the payload that was published; the
+//! server's retransmission count is the copies beyond the first the relays
+//! saw; its per-player queues drop nothing.
 
 mod common;
 
