@@ -37,6 +37,9 @@ pub struct ServerSection {
     pub ice_disconnected_timeout_ms: u64,
     /// No ICE traffic for this long fails the peer: its publish or play ends.
     pub ice_failed_timeout_ms: u64,
+    /// A publisher that sent media and then sends no RTP or RTCP for this
+    /// long has failed: its publish ends (0: off, only the ICE timeouts).
+    pub publisher_silence_timeout_ms: u64,
     /// Send a player's back-to-back datagrams as one UDP GSO message (Linux
     /// falls back by itself when the kernel refuses it).
     pub udp_gso: bool,
@@ -83,6 +86,7 @@ impl Default for ServerSection {
             player_queue: 512,
             ice_disconnected_timeout_ms: 15_000,
             ice_failed_timeout_ms: 30_000,
+            publisher_silence_timeout_ms: 1_500,
             udp_gso: true,
             max_peer_connections: 20_000,
             max_peer_connections_per_app: 10_000,
@@ -147,6 +151,10 @@ impl ServerSection {
                 self.ice_failed_timeout_ms
                     .max(self.ice_disconnected_timeout_ms),
             ),
+            // At least 200 ms: less would end a healthy publisher between frames.
+            publisher_silence_timeout: (self.publisher_silence_timeout_ms > 0).then(|| {
+                std::time::Duration::from_millis(self.publisher_silence_timeout_ms.max(200))
+            }),
             udp_gso: self.udp_gso,
             max_peers: self.max_peer_connections.max(1),
             max_peers_per_app: self.max_peer_connections_per_app.max(1),

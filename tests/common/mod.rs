@@ -612,6 +612,7 @@ impl Client {
 }
 pub mod hooks;
 pub mod http;
+pub mod impair;
 pub mod media;
 pub mod proxy;
 pub mod tcp_proxy;

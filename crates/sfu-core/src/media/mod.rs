@@ -77,6 +77,12 @@ pub struct MediaConfig {
     pub ice_disconnected_timeout: Duration,
     /// ...and for this long: failed (its publish or play ends).
     pub ice_failed_timeout: Duration,
+    /// A publisher that has sent media (SRTP or SRTCP) and then sends none
+    /// for this long has failed: its publish ends at once, so its players
+    /// wait for the next publisher within about this long of it going away
+    /// (the ICE timeouts above are far longer, as they must be: consent
+    /// checks come only every 4–6 s). `None`: off, only ICE ends it.
+    pub publisher_silence_timeout: Option<Duration>,
     /// Send runs of datagrams to one address with UDP GSO (see `batch`).
     pub udp_gso: bool,
     /// Peer connections the server holds at once (`1005011` beyond).
@@ -102,6 +108,7 @@ impl Default for MediaConfig {
             connect_timeout: Duration::from_secs(30),
             ice_disconnected_timeout: Duration::from_secs(15),
             ice_failed_timeout: Duration::from_secs(30),
+            publisher_silence_timeout: Some(Duration::from_millis(1500)),
             udp_gso: true,
             max_peers: 20_000,
             max_peers_per_app: 10_000,

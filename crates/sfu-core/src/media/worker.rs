@@ -79,6 +79,9 @@ pub(crate) enum Origin {
 
 /// How long an idle loop sleeps at most (housekeeping).
 const HOUSEKEEPING: Duration = Duration::from_millis(500);
+/// How often publishers are checked for silence (the error on top of
+/// `MediaConfig::publisher_silence_timeout`).
+const SILENCE_SWEEP: Duration = Duration::from_millis(100);
 /// Mailbox messages taken per wake-up before servicing timers and sockets.
 const MAILBOX_BATCH: usize = 64;
 /// `recvmmsg` calls (of `batch::RECV_BATCH` datagrams) per wake-up.
@@ -149,6 +152,11 @@ pub(crate) struct Peer {
     pub send_tcp: bool,
     /// Its ICE-TCP connections (`tcp.rs`), usually none.
     pub tcp: Vec<TcpLink>,
+    /// When `rtc` last took an SRTP or SRTCP datagram from it (`None`
+    /// before the first): a publisher silent for longer than
+    /// `MediaConfig::publisher_silence_timeout` has failed (see
+    /// [`Worker::end_silent_publishers`]).
+    pub heard: Option<Instant>,
     /// RTP packets handed to `rtc` since its output was last drained (see
     /// [`RTC_WRITE_BATCH`](super::egress::RTC_WRITE_BATCH)).
     pub unsent: u8,
@@ -313,9 +321,14 @@ impl Worker {
     async fn run(&mut self, mut mailbox: MailboxRx) {
         let mut recv = RecvBatch::default();
         let mut housekeeping = Instant::now() + HOUSEKEEPING;
+        let silence = self.shared.config.publisher_silence_timeout;
+        let mut sweep = Instant::now() + SILENCE_SWEEP;
         loop {
             let now = Instant::now();
             let mut wake = housekeeping;
+            if silence.is_some() {
+                wake = wake.min(sweep);
+            }
             if let Some(Reverse((at, _))) = self.timers.peek() {
                 wake = wake.min(*at);
             }
@@ -387,6 +400,15 @@ impl Worker {
             self.sends.since(now);
             self.fire_timers(now);
             self.renominate(now);
+            if let Some(silence) = silence.filter(|_| now >= sweep) {
+                // A loop that turns late (a stalled thread) may not have
+                // read what publishers sent meanwhile: judge them at the
+                // next sweep, once it has.
+                if now.saturating_duration_since(sweep) < SILENCE_SWEEP {
+                    self.end_silent_publishers(now, silence);
+                }
+                sweep = now + SILENCE_SWEEP;
+            }
             if now >= housekeeping {
                 self.housekeeping(now);
                 housekeeping = now + HOUSEKEEPING;
@@ -499,6 +521,7 @@ impl Worker {
                 send_to: None,
                 send_tcp: false,
                 tcp: Vec::new(),
+                heard: None,
                 unsent: 0,
             },
         );
@@ -633,6 +656,28 @@ impl Worker {
                 Ok(false) => {}
                 Err(()) => self.panicked.push(id),
             }
+        }
+    }
+
+    /// End every publisher that sent media once and nothing for longer
+    /// than `silence` since: its process died, or its network is gone. A
+    /// live one sends audio every 20 ms, video frames, and sender reports
+    /// at least every 1.5 s on an idle track; ICE would take
+    /// `ice_failed_timeout` (consent checks come every 4–6 s), and its
+    /// signaling may outlive it (a dropped WebSocket keeps the session).
+    fn end_silent_publishers(&mut self, now: Instant, silence: Duration) {
+        let silent: Vec<MediaId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| matches!(p.role, Role::Publisher { .. }))
+            .filter(|(_, p)| {
+                p.heard
+                    .is_some_and(|at| now.saturating_duration_since(at) > silence)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in silent {
+            self.end_peer(id, "publisher sent no media for publisherSilenceTimeoutMs");
         }
     }
 

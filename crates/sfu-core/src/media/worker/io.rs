@@ -78,10 +78,17 @@ impl Worker {
             },
             message: data,
         };
+        // SRTP or SRTCP by its first byte (RFC 7983): media, as opposed to
+        // STUN and DTLS.
+        let media = msg.message.first().is_some_and(|b| (128..192).contains(b));
         let pc = &mut peer.pc;
         match guarded(|| pc.handle_read(msg)) {
             Ok(Err(e)) => tracing::trace!(media = id, "datagram refused: {e}"),
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => {
+                if media {
+                    peer.heard = Some(now);
+                }
+            }
             Err(()) => {
                 self.panicked.push(id);
                 return;
