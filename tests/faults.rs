@@ -687,9 +687,9 @@ async fn publisher_child() {
 
 /// A publisher in a child process killed with SIGKILL mid-stream: no
 /// goodbye on either path. Its player gets `PLAY_REQUESTING 1004002` within
-/// 2 s of the kill. (Today the kernel's close of the dead process's
-/// WebSocket tells the server at once; once a dropped WebSocket keeps its
-/// session for a while, the media silence does, as the cut test shows.)
+/// 2 s of the kill. (The kernel closes the dead process's WebSocket, but a
+/// dropped WebSocket keeps its session for a resume: the media silence
+/// tells the server, as in the cut test.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publisher_killed_mid_stream_sends_its_players_waiting_within_2s() {
     use std::io::BufRead;

@@ -156,9 +156,11 @@ async fn a_reset_connection_resumes_with_every_later_event_once_in_order() {
         alice.events_named("roomUserUpdate")
     );
 
-    // Dropped again, a same-userID login kicks the held session: its
-    // resume finds no room and replays the KICKOUT.
-    proxy.reset();
+    // Dropped again (an end of stream this time, no close frame), a
+    // same-userID login kicks the held session: its resume finds no room
+    // and replays the KICKOUT.
+    proxy.end();
+    held_sessions(&server, 1).await;
     assert_eq!(bob.closed_code(WAIT).await, None);
     let mut bob_elsewhere = server.client(1).await;
     bob_elsewhere.login(1, "bob", "r1").await;

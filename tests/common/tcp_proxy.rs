@@ -24,8 +24,9 @@ struct Faults {
 pub struct TcpProxy {
     pub addr: SocketAddr,
     faults: Arc<Faults>,
-    /// Bumped by `reset`: every connection older than the bump ends.
-    resets: watch::Sender<u64>,
+    /// Bumped by `reset`/`end`: every connection older than the bump ends,
+    /// with a reset when the flag is set, else with a FIN.
+    resets: watch::Sender<(u64, bool)>,
     /// True while bytes are held.
     holes: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -36,7 +37,7 @@ impl TcpProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let faults = Arc::new(Faults::default());
-        let (resets, _) = watch::channel(0u64);
+        let (resets, _) = watch::channel((0u64, true));
         let (holes, _) = watch::channel(false);
         let task = tokio::spawn(accept(
             listener,
@@ -61,7 +62,15 @@ impl TcpProxy {
 
     /// End every open connection with a reset, both sides.
     pub fn reset(&self) {
-        self.resets.send_modify(|n| *n += 1);
+        self.resets
+            .send_modify(|(n, rst)| (*n, *rst) = (*n + 1, true));
+    }
+
+    /// End every open connection with a FIN, both sides (an end of stream
+    /// without a WebSocket close frame).
+    pub fn end(&self) {
+        self.resets
+            .send_modify(|(n, rst)| (*n, *rst) = (*n + 1, false));
     }
 
     /// Hold (or release) every byte of every connection.
@@ -95,7 +104,7 @@ async fn accept(
     listener: TcpListener,
     target: SocketAddr,
     faults: Arc<Faults>,
-    resets: watch::Sender<u64>,
+    resets: watch::Sender<(u64, bool)>,
     holes: watch::Sender<bool>,
 ) {
     while let Ok((client, _)) = listener.accept().await {
@@ -125,9 +134,12 @@ async fn accept(
                 }
             }
             // Reunite to set SO_LINGER 0: dropping then sends RST.
+            let rst = reset.borrow().1;
             if let (Ok(c), Ok(s)) = (cr.reunite(cw), sr.reunite(sw)) {
-                abort(&c);
-                abort(&s);
+                if rst {
+                    abort(&c);
+                    abort(&s);
+                }
             }
         });
     }

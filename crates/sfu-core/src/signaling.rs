@@ -81,6 +81,11 @@ fn close_for(e: axum::Error) -> Option<(u16, &'static str)> {
         Some(tungstenite::Error::Utf8(_)) => {
             Some((close_code::BAD_UTF8, "text frame is not UTF-8"))
         }
+        // The peer's end of stream without a close frame is a drop, not a
+        // protocol error: the session is held for a resume.
+        Some(tungstenite::Error::Protocol(
+            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+        )) => None,
         Some(tungstenite::Error::Protocol(_)) => Some((close_code::PROTOCOL, "protocol error")),
         _ => None,
     }
