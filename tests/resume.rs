@@ -3,7 +3,8 @@
 //! the WebSocket: inside `limits.resumeWindowMs` the session, its rooms
 //! and its media stay, nobody else notices, and a `resume` gets every
 //! event after `lastSeq` exactly once in order with its original `seq`;
-//! outside it the session ends with reason 5.
+//! outside it the session ends with reason 5 (or, for a socket the server
+//! still thinks open, by heartbeat timeout with reason 2).
 
 mod common;
 
@@ -209,16 +210,16 @@ enum Fault {
     Blackhole,
 }
 
-/// A member whose signaling goes through `proxy` and resumes after a drop
-/// (a silent link counts as dropped after 1 s).
-async fn member_via(proxy: &TcpProxy, user: &str, room: &str) -> sfu_client::Client {
+/// A member connected to `addr` (the proxy, or the server) that resumes
+/// after a drop (a silent link counts as dropped after 1 s).
+async fn member_at(addr: &str, user: &str, room: &str) -> sfu_client::Client {
     let options = sfu_client::ConnectOptions {
         heartbeat: Some(Duration::from_millis(200)),
         link_timeout: Duration::from_secs(1),
         request_timeout: Duration::from_secs(5),
         ..Default::default()
     };
-    let client = sfu_client::Client::connect_with(&proxy.addr(), 1, options)
+    let client = sfu_client::Client::connect_with(addr, 1, options)
         .await
         .expect("connect");
     client
@@ -237,8 +238,8 @@ async fn two_seconds_without_signaling(fault: Fault) {
     let server = TestServer::start(QUIET_LIMITS);
     let proxy = TcpProxy::start(server.addr.parse().expect("server address")).await;
     let sender = member(&server, "sender", &["r1"]).await;
-    let anchor = member_via(&proxy, "anchor", "r1").await;
-    let viewer = member_via(&proxy, "viewer", "r1").await;
+    let anchor = member_at(&proxy.addr(), "anchor", "r1").await;
+    let viewer = member_at(&proxy.addr(), "viewer", "r1").await;
     let publisher = anchor
         .publish("cam", Some("r1"), vp8_opus())
         .await
@@ -348,12 +349,24 @@ async fn a_two_second_blackhole_loses_nothing_and_nobody_notices() {
 /// publish ended.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_window_streams_end_with_reason_5_and_the_client_logs_in_afresh() {
+    gone_too_long(Fault::Reset, "resumeWindowMs = 1000", 5).await;
+}
+
+/// A black-holed socket is silent, not dropped, to the server: its
+/// heartbeat timeout ends the session at once (reason 2, no window), and
+/// the client, refused, logs in afresh as above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_blackhole_ends_the_session_by_heartbeat_timeout_with_reason_2() {
+    gone_too_long(Fault::Blackhole, "heartbeatTimeoutMs = 1500", 2).await;
+}
+
+async fn gone_too_long(fault: Fault, limits: &str, reason: u32) {
     use common::media::*;
-    let server = TestServer::start(&format!("{QUIET_LIMITS}\nresumeWindowMs = 1000"));
+    let server = TestServer::start(&format!("{QUIET_LIMITS}\n{limits}"));
     let proxy = TcpProxy::start(server.addr.parse().expect("server address")).await;
-    let sender = member(&server, "sender", &["r1"]).await;
-    let viewer = member(&server, "viewer", &["r2"]).await;
-    let anchor = member_via(&proxy, "anchor", "r1").await;
+    let sender = member_at(&server.addr, "sender", "r1").await;
+    let viewer = member_at(&server.addr, "viewer", "r2").await;
+    let anchor = member_at(&proxy.addr(), "anchor", "r1").await;
     let anchor_added = |e: &sfu_client::Event| {
         e.name == "roomUserUpdate"
             && e.fields["updateType"] == "ADD"
@@ -368,8 +381,13 @@ async fn past_the_window_streams_end_with_reason_5_and_the_client_logs_in_afresh
         .await
         .expect("publish");
     let _player = viewer.play("cam").await.expect("play");
-    proxy.refuse(true);
-    proxy.reset();
+    match fault {
+        Fault::Reset => {
+            proxy.refuse(true);
+            proxy.reset();
+        }
+        Fault::Blackhole => proxy.blackhole(true),
+    }
     let deleted = sender
         .wait_event_where(
             |e| e.name == "roomStreamUpdate" && e.fields["updateType"] == "DELETE",
@@ -379,7 +397,7 @@ async fn past_the_window_streams_end_with_reason_5_and_the_client_logs_in_afresh
         .expect("stream deleted after the window");
     assert_eq!(
         deleted.fields["extendedData"],
-        r#"{"stream_delete_reason":[{"code":5,"stream_id":"cam"}]}"#
+        format!(r#"{{"stream_delete_reason":[{{"code":{reason},"stream_id":"cam"}}]}}"#)
     );
     let waiting = viewer
         .wait_event("playerStateUpdate", WAIT)
@@ -390,6 +408,7 @@ async fn past_the_window_streams_end_with_reason_5_and_the_client_logs_in_afresh
         (&json!("PLAY_REQUESTING"), &json!(1_004_002))
     );
     proxy.refuse(false);
+    proxy.blackhole(false);
     let mut told = Vec::new();
     while told.last().map(String::as_str) != Some("roomStateChanged RECONNECTED") {
         let e = anchor
