@@ -104,7 +104,10 @@ enum Fb {
     Pli,
     Fir,
     /// PID counted back from the down-track's last number.
-    Nack { back: u8, blp: u16 },
+    Nack {
+        back: u8,
+        blp: u16,
+    },
     NackRaw(Vec<u16>),
 }
 
@@ -322,7 +325,10 @@ impl Model {
             );
         }
         if rtx {
-            assert!(dt.sent.contains(&seq), "retransmission of an unsent number {seq}");
+            assert!(
+                dt.sent.contains(&seq),
+                "retransmission of an unsent number {seq}"
+            );
         } else {
             if let Some(last) = dt.last_seq {
                 let d = seq.wrapping_sub(last);
@@ -424,7 +430,11 @@ fuzz_target!(|ops: Vec<Op>| {
                 let info = TrackInfo {
                     kind: kind.media(),
                     codec: codec.codec(),
-                    clock_rate: if matches!(kind, Kind::Audio) { 48_000 } else { 90_000 },
+                    clock_rate: if matches!(kind, Kind::Audio) {
+                        48_000
+                    } else {
+                        90_000
+                    },
                     ssrc: *ssrc,
                     payload_type: payload_type & 0x7f,
                     extensions: ext_map(exts),
@@ -530,7 +540,11 @@ fuzz_target!(|ops: Vec<Op>| {
                     body.extend_from_slice(keyframe_prefix(t.info.codec));
                 }
                 body.extend_from_slice(&payload[..payload.len().min(1200)]);
-                let ssrc = if *wrong_ssrc { !t.info.ssrc } else { t.info.ssrc };
+                let ssrc = if *wrong_ssrc {
+                    !t.info.ssrc
+                } else {
+                    t.info.ssrc
+                };
                 let raw = build_datagram(
                     *marker,
                     t.info.payload_type,
@@ -548,7 +562,11 @@ fuzz_target!(|ops: Vec<Op>| {
                 assert_eq!(pkt.timestamp, t.ts);
                 assert_eq!(pkt.ssrc, ssrc);
                 assert_eq!(pkt.marker, *marker);
-                assert_eq!(&pkt.payload[..], &body[..], "payload after CSRCs/extensions/padding");
+                assert_eq!(
+                    &pkt.payload[..],
+                    &body[..],
+                    "payload after CSRCs/extensions/padding"
+                );
                 if *keyframe && matches!(t.info.codec, Codec::Vp8 | Codec::Vp9 | Codec::H264) {
                     assert!(t.info.codec.is_keyframe_start(&pkt.payload));
                 }
@@ -593,10 +611,11 @@ fuzz_target!(|ops: Vec<Op>| {
                         m.router
                             .handle_player_feedback(h, Feedback::Nack(&seqs), m.now)
                     }
-                    Fb::NackRaw(seqs) => {
-                        m.router
-                            .handle_player_feedback(h, Feedback::Nack(&seqs[..seqs.len().min(64)]), m.now)
-                    }
+                    Fb::NackRaw(seqs) => m.router.handle_player_feedback(
+                        h,
+                        Feedback::Nack(&seqs[..seqs.len().min(64)]),
+                        m.now,
+                    ),
                 };
                 r.expect("a live down-track");
             }
@@ -644,7 +663,12 @@ fuzz_target!(|ops: Vec<Op>| {
             }
             Op::Upstream => {
                 while let Some((track, _)) = m.router.poll_upstream(m.now) {
-                    let live = m.tracks.iter().flatten().flatten().any(|t| t.handle == track);
+                    let live = m
+                        .tracks
+                        .iter()
+                        .flatten()
+                        .flatten()
+                        .any(|t| t.handle == track);
                     assert!(live, "a keyframe request for a removed track");
                 }
                 if let Some(at) = m.router.poll_timeout() {
@@ -658,11 +682,16 @@ fuzz_target!(|ops: Vec<Op>| {
                 rtp_time,
             } => {
                 let s = usize::from(*stream) % STREAMS;
-                let Some(t) = &m.tracks[s][kind.index()] else { continue };
+                let Some(t) = &m.tracks[s][kind.index()] else {
+                    continue;
+                };
                 let dts = &m.dts;
                 m.router
                     .for_each_sender_report(t.handle, *ntp, *rtp_time, |h, sr| {
-                        let d = dts.iter().find(|d| d.handle == h).expect("a live down-track");
+                        let d = dts
+                            .iter()
+                            .find(|d| d.handle == h)
+                            .expect("a live down-track");
                         assert_eq!(sr.ssrc, d.ssrc);
                         assert_eq!(sr.ntp, *ntp);
                         assert_eq!(d.key, s, "a sender report of another stream");

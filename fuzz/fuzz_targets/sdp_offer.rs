@@ -82,13 +82,24 @@ fuzz_target!(|data: &[u8]| {
         },
         m => {
             let publishing: &[Negotiated] = if m == 1 { &[] } else { live_publisher() };
-            match peer::player(offer, "fuzz-stream", publishing, UFRAG, PWD, candidates(), now) {
+            match peer::player(
+                offer,
+                "fuzz-stream",
+                publishing,
+                UFRAG,
+                PWD,
+                candidates(),
+                now,
+            ) {
                 Ok((_pc, answer, legs)) => {
                     let setup = checked.expect("an offer offer_check refuses was answered");
                     check_answer(&answer, setup);
                     assert!(!legs.is_empty());
                     for leg in &legs {
-                        assert!(leg.codecs.iter().any(|c| c.payload_type == leg.payload_type));
+                        assert!(leg
+                            .codecs
+                            .iter()
+                            .any(|c| c.payload_type == leg.payload_type));
                         assert_ne!(leg.ssrc, 0);
                     }
                 }

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use parking_lot::Mutex;
-use room_signal::media::{Accepted, MediaControl, MediaEvent, MediaId, PlayRequest, PublishRequest};
+use room_signal::media::{
+    Accepted, MediaControl, MediaEvent, MediaId, PlayRequest, PublishRequest,
+};
 use room_signal::outbox::{Inbox, Outbound, Outbox};
 use room_signal::token::{mint, Claims, Privilege};
 use room_signal::{code, CloseReason, Hub, Session, SignalConfig, SignalError};
@@ -155,19 +157,46 @@ enum Req {
 
 #[derive(Arbitrary, Debug)]
 enum Op {
-    Request { conn: u8, id: Option<u16>, req: Req },
-    Raw { conn: u8, text: String },
-    Heartbeat { conn: u8, id: Option<u16> },
+    Request {
+        conn: u8,
+        id: Option<u16>,
+        req: Req,
+    },
+    Raw {
+        conn: u8,
+        text: String,
+    },
+    Heartbeat {
+        conn: u8,
+        id: Option<u16>,
+    },
     /// Deliver what other parts of the control plane queued for `conn`.
-    Drain { conn: u8 },
+    Drain {
+        conn: u8,
+    },
     /// The media plane reports an event on one of its connections.
-    Media { which: u8, event: u8 },
-    Advance { ms: u32 },
-    Close { conn: u8, reason: u8 },
-    ServerClosing { conn: u8 },
-    Kick { room: u8, user: u8 },
+    Media {
+        which: u8,
+        event: u8,
+    },
+    Advance {
+        ms: u32,
+    },
+    Close {
+        conn: u8,
+        reason: u8,
+    },
+    ServerClosing {
+        conn: u8,
+    },
+    Kick {
+        room: u8,
+        user: u8,
+    },
     /// The admin API removes a published stream.
-    RemoveStream { stream: u8 },
+    RemoveStream {
+        stream: u8,
+    },
 }
 
 fn room_id(n: u8) -> String {
@@ -249,7 +278,11 @@ fn request(conn: &mut Conn, id: Option<u16>, req: &Req, now: u64) -> Value {
                    "token": token(*tok, &conn.user, &room, now),
                    "config": {"userUpdate": user_update, "maxMemberCount": max_members % 4}})
         }
-        Req::Switch { from, to, token: tok } => {
+        Req::Switch {
+            from,
+            to,
+            token: tok,
+        } => {
             let to = room_id(*to);
             json!({"op": "switchRoom", "fromRoomID": room_id(*from), "toRoomID": to,
                    "token": token(*tok, &conn.user, &to, now)})
@@ -292,8 +325,10 @@ fn request(conn: &mut Conn, id: Option<u16>, req: &Req, now: u64) -> Value {
             v
         }
         Req::StopPublish(s) => json!({"op": "stopPublishingStream", "streamID": stream_id(*s)}),
-        Req::Play { stream, refuse } => json!({"op": "startPlayingStream", "streamID": stream_id(*stream),
-                                               "sdp": if *refuse { "refuse" } else { "v=0" }}),
+        Req::Play { stream, refuse } => {
+            json!({"op": "startPlayingStream", "streamID": stream_id(*stream),
+                                               "sdp": if *refuse { "refuse" } else { "v=0" }})
+        }
         Req::StopPlay(s) => json!({"op": "stopPlayingStream", "streamID": stream_id(*s)}),
         Req::Ice {
             stream,
@@ -398,8 +433,7 @@ fuzz_target!(|ops: Vec<Op>| {
                         .iter()
                         .filter(|(id, _)| s.live.contains(id))
                         .collect();
-                    (!live.is_empty())
-                        .then(|| live[usize::from(*which) % live.len()].clone())
+                    (!live.is_empty()).then(|| live[usize::from(*which) % live.len()].clone())
                 };
                 if let Some((id, outbox)) = target {
                     let event = match event % 4 {
@@ -457,7 +491,10 @@ fuzz_target!(|ops: Vec<Op>| {
     }
     drop(conns);
     assert_eq!(app.session_count(), 0);
-    assert!(app.rooms().is_empty(), "rooms left after every session ended");
+    assert!(
+        app.rooms().is_empty(),
+        "rooms left after every session ended"
+    );
     assert_eq!(app.stream_entries(), 0, "stream entries left");
     let live = media.state.lock().live.clone();
     assert!(live.is_empty(), "media connections never stopped: {live:?}");

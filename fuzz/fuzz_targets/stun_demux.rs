@@ -21,7 +21,10 @@ fn check_datagram(buf: &[u8]) {
         assert!(binding, "ufrag out of a non-binding-request");
         assert!(!u.is_empty() && !u.contains(':'));
         let range = buf.as_ptr_range();
-        assert!(range.contains(&u.as_ptr()), "ufrag is not a slice of the datagram");
+        assert!(
+            range.contains(&u.as_ptr()),
+            "ufrag is not a slice of the datagram"
+        );
         assert_eq!(stun::binding_request_ufrag(buf), Some(u));
     } else {
         assert_eq!(stun::binding_request_ufrag(buf), None);
@@ -92,10 +95,16 @@ fuzz_target!(|data: &[u8]| {
     let msg = signed(&attrs, &password);
     check_datagram(&msg);
     assert!(stun::is_stun(&msg));
-    assert!(stun::verify_integrity(&msg, &password), "our own signature is refused");
+    assert!(
+        stun::verify_integrity(&msg, &password),
+        "our own signature is refused"
+    );
     let mut other = password.clone();
     other.push(b'x');
-    assert!(!stun::verify_integrity(&msg, &other), "another password verifies");
+    assert!(
+        !stun::verify_integrity(&msg, &other),
+        "another password verifies"
+    );
     let want = std::str::from_utf8(&username)
         .ok()
         .and_then(|u| u.split(':').next())

@@ -50,7 +50,10 @@ impl MediaControl for FakeMedia {
                 answer_sdp: "v=0\r\n".into(),
             })
         } else {
-            Err(SignalError::new(code::BAD_SDP, "the offer receives nothing"))
+            Err(SignalError::new(
+                code::BAD_SDP,
+                "the offer receives nothing",
+            ))
         }
     }
     fn add_candidate(&self, _id: MediaId, _c: &str) -> Result<(), SignalError> {
@@ -73,8 +76,11 @@ fn hooks() -> &'static Arc<webhooks::Webhooks> {
     static H: OnceLock<Arc<webhooks::Webhooks>> = OnceLock::new();
     H.get_or_init(|| {
         let _guard = runtime().enter();
-        webhooks::Webhooks::start(&webhooks::WebhookConfig::default(), &SignalConfig::dev().apps)
-            .expect("webhooks")
+        webhooks::Webhooks::start(
+            &webhooks::WebhookConfig::default(),
+            &SignalConfig::dev().apps,
+        )
+        .expect("webhooks")
     })
 }
 
@@ -91,10 +97,18 @@ enum Auth {
 
 #[derive(Arbitrary, Debug)]
 enum Path {
-    Publish { room: u8, stream: u8 },
-    Play { stream: u8 },
+    Publish {
+        room: u8,
+        stream: u8,
+    },
+    Play {
+        stream: u8,
+    },
     /// A resource created earlier (or a made-up one).
-    Resource { whep: bool, which: u8 },
+    Resource {
+        whep: bool,
+        which: u8,
+    },
     Raw(String),
 }
 
@@ -104,7 +118,10 @@ enum BodyKind {
     Offer(u8),
     /// An offer cut at a byte offset.
     Truncated(u8, u16),
-    SdpFrag { ufrag: String, candidate: String },
+    SdpFrag {
+        ufrag: String,
+        candidate: String,
+    },
     Raw(Vec<u8>),
 }
 
@@ -248,7 +265,10 @@ async fn run(reqs: &[Req]) {
         };
         let Ok(resp) = app.clone().oneshot(req).await;
         let status = resp.status();
-        assert!(!status.is_server_error() || status == StatusCode::SERVICE_UNAVAILABLE, "{status} for {method} {path}");
+        assert!(
+            !status.is_server_error() || status == StatusCode::SERVICE_UNAVAILABLE,
+            "{status} for {method} {path}"
+        );
         let headers = resp.headers().clone();
         let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
             .await
@@ -266,7 +286,9 @@ async fn run(reqs: &[Req]) {
             assert!(is_resource_location(loc), "{loc}");
             created.push(loc.to_string());
         }
-        if ctype.starts_with("application/json") && (status.is_client_error() || status.is_server_error()) {
+        if ctype.starts_with("application/json")
+            && (status.is_client_error() || status.is_server_error())
+        {
             let v: serde_json::Value = serde_json::from_slice(&bytes).expect("a JSON error body");
             assert!(v.get("code").is_some() && v.get("message").is_some(), "{v}");
         }
@@ -276,7 +298,11 @@ async fn run(reqs: &[Req]) {
                     deleted.push(created.swap_remove(i));
                 }
             } else if deleted.contains(&path) {
-                assert_eq!(status, StatusCode::NOT_FOUND, "a deleted resource is still there");
+                assert_eq!(
+                    status,
+                    StatusCode::NOT_FOUND,
+                    "a deleted resource is still there"
+                );
             }
         }
     }
@@ -288,7 +314,11 @@ async fn run(reqs: &[Req]) {
         tokio::task::yield_now().await;
     }
     assert!(state.resources.is_empty(), "resources left");
-    assert_eq!(state.hub.stats().sessions, 0, "sessions left after every resource ended");
+    assert_eq!(
+        state.hub.stats().sessions,
+        0,
+        "sessions left after every resource ended"
+    );
 }
 
 fuzz_target!(|reqs: Vec<Req>| {
