@@ -246,8 +246,8 @@ fn build_datagram(
     let exts: Vec<_> = exts
         .iter()
         .take(4)
-        .map(|(id, v)| (1 + id % 14, &v[..v.len().clamp(1, 16)]))
         .filter(|(_, v)| !v.is_empty())
+        .map(|(id, v)| (1 + id % 14, &v[..v.len().min(16)]))
         .collect();
     let pad = padding % 8;
     let mut b = vec![
