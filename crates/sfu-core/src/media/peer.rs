@@ -795,6 +795,44 @@ mod tests {
         assert!(check_answer(offer, ok).is_ok());
     }
 
+    fn crlf(sdp: &str) -> String {
+        sdp.lines().map(|l| format!("{l}\r\n")).collect()
+    }
+
+    /// The answer check refuses none of the real offers, a data channel
+    /// section included (it is answered, rejected or not).
+    #[test]
+    fn real_offers_are_still_answered() {
+        let (u, p, c) = (
+            "testUfrag0000001",
+            "testPassword00000000000000000001",
+            candidates(),
+        );
+        for sdp in [
+            include_str!("fixtures/chromium_publish.sdp"),
+            include_str!("fixtures/firefox_publish.sdp"),
+            include_str!("fixtures/aiortc_publish.sdp"),
+            include_str!("fixtures/ffmpeg_whip.sdp"),
+            include_str!("fixtures/gstreamer_whip.sdp"),
+            include_str!("fixtures/rtc_client_publish.sdp"),
+        ] {
+            if let Err(e) = publisher(&crlf(sdp), u, p, &c, Instant::now()) {
+                panic!("{e:?}\n{sdp}");
+            }
+        }
+        let play = include_str!("fixtures/chromium_play.sdp");
+        let data_channel = "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\n\
+            c=IN IP4 0.0.0.0\na=ice-ufrag:w9Zq\na=ice-pwd:Hh3k8Lm2Pq7Rs1Tv6Wx0Yz4B\n\
+            a=fingerprint:sha-256 0E:93:7A:C1:54:28:BF:66:D3:19:A0:4E:87:F2:3B:C5:6D:10:E9:72:A8:35:CB:04:5F:96:21:DE:8B:47:F0:1A\n\
+            a=setup:actpass\na=mid:2\na=sctp-port:5000\na=max-message-size:262144\n";
+        let with_dc = play.replace("BUNDLE 0 1", "BUNDLE 0 1 2") + data_channel;
+        for sdp in [play.to_string(), with_dc] {
+            if let Err(e) = player(&crlf(&sdp), "s", &[], u, p, &c, Instant::now()) {
+                panic!("{e:?}\n{sdp}");
+            }
+        }
+    }
+
     /// Found by `fuzz/` (`sdp_offer`): `rtc` answered this play offer (its
     /// audio section lists only an unknown codec) without its video
     /// section, and with no ICE credentials; it is now refused.
