@@ -203,6 +203,9 @@ struct DtModel {
     payload_type: u8,
     last_seq: Option<u16>,
     sent: BTreeSet<u16>,
+    /// Numbered packets were dropped unsent (full queue, `clear_queue`):
+    /// a NACK may then bring one of them as a retransmission.
+    dropped: bool,
 }
 
 struct Model {
@@ -326,7 +329,7 @@ impl Model {
         }
         if rtx {
             assert!(
-                dt.sent.contains(&seq),
+                dt.dropped || dt.sent.contains(&seq),
                 "retransmission of an unsent number {seq}"
             );
         } else {
@@ -384,6 +387,15 @@ impl Model {
             .push_rtp(t.handle, pkt, self.now)
             .expect("a live track");
         assert!(summary.enqueued + summary.dropped_queue + summary.gated + summary.late <= subs);
+        if summary.dropped_queue > 0 {
+            for d in self
+                .dts
+                .iter_mut()
+                .filter(|d| d.key == s && d.kind.index() == kind.index())
+            {
+                d.dropped = true;
+            }
+        }
     }
 }
 
@@ -487,6 +499,7 @@ fuzz_target!(|ops: Vec<Op>| {
                     payload_type: payload_type & 0x7f,
                     last_seq: None,
                     sent: BTreeSet::new(),
+                    dropped: false,
                 });
             }
             Op::Unsubscribe(d) => {
@@ -658,6 +671,7 @@ fuzz_target!(|ops: Vec<Op>| {
             Op::ClearQueue(d) => {
                 if let Some(i) = m.dt(*d) {
                     assert!(m.router.clear_queue(m.dts[i].handle));
+                    m.dts[i].dropped = true;
                     assert_eq!(m.router.pending(m.dts[i].handle), 0);
                 }
             }
