@@ -404,12 +404,45 @@ pub(crate) fn host_candidate(
     .new_candidate_host()
 }
 
-fn answer(pc: &mut RTCPeerConnection, now: Instant) -> Result<String, SignalError> {
+fn answer(
+    pc: &mut RTCPeerConnection,
+    now: Instant,
+    offer_sdp: &str,
+) -> Result<String, SignalError> {
     let answer = pc.create_answer(None).map_err(bad_sdp)?;
     pc.set_local_description(now, answer).map_err(bad_sdp)?;
-    pc.local_description()
+    let sdp = pc
+        .local_description()
         .map(|d| d.sdp)
-        .ok_or_else(|| bad_sdp("no local description"))
+        .ok_or_else(|| bad_sdp("no local description"))?;
+    check_answer(offer_sdp, &sdp)?;
+    Ok(sdp)
+}
+
+/// RFC 3264 §6: the answer has one m-line per m-line of the offer, and it
+/// must accept one of them (else it carries no ICE credentials and the
+/// connection can never come up). `rtc` can drop m-sections: found by
+/// fuzzing (`fuzz/`, `sdp_offer`), an offer whose first section lists only
+/// an unknown codec got an answer without its second one.
+fn check_answer(offer_sdp: &str, answer_sdp: &str) -> Result<(), SignalError> {
+    let sections = |sdp: &str| -> Vec<bool> {
+        sdp.lines()
+            .filter_map(|l| l.strip_prefix("m="))
+            .map(|m| m.split_whitespace().nth(1) != Some("0"))
+            .collect()
+    };
+    let (offered, answered) = (sections(offer_sdp), sections(answer_sdp));
+    if offered.len() != answered.len() {
+        return Err(bad_sdp(format!(
+            "could not answer every m-section ({} of {})",
+            answered.len(),
+            offered.len()
+        )));
+    }
+    if !answered.contains(&true) {
+        return Err(bad_sdp("no m-section of the offer could be accepted"));
+    }
+    Ok(())
 }
 
 /// Which kinds (`m=audio` / `m=video`) an offer has, in order.
@@ -568,7 +601,7 @@ pub fn publisher(
     let mut pc = build(engine, registry, role, ufrag, pwd, candidates, now).map_err(bad_sdp)?;
     pc.set_remote_description(now, offer).map_err(bad_sdp)?;
     add_candidates(&mut pc, candidates).map_err(bad_sdp)?;
-    let sdp = answer(&mut pc, now)?;
+    let sdp = answer(&mut pc, now, offer_sdp)?;
     Ok((pc, sdp, negotiated))
 }
 
@@ -670,7 +703,7 @@ pub fn player(
     }
     pc.set_remote_description(now, offer).map_err(bad_sdp)?;
     add_candidates(&mut pc, candidates).map_err(bad_sdp)?;
-    let sdp = answer(&mut pc, now)?;
+    let sdp = answer(&mut pc, now, offer_sdp)?;
     let mut legs = Vec::new();
     for (kind, sender_id, track_id, ssrc, clock_rate) in senders {
         let Some(mut sender) = pc.rtp_sender(sender_id) else {
@@ -731,5 +764,91 @@ pub fn receiver_extensions(
                 .filter_map(|h| u8::try_from(h.id).ok().map(|id| (id, h.uri.as_str()))),
         ),
         None => ExtMap::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+
+    fn candidates() -> CandidateAddrs {
+        CandidateAddrs {
+            addrs: vec![SocketAddr::from(([127, 0, 0, 1], 7882))],
+            tcp_port: None,
+            ice_disconnected: Duration::from_secs(15),
+            ice_failed: Duration::from_secs(30),
+            crypto: None,
+            srtp_profiles: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn answers_must_answer_every_section_and_accept_one() {
+        let offer = "v=0\r\nm=audio 9 X 0\r\nm=video 9 X 96\r\n";
+        let one = "v=0\r\nm=audio 9 X 0\r\n";
+        assert!(check_answer(offer, one).is_err());
+        let none = "v=0\r\nm=audio 0 X 0\r\nm=video 0 X 96\r\n";
+        assert!(check_answer(offer, none).is_err());
+        let ok = "v=0\r\nm=audio 0 X 0\r\nm=video 9 X 96\r\n";
+        assert!(check_answer(offer, ok).is_ok());
+    }
+
+    fn crlf(sdp: &str) -> String {
+        sdp.lines().map(|l| format!("{l}\r\n")).collect()
+    }
+
+    /// The answer check refuses none of the real offers, a data channel
+    /// section included (it is answered, rejected or not).
+    #[test]
+    fn real_offers_are_still_answered() {
+        let (u, p, c) = (
+            "testUfrag0000001",
+            "testPassword00000000000000000001",
+            candidates(),
+        );
+        for sdp in [
+            include_str!("fixtures/chromium_publish.sdp"),
+            include_str!("fixtures/firefox_publish.sdp"),
+            include_str!("fixtures/aiortc_publish.sdp"),
+            include_str!("fixtures/ffmpeg_whip.sdp"),
+            include_str!("fixtures/gstreamer_whip.sdp"),
+            include_str!("fixtures/rtc_client_publish.sdp"),
+        ] {
+            if let Err(e) = publisher(&crlf(sdp), u, p, &c, Instant::now()) {
+                panic!("{e:?}\n{sdp}");
+            }
+        }
+        let play = include_str!("fixtures/chromium_play.sdp");
+        let data_channel = "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\n\
+            c=IN IP4 0.0.0.0\na=ice-ufrag:w9Zq\na=ice-pwd:Hh3k8Lm2Pq7Rs1Tv6Wx0Yz4B\n\
+            a=fingerprint:sha-256 0E:93:7A:C1:54:28:BF:66:D3:19:A0:4E:87:F2:3B:C5:6D:10:E9:72:A8:35:CB:04:5F:96:21:DE:8B:47:F0:1A\n\
+            a=setup:actpass\na=mid:2\na=sctp-port:5000\na=max-message-size:262144\n";
+        let with_dc = play.replace("BUNDLE 0 1", "BUNDLE 0 1 2") + data_channel;
+        for sdp in [play.to_string(), with_dc] {
+            if let Err(e) = player(&crlf(&sdp), "s", &[], u, p, &c, Instant::now()) {
+                panic!("{e:?}\n{sdp}");
+            }
+        }
+    }
+
+    /// Found by `fuzz/` (`sdp_offer`): `rtc` answered this play offer (its
+    /// audio section lists only an unknown codec) without its video
+    /// section, and with no ICE credentials; it is now refused.
+    #[test]
+    fn fuzz_play_offer_answered_without_a_section_is_refused() {
+        let offer = include_str!("fixtures/fuzz_player_dropped_section.sdp");
+        let r = player(
+            offer,
+            "s",
+            &[],
+            "fuzzUfrag0000001",
+            "fuzzPassword00000000000000000001",
+            &candidates(),
+            Instant::now(),
+        );
+        let err = r.map(|(_, sdp, _)| sdp).expect_err("refused");
+        assert_eq!(err.code, code::BAD_SDP, "{err:?}");
     }
 }
