@@ -181,6 +181,8 @@ fn state() -> Arc<State> {
         admin_token: Some("fuzz-admin-token".into()),
         stopping: tokio::sync::watch::Sender::new(false),
         webhooks: hooks().clone(),
+        resumes: Default::default(),
+        held_sessions: Default::default(),
     })
 }
 

@@ -35,7 +35,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::error::ClientError;
 use crate::resume::room_state;
-use crate::signal::{normal_close, route, ConnectOptions, Event, Pending, Shared};
+use crate::signal::{normal_close, response_result, route, ConnectOptions, Event, Pending, Shared};
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -269,18 +269,10 @@ async fn exchange(
             route(shared, text.as_str());
             continue;
         }
-        return match obj.get("code").and_then(Value::as_u64) {
-            Some(0) => Ok(Value::Object(obj)),
-            Some(code) => Err(Some(ClientError::Server {
-                code,
-                message: obj
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-            })),
-            None => Err(None),
-        };
+        return response_result(obj, text.as_str()).map_err(|e| match e {
+            ClientError::Server { .. } => Some(e),
+            _ => None,
+        });
     }
 }
 

@@ -439,15 +439,22 @@ pub(crate) fn route(shared: &Shared, text: &str) {
         });
         return;
     };
-    let result = match obj.get("code").and_then(Value::as_u64) {
+    let result = response_result(obj, text);
+    if let (Ok(result), Some((op, fields))) = (&result, track) {
+        shared.tracked().request_done(&op, &fields, result);
+    }
+    let _ = reply.send(result);
+}
+
+/// A response's outcome: its fields without `id` and `code` when the code
+/// is 0, else the server's error (`text` is the frame, for the message of
+/// a response without a code).
+pub(crate) fn response_result(mut obj: Map<String, Value>, text: &str) -> Result<Value> {
+    match obj.get("code").and_then(Value::as_u64) {
         Some(0) => {
             obj.remove("id");
             obj.remove("code");
-            let result = Value::Object(obj);
-            if let Some((op, fields)) = track {
-                shared.tracked().request_done(&op, &fields, &result);
-            }
-            Ok(result)
+            Ok(Value::Object(obj))
         }
         Some(code) => Err(ClientError::Server {
             code,
@@ -460,8 +467,7 @@ pub(crate) fn route(shared: &Shared, text: &str) {
         None => Err(ClientError::Protocol(format!(
             "response without a numeric code: {text}"
         ))),
-    };
-    let _ = reply.send(result);
+    }
 }
 
 #[cfg(test)]
