@@ -106,6 +106,7 @@ impl Fixture {
                     ssrc: 0x1000_0000,
                     payload_type: 96,
                     extensions: publisher_exts(),
+                    layer: 0,
                 },
             )
             .unwrap();

@@ -476,6 +476,7 @@ fn heap_per_player_connection() {
                 ssrc: 1000 + n.payload_type as u32,
                 payload_type: n.payload_type,
                 extensions: ExtMap::new(),
+                layer: 0,
             };
             tracks.push((info, router.add_track(stream, info).unwrap()));
         }

@@ -450,6 +450,7 @@ fuzz_target!(|ops: Vec<Op>| {
                     ssrc: *ssrc,
                     payload_type: payload_type & 0x7f,
                     extensions: ext_map(exts),
+                    layer: 0,
                 };
                 let handle = m.router.add_track(h, info).expect("a live stream");
                 m.tracks[s][kind.index()] = Some(TrackModel {

@@ -30,6 +30,7 @@ fn video() -> TrackInfo {
         extensions: ExtMap::new()
             .with(2, ExtKind::AbsSendTime)
             .with(4, ExtKind::VideoOrientation),
+        layer: 0,
     }
 }
 

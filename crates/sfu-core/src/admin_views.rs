@@ -182,6 +182,23 @@ pub struct TrackInfo {
     /// RTP packets and payload bytes received so far.
     pub packets: u64,
     pub bytes: u64,
+    /// Video: its simulcast layers, lowest first (one entry when the
+    /// publisher sends a single encoding). The figures above are their sums.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<LayerInfo>,
+}
+
+/// One simulcast layer of a published video.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LayerInfo {
+    /// 0 is the lowest resolution.
+    pub layer: u8,
+    #[serde(rename = "bitsPerSecond")]
+    pub bits_per_second: u64,
+    pub packets: u64,
+    /// Players on the publisher's media worker that receive this layer
+    /// (0: a layer nobody takes).
+    pub players: usize,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -219,18 +236,29 @@ impl StreamInfo {
             .iter()
             .find(|m| m.stream_id == s.stream_id)
             .map(|m| m.tracks)
-            .unwrap_or([None, None]);
+            .unwrap_or_default();
         let track = |kind: MediaKind| {
-            tracks
-                .iter()
-                .flatten()
-                .find(|t| t.kind == kind)
-                .map(|t| TrackInfo {
-                    codec: codec_name(t.codec).to_string(),
-                    bits_per_second: t.bits_per_second,
-                    packets: t.stats.packets_received,
-                    bytes: t.stats.bytes_received,
-                })
+            let of_kind: Vec<_> = tracks.iter().flatten().filter(|t| t.kind == kind).collect();
+            let top = of_kind.last()?;
+            let layers = match kind {
+                MediaKind::Audio => Vec::new(),
+                MediaKind::Video => of_kind
+                    .iter()
+                    .map(|t| LayerInfo {
+                        layer: t.layer,
+                        bits_per_second: t.bits_per_second,
+                        packets: t.stats.packets_received,
+                        players: t.players,
+                    })
+                    .collect(),
+            };
+            Some(TrackInfo {
+                codec: codec_name(top.codec).to_string(),
+                bits_per_second: of_kind.iter().map(|t| t.bits_per_second).sum(),
+                packets: of_kind.iter().map(|t| t.stats.packets_received).sum(),
+                bytes: of_kind.iter().map(|t| t.stats.bytes_received).sum(),
+                layers,
+            })
         };
         StreamInfo {
             code: 0,

@@ -78,6 +78,7 @@ fn video_info(ssrc: u32) -> TrackInfo {
         ssrc,
         payload_type: PT_VP8,
         extensions: publisher_exts(),
+        layer: 0,
     }
 }
 

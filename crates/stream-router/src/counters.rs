@@ -29,6 +29,8 @@ pub struct DownTrackStats {
     pub nack_rate_limited: u64,
     /// PLI/FIR received from the player.
     pub keyframe_requests: u64,
+    /// Simulcast layer switches made (on a keyframe of the new layer).
+    pub layer_switches: u64,
 }
 
 impl DownTrackStats {
@@ -38,6 +40,7 @@ impl DownTrackStats {
         self.retransmitted += o.retransmitted;
         self.dropped_queue += o.dropped_queue;
         self.dropped_keyframe_gate += o.dropped_keyframe_gate;
+        self.layer_switches += o.layer_switches;
         self.dropped_late += o.dropped_late;
         self.nacked += o.nacked;
         self.nack_answered += o.nack_answered;

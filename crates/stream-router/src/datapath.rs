@@ -80,15 +80,36 @@ impl Router {
                 true,
             ),
         };
+        t.last_packet = Some(now);
+        let revived = std::mem::replace(&mut t.stalled, false);
         let src = Source {
             handle: track,
             info: &t.info,
             ext,
             keyframe,
         };
+        // Audio and video layer 0 share the value 0; see `layers.rs`.
+        let layer = t.info.layer;
         let mut want_keyframe = false;
-        if let (Some(stream), Some(shared)) = (streams.get(t.stream.0), pool.get(slot)) {
-            for &h in &stream.subs[t.info.kind.index()] {
+        if let (Some(stream), Some(shared)) = (streams.get_mut(t.stream.0), pool.get(slot)) {
+            for sub in stream.subs[t.info.kind.index()].iter_mut() {
+                if sub.layer != layer {
+                    // Another layer's player, unless it switches to this one.
+                    if sub.target != layer {
+                        continue;
+                    }
+                    let Some(dt) = downtracks.get_mut(sub.dt.0) else {
+                        continue;
+                    };
+                    if !keyframe {
+                        want_keyframe |= dt.switch_wait(now);
+                        continue;
+                    }
+                    dt.source_changed();
+                    dt.stats.layer_switches += 1;
+                    sub.layer = layer;
+                }
+                let h = sub.dt;
                 let Some(dt) = downtracks.get_mut(h.0) else {
                     continue;
                 };
@@ -116,6 +137,10 @@ impl Router {
         }
         if want_keyframe && t.request_keyframe() {
             pli_list.push(track);
+        }
+        if revived {
+            let stream = t.stream;
+            self.retarget(stream);
         }
         Ok(summary)
     }
@@ -251,10 +276,17 @@ impl Router {
         let dt = downtracks
             .get_mut(downtrack.0)
             .ok_or(RouterError::UnknownDownTrack)?;
-        let track = dt
-            .stream
-            .and_then(|s| streams.get(s.0))
-            .and_then(|s| s.tracks[dt.kind.index()]);
+        // What it forwards; a video down-track still waiting for its first
+        // keyframe asks its layer's track.
+        let track = dt.source_track().or_else(|| {
+            let s = streams.get(dt.stream?.0)?;
+            let sub = s.subs[dt.kind.index()].iter().find(|x| x.dt == downtrack)?;
+            let slot = match dt.kind {
+                MediaKind::Audio => 0,
+                MediaKind::Video => 1 + usize::from(sub.layer),
+            };
+            *s.tracks.get(slot)?
+        });
         let mut summary = FeedbackSummary::default();
         match feedback {
             Feedback::Pli | Feedback::Fir => {

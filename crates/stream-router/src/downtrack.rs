@@ -106,6 +106,8 @@ pub(crate) struct DownTrack {
     pub(crate) key: StreamKey,
     gate_since: Option<Instant>,
     limiter: NackLimiter,
+    /// Video: the highest simulcast layer it may receive (`layers.rs`).
+    pub(crate) max_layer: u8,
 }
 
 impl DownTrack {
@@ -129,6 +131,7 @@ impl DownTrack {
             key,
             gate_since: None,
             limiter: NackLimiter::new(history),
+            max_layer: (crate::track::MAX_LAYERS - 1) as u8,
         }
     }
 
@@ -146,6 +149,28 @@ impl DownTrack {
     pub(crate) fn source_changed(&mut self) {
         self.rewriter.reset();
         self.gate_since = None;
+    }
+
+    /// A layer switch was decided: its keyframe was just requested.
+    pub(crate) fn switch_started(&mut self) {
+        self.gate_since = None;
+    }
+
+    /// A packet of the target layer that is not a keyframe arrived while
+    /// switching: true when the keyframe should be asked for again (none
+    /// came within [`KEYFRAME_RETRY_INTERVAL`]).
+    pub(crate) fn switch_wait(&mut self, now: Instant) -> bool {
+        let since = *self.gate_since.get_or_insert(now);
+        let retry = now.saturating_duration_since(since) >= KEYFRAME_RETRY_INTERVAL;
+        if retry {
+            self.gate_since = Some(now);
+        }
+        retry
+    }
+
+    /// The track of the running epoch (what it forwards now).
+    pub(crate) fn source_track(&self) -> Option<TrackHandle> {
+        self.rewriter.epoch_track()
     }
 
     pub(crate) fn set_payload_type(&mut self, payload_type: u8) {
@@ -404,6 +429,7 @@ mod tests {
                 .with(1, ExtKind::AudioLevel)
                 .with(2, ExtKind::TransportCc)
                 .with(3, ExtKind::VideoOrientation),
+            layer: 0,
         };
         let config = DownTrackConfig {
             ssrc: 2222,

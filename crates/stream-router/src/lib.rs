@@ -42,7 +42,7 @@
 //! let audio = TrackInfo {
 //!     kind: MediaKind::Audio, codec: Codec::Opus, clock_rate: 48_000,
 //!     ssrc: 0x1234, payload_type: 111,
-//!     extensions: ExtMap::new().with(1, ExtKind::AudioLevel),
+//!     extensions: ExtMap::new().with(1, ExtKind::AudioLevel), layer: 0,
 //! };
 //! let track = router.add_track(stream, audio)?;
 //! let player = DownTrackConfig {
@@ -153,6 +153,7 @@ mod downtrack;
 mod ext;
 mod feedback;
 mod keyframe;
+mod layers;
 mod out;
 mod packet;
 mod pool;
@@ -173,8 +174,9 @@ pub use feedback::{
     nack_sequence_numbers, Feedback, FeedbackSummary, SenderReport, Upstream, PLI_INTERVAL,
 };
 pub use keyframe::Codec;
+pub use layers::{LayerState, LAYER_STALL};
 pub use out::{OutPacket, Outgoing, MAX_HEADER_LEN};
 pub use packet::{Extension, ExtensionIter, Extensions, ParseError, RtpPacket, MAX_EXTENSIONS};
 pub use router::{Router, RouterError, StreamKey, TrackMedia};
 pub use slab::{DownTrackHandle, StreamHandle, TrackHandle};
-pub use track::{MediaKind, TrackInfo, TrackStats};
+pub use track::{MediaKind, TrackInfo, TrackStats, MAX_LAYERS};

@@ -412,6 +412,7 @@ mod tests {
             ssrc: 7,
             payload_type: 111,
             extensions: ExtMap::new().with(1, ExtKind::AudioLevel),
+            layer: 0,
         };
         let t = r.add_track(s, info).unwrap();
         let cfg = DownTrackConfig {

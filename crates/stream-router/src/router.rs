@@ -12,10 +12,11 @@ use std::time::Instant;
 use crate::counters::RouterTotals;
 use crate::downtrack::{DownTrack, DownTrackConfig, DownTrackStats};
 use crate::keyframe::Codec;
+use crate::layers::Sub;
 use crate::pool::Pool;
 use crate::ready::ReadyList;
 use crate::slab::{DownTrackHandle, Slab, StreamHandle, TrackHandle};
-use crate::track::{MediaKind, Track, TrackInfo, TrackStats};
+use crate::track::{MediaKind, Track, TrackInfo, TrackStats, MAX_LAYERS};
 
 /// Registry key of a stream: application ID plus stream ID. Rooms do not
 /// appear here: a stream published from one room is played from any room.
@@ -65,21 +66,25 @@ impl std::error::Error for RouterError {}
 
 pub(crate) struct Stream {
     pub(crate) key: StreamKey,
-    /// Current publisher track per kind (indexed by `MediaKind::index`).
-    pub(crate) tracks: [Option<TrackHandle>; 2],
-    /// Down-tracks per kind, in subscription order (the fan-out order).
-    pub(crate) subs: [Vec<DownTrackHandle>; 2],
+    /// Current publisher track per slot: audio, then one per video layer
+    /// (`TrackInfo::slot`).
+    pub(crate) tracks: [Option<TrackHandle>; 1 + MAX_LAYERS],
+    /// Down-tracks per kind (indexed by `MediaKind::index`) with their
+    /// layers, in subscription order (the fan-out order).
+    pub(crate) subs: [Vec<Sub>; 2],
 }
 
 /// A publisher track as [`Router::stream_media`] reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrackMedia {
     pub kind: MediaKind,
+    /// Simulcast layer (0 for audio and single-encoding video).
+    pub layer: u8,
     pub codec: Codec,
     /// Received bitrate over the last [`Router::measure`] interval.
     pub bits_per_second: u64,
     pub stats: TrackStats,
-    /// Down-tracks of this router attached to the stream for this kind.
+    /// Down-tracks of this router that forward this track.
     pub players: usize,
 }
 
@@ -132,15 +137,15 @@ impl Router {
         }
         let handle = StreamHandle(self.streams.insert(Stream {
             key: key.clone(),
-            tracks: [None, None],
+            tracks: [None; 1 + MAX_LAYERS],
             subs: [Vec::new(), Vec::new()],
         }));
-        let mut subs: [Vec<DownTrackHandle>; 2] = [Vec::new(), Vec::new()];
+        let mut subs: [Vec<Sub>; 2] = [Vec::new(), Vec::new()];
         for h in self.waiting.remove(&key).unwrap_or_default() {
             if let Some(dt) = self.downtracks.get_mut(h.0) {
                 dt.stream = Some(handle);
                 dt.source_changed();
-                subs[dt.kind.index()].push(h);
+                subs[dt.kind.index()].push(Sub::new(h, dt.kind));
             }
         }
         if let Some(s) = self.streams.get_mut(handle.0) {
@@ -180,7 +185,7 @@ impl Router {
         // Only a stream with subscribers leaves a key waited for (an empty
         // entry would outlive every down-track).
         let mut detached = Vec::new();
-        for h in s.subs.into_iter().flatten() {
+        for h in s.subs.into_iter().flatten().map(|sub| sub.dt) {
             if let Some(dt) = self.downtracks.get_mut(h.0) {
                 dt.stream = None;
                 dt.source_changed();
@@ -194,9 +199,11 @@ impl Router {
     }
 
     /// Adds a publisher track to a stream, replacing (and invalidating) the
-    /// stream's previous track of the same kind. Down-tracks of that kind
-    /// switch to it on its first packet (video: first keyframe), continuing
-    /// their numbering; for video a keyframe request is queued upstream.
+    /// stream's previous track of the same kind (video: of the same
+    /// simulcast layer). Down-tracks that forwarded the old one switch to it
+    /// on its first packet (video: first keyframe), continuing their
+    /// numbering; for video a keyframe request is queued upstream and the
+    /// players' layers are re-chosen (`layers.rs`).
     pub fn add_track(
         &mut self,
         stream: StreamHandle,
@@ -208,20 +215,23 @@ impl Router {
         let track = Track::new(info, stream);
         self.grow_pool(track.cache.capacity());
         let handle = TrackHandle(self.tracks.insert(track));
-        let k = info.kind.index();
+        let (k, slot) = (info.kind.index(), info.slot());
         let (old, has_subs) = match self.streams.get_mut(stream.0) {
-            Some(s) => (s.tracks[k].replace(handle), !s.subs[k].is_empty()),
+            Some(s) => (s.tracks[slot].replace(handle), !s.subs[k].is_empty()),
             None => (None, false),
         };
         if let Some(old) = old {
             self.drop_track(old);
             self.pli_list.retain(|&h| h != old);
         }
-        self.reset_subscribers(stream, info.kind);
+        self.reset_subscribers(stream, &info);
         let needed = self.tracks.len().saturating_sub(self.pli_list.len());
         self.pli_list.reserve(needed);
-        if info.kind == MediaKind::Video && has_subs {
-            self.request_keyframe(handle);
+        if info.kind == MediaKind::Video {
+            self.retarget(stream);
+            if has_subs {
+                self.request_keyframe(handle);
+            }
         }
         Ok(handle)
     }
@@ -231,13 +241,16 @@ impl Router {
     pub fn remove_track(&mut self, track: TrackHandle) -> Result<(), RouterError> {
         let t = self.drop_track(track).ok_or(RouterError::UnknownTrack)?;
         self.pli_list.retain(|&h| h != track);
-        let k = t.info.kind.index();
+        let slot = t.info.slot();
         if let Some(s) = self.streams.get_mut(t.stream.0) {
-            if s.tracks[k] == Some(track) {
-                s.tracks[k] = None;
+            if s.tracks[slot] == Some(track) {
+                s.tracks[slot] = None;
             }
         }
-        self.reset_subscribers(t.stream, t.info.kind);
+        self.reset_subscribers(t.stream, &t.info);
+        if t.info.kind == MediaKind::Video {
+            self.retarget(t.stream);
+        }
         Ok(())
     }
 
@@ -263,19 +276,28 @@ impl Router {
         self.pool.reserve(self.pool_budget + self.largest_queue + 1);
     }
 
-    fn reset_subscribers(&mut self, stream: StreamHandle, kind: MediaKind) {
+    /// The down-tracks that forwarded the track `info` replaces (or that
+    /// is gone) start a new epoch on its successor.
+    fn reset_subscribers(&mut self, stream: StreamHandle, info: &TrackInfo) {
         if let Some(s) = self.streams.get(stream.0) {
-            for h in &s.subs[kind.index()] {
-                if let Some(dt) = self.downtracks.get_mut(h.0) {
+            for sub in &s.subs[info.kind.index()] {
+                if info.kind == MediaKind::Video && sub.layer != info.layer {
+                    continue;
+                }
+                if let Some(dt) = self.downtracks.get_mut(sub.dt.0) {
                     dt.source_changed();
                 }
             }
         }
     }
 
-    /// The stream's current track of `kind`.
+    /// The stream's current track of `kind` (video: its top layer).
     pub fn stream_track(&self, stream: StreamHandle, kind: MediaKind) -> Option<TrackHandle> {
-        self.streams.get(stream.0)?.tracks[kind.index()]
+        let s = self.streams.get(stream.0)?;
+        match kind {
+            MediaKind::Audio => s.tracks[0],
+            MediaKind::Video => s.tracks[1..].iter().rev().find_map(|t| *t),
+        }
     }
 
     /// A track's description.
@@ -389,11 +411,10 @@ impl Router {
         };
         let k = dt.kind.index();
         dt.stream = Some(stream);
-        s.subs[k].push(h);
+        s.subs[k].push(Sub::new(h, dt.kind));
         if dt.kind == MediaKind::Video {
-            if let Some(track) = s.tracks[k] {
-                self.request_keyframe(track);
-            }
+            // Chooses its layer and asks for that layer's keyframe.
+            self.retarget(stream);
         }
     }
 
@@ -406,7 +427,7 @@ impl Router {
         match dt.stream.take() {
             Some(stream) => {
                 if let Some(s) = self.streams.get_mut(stream.0) {
-                    s.subs[k].retain(|&x| x != h);
+                    s.subs[k].retain(|x| x.dt != h);
                 }
             }
             None => {
@@ -473,7 +494,7 @@ impl Router {
             .map(|s| s.subs[kind.index()].as_slice())
             .unwrap_or(&[])
             .iter()
-            .copied()
+            .map(|sub| sub.dt)
     }
 
     /// Are down-tracks waiting for a stream to be added under `key`?
@@ -505,22 +526,30 @@ impl Router {
         for track in self.tracks.values_mut() {
             track.rate.sample(track.stats.bytes_received, now);
         }
+        self.check_stalls(now);
     }
 
-    /// The current publisher track of `stream` per kind (audio, video):
-    /// codec, received bitrate and counters.
-    pub fn stream_media(&self, stream: StreamHandle) -> [Option<TrackMedia>; 2] {
+    /// The current publisher tracks of `stream` (audio, then each video
+    /// layer from the lowest): codec, received bitrate, counters and the
+    /// players that forward it.
+    pub fn stream_media(&self, stream: StreamHandle) -> [Option<TrackMedia>; 1 + MAX_LAYERS] {
         let Some(s) = self.streams.get(stream.0) else {
-            return [None, None];
+            return [None; 1 + MAX_LAYERS];
         };
         s.tracks.map(|t| {
             let track = self.tracks.get(t?.0)?;
+            let subs = &s.subs[track.info.kind.index()];
+            let players = match track.info.kind {
+                MediaKind::Audio => subs.len(),
+                MediaKind::Video => subs.iter().filter(|x| x.layer == track.info.layer).count(),
+            };
             Some(TrackMedia {
                 kind: track.info.kind,
+                layer: track.info.layer,
                 codec: track.info.codec,
                 bits_per_second: track.rate.bits_per_second(),
                 stats: track.stats,
-                players: s.subs[track.info.kind.index()].len(),
+                players,
             })
         })
     }

@@ -17,7 +17,12 @@ use crate::pool::Pool;
 use crate::seq::SeqExtender;
 use crate::slab::StreamHandle;
 
-/// Audio or video. A stream has at most one track of each kind.
+/// Simulcast layers a stream's video can have (spatial encodings, each its
+/// own SSRC and track; layer 0 is the lowest resolution).
+pub const MAX_LAYERS: usize = 3;
+
+/// Audio or video. A stream has one audio track and up to [`MAX_LAYERS`]
+/// video tracks (one per simulcast layer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MediaKind {
     /// Audio: never keyframe-gated.
@@ -51,6 +56,20 @@ pub struct TrackInfo {
     pub payload_type: u8,
     /// The publisher leg's header-extension IDs.
     pub extensions: ExtMap,
+    /// Simulcast layer (video: 0 = lowest, below [`MAX_LAYERS`]; audio and
+    /// single-encoding video: 0).
+    pub layer: u8,
+}
+
+impl TrackInfo {
+    /// The stream's track slot of this track: audio 0, video layer `l` at
+    /// `1 + l` (layers beyond [`MAX_LAYERS`] share the top slot).
+    pub(crate) fn slot(&self) -> usize {
+        match self.kind {
+            MediaKind::Audio => 0,
+            MediaKind::Video => 1 + usize::from(self.layer).min(MAX_LAYERS - 1),
+        }
+    }
 }
 
 /// Counters of one publisher track.
@@ -105,6 +124,10 @@ pub(crate) struct Track {
     sps_timestamp: Option<u32>,
     /// Received bitrate, sampled by `Router::measure`.
     pub(crate) rate: crate::rate::RateMeter,
+    /// When the last packet was accepted (see `layers.rs`).
+    pub(crate) last_packet: Option<Instant>,
+    /// No packet within `LAYER_STALL`: the layer is not live.
+    pub(crate) stalled: bool,
 }
 
 impl Track {
@@ -124,6 +147,8 @@ impl Track {
             pli_last_sent: None,
             sps_timestamp: None,
             rate: Default::default(),
+            last_packet: None,
+            stalled: false,
         }
     }
 
@@ -240,6 +265,7 @@ mod tests {
             ssrc: 42,
             payload_type: 96,
             extensions: ExtMap::new(),
+            layer: 0,
         };
         Track::new(info, StreamHandle(s.insert(())))
     }

@@ -80,9 +80,9 @@ pub enum Command {
 #[derive(Debug, Clone)]
 pub struct PublishedMedia {
     pub stream_id: Arc<str>,
-    /// Audio and video track (`MediaKind::index` order), if the publisher
-    /// sends one.
-    pub tracks: [Option<stream_router::TrackMedia>; 2],
+    /// Its tracks: audio, then each video (simulcast) layer from the
+    /// lowest, where the publisher sends them.
+    pub tracks: [Option<stream_router::TrackMedia>; 1 + stream_router::MAX_LAYERS],
 }
 
 /// A publisher's packet relayed to a worker that has players of it (one
@@ -406,6 +406,7 @@ mod tests {
             ssrc,
             payload_type: 96,
             extensions: ExtMap::new(),
+            layer: 0,
         }
     }
 

@@ -115,6 +115,7 @@ impl Worker {
                                 ssrc: packet.header.ssrc,
                                 payload_type: packet.header.payload_type,
                                 extensions: t.extensions,
+                                layer: 0,
                             };
                             let Ok(h) = self.router.add_track(*stream, info) else {
                                 continue;

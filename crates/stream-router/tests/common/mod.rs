@@ -28,6 +28,7 @@ pub fn audio_info(ssrc: u32) -> TrackInfo {
         ssrc,
         payload_type: PT_OPUS,
         extensions: publisher_exts(),
+        layer: 0,
     }
 }
 
@@ -39,6 +40,7 @@ pub fn video_info(ssrc: u32) -> TrackInfo {
         ssrc,
         payload_type: PT_VP8,
         extensions: publisher_exts(),
+        layer: 0,
     }
 }
 

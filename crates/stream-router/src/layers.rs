@@ -1,0 +1,236 @@
+//! Simulcast: which of a stream's video layers each player receives.
+//!
+//! A stream's video may arrive as up to [`MAX_LAYERS`] encodings, each its
+//! own publisher track (`TrackInfo::layer`, 0 lowest). Each video
+//! subscriber has a *cap*, the highest layer it may take (set by the
+//! I/O layer from the player's request and its bandwidth estimate,
+//! [`Router::set_max_layer`]; default: the top layer). From the cap and the
+//! layers that are live the router derives the *target*: the highest live
+//! layer at or below the cap, else the lowest live layer. The fan-out keeps
+//! forwarding the current layer until a keyframe of the target arrives,
+//! then switches on that packet: the down-track starts a new epoch, so its
+//! sequence numbers and timestamps run on without a gap (see `seq.rs`).
+//! Until then it asks for the target's keyframe (coalesced per track, and
+//! again every [`KEYFRAME_RETRY_INTERVAL`](crate::KEYFRAME_RETRY_INTERVAL)).
+//!
+//! A layer is *live* while it has a track that received a packet within
+//! [`LAYER_STALL`] (checked by [`Router::measure`]): a browser that stops
+//! sending its top layer (its own bandwidth or CPU limit) moves that
+//! layer's players down instead of freezing them.
+//!
+//! The fan-out list of a stream's kind holds one [`Sub`] per down-track
+//! with its current and target layer, so a packet of one layer skips the
+//! players of other layers without touching their down-tracks.
+
+use std::time::{Duration, Instant};
+
+use crate::router::Router;
+use crate::slab::{DownTrackHandle, StreamHandle, TrackHandle};
+use crate::track::{MediaKind, MAX_LAYERS};
+
+/// A layer that received nothing for this long is no longer live.
+pub const LAYER_STALL: Duration = Duration::from_millis(1_500);
+
+/// No layer (the stream has no live video track).
+pub(crate) const NO_LAYER: u8 = u8::MAX;
+
+/// One subscriber of a stream's kind, as the fan-out sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sub {
+    pub(crate) dt: DownTrackHandle,
+    /// The layer it forwards (or waits for its first keyframe of).
+    pub(crate) layer: u8,
+    /// The layer it should forward: it switches on the target's next
+    /// keyframe.
+    pub(crate) target: u8,
+}
+
+impl Sub {
+    /// A new subscriber: audio has the one layer 0; video gets its layer
+    /// from `Router::retarget`.
+    pub(crate) fn new(dt: DownTrackHandle, kind: MediaKind) -> Self {
+        let layer = match kind {
+            MediaKind::Audio => 0,
+            MediaKind::Video => NO_LAYER,
+        };
+        Sub {
+            dt,
+            layer,
+            target: layer,
+        }
+    }
+}
+
+/// Where a video down-track stands, as [`Router::downtrack_layer`] tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerState {
+    /// The layer it forwards (`None`: no live layer).
+    pub current: Option<u8>,
+    /// The layer it will switch to on that layer's next keyframe (equal to
+    /// `current` when not switching).
+    pub target: Option<u8>,
+    /// Its cap ([`Router::set_max_layer`]).
+    pub max: u8,
+}
+
+/// The target for a cap: the highest live layer at or below it, else the
+/// lowest live layer; [`NO_LAYER`] when none is live.
+pub(crate) fn resolve(max: u8, live: [bool; MAX_LAYERS]) -> u8 {
+    let below = (0..MAX_LAYERS)
+        .rev()
+        .find(|&l| live[l] && l <= usize::from(max));
+    let any = (0..MAX_LAYERS).find(|&l| live[l]);
+    below.or(any).map_or(NO_LAYER, |l| l as u8)
+}
+
+fn some(layer: u8) -> Option<u8> {
+    (layer != NO_LAYER).then_some(layer)
+}
+
+impl Router {
+    /// Which video layers of `stream` are live.
+    pub(crate) fn live_layers(&self, stream: StreamHandle) -> [bool; MAX_LAYERS] {
+        let mut live = [false; MAX_LAYERS];
+        if let Some(s) = self.streams.get(stream.0) {
+            for (l, t) in s.tracks[1..].iter().enumerate() {
+                live[l] = t
+                    .and_then(|t| self.tracks.get(t.0))
+                    .is_some_and(|t| !t.stalled);
+            }
+        }
+        live
+    }
+
+    /// The track of `stream`'s video layer `layer`.
+    pub fn stream_layer(&self, stream: StreamHandle, layer: u8) -> Option<TrackHandle> {
+        let s = self.streams.get(stream.0)?;
+        *s.tracks.get(1 + usize::from(layer))?
+    }
+
+    /// Re-derives every video subscriber's target of `stream` (layers came,
+    /// went or stalled). A subscriber whose current layer is no longer live
+    /// moves to its target at once (behind a keyframe, as after a
+    /// publisher change); one whose target changed asks for its keyframe.
+    pub(crate) fn retarget(&mut self, stream: StreamHandle) {
+        let live = self.live_layers(stream);
+        let Router {
+            streams,
+            downtracks,
+            tracks,
+            pli_list,
+            ..
+        } = self;
+        let Some(s) = streams.get_mut(stream.0) else {
+            return;
+        };
+        let k = MediaKind::Video.index();
+        for sub in s.subs[k].iter_mut() {
+            let Some(dt) = downtracks.get_mut(sub.dt.0) else {
+                continue;
+            };
+            let target = resolve(dt.max_layer, live);
+            let current_live = sub.layer != NO_LAYER && live[usize::from(sub.layer)];
+            // Not forwarding yet (waiting for a first keyframe): nothing to
+            // keep showing, so it waits for the target's keyframe instead.
+            let idle = dt.source_track().is_none();
+            if !current_live || idle {
+                if sub.layer != NO_LAYER {
+                    dt.source_changed();
+                }
+                sub.layer = target;
+            }
+            if target != sub.target {
+                sub.target = target;
+                dt.switch_started();
+                if let Some(h) = s.tracks.get(1 + usize::from(target)).copied().flatten() {
+                    if let Some(t) = tracks.get_mut(h.0) {
+                        if t.request_keyframe() {
+                            pli_list.push(h);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Caps the simulcast layer a video down-track receives (0 lowest; a
+    /// cap above the top layer means "the best there is", the default).
+    /// The switch happens on the new target layer's next keyframe, which is
+    /// requested now. Returns where the down-track stands.
+    pub fn set_max_layer(&mut self, downtrack: DownTrackHandle, max: u8) -> Option<LayerState> {
+        let dt = self.downtracks.get_mut(downtrack.0)?;
+        if dt.kind != MediaKind::Video {
+            return None;
+        }
+        if dt.max_layer != max {
+            dt.max_layer = max;
+            if let Some(stream) = dt.stream {
+                self.retarget(stream);
+            }
+        }
+        self.downtrack_layer(downtrack)
+    }
+
+    /// The layer a video down-track forwards and the one it is switching
+    /// to; `None` for audio and stale handles.
+    pub fn downtrack_layer(&self, downtrack: DownTrackHandle) -> Option<LayerState> {
+        let dt = self.downtracks.get(downtrack.0)?;
+        if dt.kind != MediaKind::Video {
+            return None;
+        }
+        let sub = dt.stream.and_then(|s| self.streams.get(s.0)).and_then(|s| {
+            s.subs[MediaKind::Video.index()]
+                .iter()
+                .find(|s| s.dt == downtrack)
+        });
+        Some(LayerState {
+            current: sub.and_then(|s| some(s.layer)),
+            target: sub.and_then(|s| some(s.target)),
+            max: dt.max_layer,
+        })
+    }
+
+    /// Marks tracks that received nothing within [`LAYER_STALL`] as
+    /// stalled and retargets their streams' players (from `measure`).
+    pub(crate) fn check_stalls(&mut self, now: Instant) {
+        let mut changed: Vec<StreamHandle> = Vec::new();
+        for t in self.tracks.values_mut() {
+            if t.info.kind != MediaKind::Video || t.stalled {
+                continue;
+            }
+            // A track that never received a packet is live until it did:
+            // add_track starts live so that its first packet is not lost.
+            let idle = t
+                .last_packet
+                .is_some_and(|at| now.saturating_duration_since(at) >= LAYER_STALL);
+            if idle {
+                t.stalled = true;
+                if !changed.contains(&t.stream) {
+                    changed.push(t.stream);
+                }
+            }
+        }
+        for s in changed {
+            self.retarget(s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_is_the_best_live_layer_under_the_cap() {
+        let all = [true; MAX_LAYERS];
+        assert_eq!(resolve(2, all), 2);
+        assert_eq!(resolve(u8::MAX - 1, all), 2);
+        assert_eq!(resolve(1, all), 1);
+        assert_eq!(resolve(0, all), 0);
+        // Top layer not sent: the cap falls to the next one.
+        assert_eq!(resolve(2, [true, true, false]), 1);
+        // Only layers above the cap: the lowest of them.
+        assert_eq!(resolve(0, [false, true, true]), 1);
+        assert_eq!(resolve(2, [false; MAX_LAYERS]), NO_LAYER);
+    }
+}
