@@ -163,6 +163,12 @@ export interface PublishOptions {
   extraInfo?: string;
   /** Preferred video codec (the server keeps the first one the offer lists). */
   videoCodec?: 'VP8' | 'VP9' | 'H264' | 'AV1';
+  /**
+   * Publish the video as simulcast (off by default): three encodings q/h/f at 1/4, 1/2
+   * and full resolution (or `layers: 2`: h/f); each player gets the best one its
+   * bandwidth and its `videoQuality` allow.
+   */
+  simulcast?: boolean | { layers?: 2 | 3; maxBitrates?: number[] };
 }
 
 export interface PlayOptions {

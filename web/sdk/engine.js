@@ -9,7 +9,7 @@
 
 import { Emitter, ErrorCode, EVENTS, EVENT_FIELDS, argsOf, isTransportError, sdkError, toSdkError } from './common.js';
 import { Connection, deriveWsURL } from './signaling.js';
-import { checkStreamID, closePc, openMedia, preferCodec, rtc } from './media.js';
+import { checkStreamID, closePc, openMedia, preferCodec, rtc, simulcastEncodings } from './media.js';
 import { applyLists, newRoom, runReconnect } from './rooms.js';
 import { digestStats } from './stats.js';
 
@@ -303,7 +303,9 @@ export class Engine {
       const pc = (pub.pc = new this._RTCPeerConnection(this._rtcConfig));
       this._watch(pub);
       for (const track of mediaStream.getTracks()) {
-        const tr = pc.addTransceiver(track, { direction: 'sendonly', streams: [mediaStream] });
+        const init = { direction: 'sendonly', streams: [mediaStream] };
+        if (track.kind === 'video' && options.simulcast) init.sendEncodings = simulcastEncodings(options.simulcast);
+        const tr = pc.addTransceiver(track, init);
         if (track.kind === 'video' && options.videoCodec) preferCodec(this._RTCRtpSender, tr, options.videoCodec);
       }
       const offer = await rtc('createOffer', () => pc.createOffer());

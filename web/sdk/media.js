@@ -72,3 +72,26 @@ export async function openMedia(mediaDevices, source = {}) {
     throw toSdkError(e, ErrorCode.DEVICE);
   }
 }
+
+/**
+ * Send encodings of a simulcast video publish (`startPublishingStream`'s
+ * `simulcast` option): three RTP streams, lowest first, named q/h/f (the
+ * server ranks layers by these names). `true` takes the defaults; an
+ * object may set `layers` (2 or 3) and `maxBitrates` (bits/s, lowest
+ * first).
+ */
+export function simulcastEncodings(option) {
+  const o = option === true ? {} : option || {};
+  const layers = o.layers === 2 ? 2 : 3;
+  const rates = Array.isArray(o.maxBitrates) ? o.maxBitrates : [150000, 500000, 1500000];
+  const all = [
+    { rid: 'q', scaleResolutionDownBy: 4 },
+    { rid: 'h', scaleResolutionDownBy: 2 },
+    { rid: 'f', scaleResolutionDownBy: 1 },
+  ];
+  const chosen = layers === 2 ? [all[1], all[2]] : all;
+  return chosen.map((e, i) => {
+    const rate = rates[i + (rates.length > chosen.length ? rates.length - chosen.length : 0)];
+    return typeof rate === 'number' && rate > 0 ? { ...e, maxBitrate: rate } : e;
+  });
+}

@@ -366,6 +366,7 @@ impl Worker {
                 Some(Origin::Relayed {
                     key,
                     kind,
+                    layer,
                     from,
                     publisher,
                     ..
@@ -374,6 +375,7 @@ impl Worker {
                         key: key.clone(),
                         publisher: *publisher,
                         kind: *kind,
+                        layer: *layer,
                     };
                     self.shared.command(*from, cmd);
                 }

@@ -33,6 +33,7 @@ pub mod peer_states;
 pub mod relay;
 pub mod sender_report;
 mod service;
+mod simulcast;
 pub mod srtp;
 pub mod stun;
 pub mod tcp_framing;

@@ -47,11 +47,13 @@ pub enum Command {
         publisher: MediaId,
         to: usize,
     },
-    /// A player elsewhere needs a keyframe of `key`'s `kind` track.
+    /// A player elsewhere needs a keyframe of `key`'s `kind` track (video:
+    /// of simulcast layer `layer`).
     RelayPli {
         key: StreamKey,
         publisher: MediaId,
         kind: MediaKind,
+        layer: u8,
     },
     /// Publisher `publisher` of `key` is gone (sent after its last packet).
     RelayEnd { key: StreamKey, publisher: MediaId },
@@ -208,6 +210,7 @@ impl Worker {
                 key,
                 publisher,
                 kind,
+                layer,
             } => {
                 if !matches!(self.sources.get(&key), Some(Source::Local(p)) if *p == publisher) {
                     return;
@@ -218,7 +221,10 @@ impl Worker {
                 if let Some(track) = self
                     .router
                     .find_stream(&key)
-                    .and_then(|s| self.router.stream_track(s, kind))
+                    .and_then(|s| match kind {
+                        MediaKind::Audio => self.router.stream_track(s, kind),
+                        MediaKind::Video => self.router.stream_layer(s, layer),
+                    })
                 {
                     self.router.request_keyframe(track);
                 }
@@ -360,7 +366,9 @@ impl Worker {
                 let (gone, kept): (Vec<_>, Vec<_>) = r
                     .tracks
                     .drain(..)
-                    .partition(|(_, info)| info.kind == relay.info.kind);
+                    .partition(|(_, info)| {
+                        info.kind == relay.info.kind && info.layer == relay.info.layer
+                    });
                 r.tracks = kept;
                 r.tracks.push((h, *relay.info));
                 for (t, _) in gone {
@@ -371,6 +379,7 @@ impl Worker {
                     Origin::Relayed {
                         key: relay.key.clone(),
                         kind: relay.info.kind,
+                        layer: relay.info.layer,
                         from: relay.from,
                         publisher: relay.publisher,
                         profile: relay.profile,

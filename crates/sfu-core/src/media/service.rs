@@ -19,6 +19,7 @@ use super::convert::{self, PlayerFeedback};
 use super::notify;
 use super::peer;
 use super::relay::Relay;
+use super::simulcast;
 use super::worker::{Origin, PubTrack, Role, Worker};
 
 impl Worker {
@@ -51,6 +52,26 @@ impl Worker {
                             .codecs
                             .first()
                             .cloned();
+                        // A simulcast encoding: its layer among the section's RIDs.
+                        let layer = match init.rid.as_deref() {
+                            Some(rid) => {
+                                let rids: Vec<&str> = receiver
+                                    .track()
+                                    .codings()
+                                    .iter()
+                                    .map(|c| c.rtp_coding_parameters.rid.as_str())
+                                    .filter(|r| !r.is_empty())
+                                    .collect();
+                                match simulcast::layer_of(rid, &rids) {
+                                    Some(l) => Some(l),
+                                    None => {
+                                        tracing::debug!(media = id, rid, "encoding beyond the layers we forward");
+                                        continue;
+                                    }
+                                }
+                            }
+                            None => None,
+                        };
                         let extensions = peer::receiver_extensions(&mut peer.pc, init.receiver_id);
                         let (codec, profile, clock_rate) = codec
                             .map(|c| {
@@ -65,6 +86,7 @@ impl Worker {
                         tracks.push(PubTrack {
                             track_id: init.track_id.to_string(),
                             receiver_id: init.receiver_id,
+                            simulcast: layer.map(|l| (init.ssrc, l)),
                             kind,
                             codec,
                             profile,
@@ -98,11 +120,10 @@ impl Worker {
                             peer.key.stream_id
                         );
                     }
-                    let Some((i, t)) = tracks
-                        .iter_mut()
-                        .enumerate()
-                        .find(|(_, t)| t.track_id == track_id)
-                    else {
+                    let ssrc = packet.header.ssrc;
+                    let Some((i, t)) = tracks.iter_mut().enumerate().find(|(_, t)| {
+                        t.track_id == track_id && t.simulcast.is_none_or(|(s, _)| s == ssrc)
+                    }) else {
                         continue;
                     };
                     let (track, info) = match &t.router {
@@ -115,7 +136,7 @@ impl Worker {
                                 ssrc: packet.header.ssrc,
                                 payload_type: packet.header.payload_type,
                                 extensions: t.extensions,
-                                layer: 0,
+                                layer: t.simulcast.map_or(0, |(_, l)| l),
                             };
                             let Ok(h) = self.router.add_track(*stream, info) else {
                                 continue;

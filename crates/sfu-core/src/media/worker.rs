@@ -70,6 +70,8 @@ pub(crate) enum Origin {
     Relayed {
         key: StreamKey,
         kind: MediaKind,
+        /// Its simulcast layer (`TrackInfo::layer`).
+        layer: u8,
         from: usize,
         publisher: MediaId,
         /// Its codec profile (see [`peer::codec_profile`](super::peer::codec_profile)).
@@ -93,6 +95,9 @@ pub const MAX_PEER_ADDRS: usize = 8;
 pub(crate) struct PubTrack {
     pub track_id: String,
     pub receiver_id: RTCRtpReceiverId,
+    /// A simulcast encoding: its SSRC and layer (one `PubTrack` per
+    /// encoding, all with the same `track_id`).
+    pub simulcast: Option<(u32, u8)>,
     pub kind: MediaKind,
     pub codec: Codec,
     /// See [`peer::codec_profile`](super::peer::codec_profile).
