@@ -18,6 +18,7 @@
 //!   sender reports; [`latency`]: how long sent datagrams waited inside.
 
 pub mod batch;
+pub mod bwe;
 pub mod codec_match;
 pub mod convert;
 pub mod directory;
@@ -37,6 +38,7 @@ mod simulcast;
 pub mod srtp;
 pub mod stun;
 pub mod tcp_framing;
+pub mod twcc;
 pub mod worker;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
