@@ -62,6 +62,9 @@ pub trait MediaControl: Send + Sync + 'static {
     fn add_candidate(&self, id: MediaId, candidate: &str) -> Result<(), SignalError>;
     /// End a publish or play (idempotent).
     fn stop(&self, id: MediaId);
+    /// Cap a play's simulcast layer (0 lowest; `u8::MAX`: automatic). A
+    /// media plane without layers ignores it.
+    fn set_play_quality(&self, _id: MediaId, _cap: u8) {}
 }
 
 /// A control plane without media: every publish and play is refused.

@@ -7,7 +7,7 @@
 use parking_lot::Mutex;
 
 /// The ops counted by name, in the order they are reported.
-pub const OPS: [&str; 18] = [
+pub const OPS: [&str; 19] = [
     "enableMultiRoom",
     "loginRoom",
     "switchRoom",
@@ -23,6 +23,7 @@ pub const OPS: [&str; 18] = [
     "stopPlayingStream",
     "iceCandidate",
     "setStreamExtraInfo",
+    "setPlayVideoQuality",
     "resume",
     "unknown",
     "invalid",

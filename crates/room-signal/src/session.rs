@@ -201,6 +201,7 @@ impl Session {
             "stopPlayingStream" => self.stop_playing(wire::fields(body)?),
             "iceCandidate" => self.ice_candidate(wire::fields(body)?),
             "setStreamExtraInfo" => self.set_stream_extra_info(wire::fields(body)?),
+            "setPlayVideoQuality" => self.set_play_video_quality(wire::fields(body)?),
             "resume" => Err(cannot_resume(
                 "resume is only allowed as the first request of a connection",
             )),

@@ -182,6 +182,10 @@ impl Session {
 
     pub(crate) fn start_playing(&mut self, req: wire::StartPlaying, now_ms: u64) -> OpResult {
         ids::stream_id(&req.stream_id)?;
+        let cap = match req.video_quality.as_deref() {
+            None => None,
+            Some(q) => Some(wire::video_quality_cap(q).ok_or_else(bad_quality)?),
+        };
         if self.rooms.is_empty() {
             return Err(SignalError::new(
                 code::NOT_LOGGED_IN,
@@ -215,6 +219,9 @@ impl Session {
             user_id: Arc::from(""),
             user_name: Arc::from(""),
         });
+        if let Some(cap) = cap {
+            self.app.media.set_play_quality(accepted.id, cap);
+        }
         let live = self
             .app
             .add_player(&req.stream_id, &self.outbox, accepted.id, &user);
@@ -269,6 +276,17 @@ impl Session {
         };
         let play = self.plays.remove(pos);
         self.end_play_media(&play, PLAY_STOPPED);
+        Ok(None)
+    }
+
+    /// Caps the simulcast layer of a play (`auto`, `low`, `medium`, `high`).
+    pub(crate) fn set_play_video_quality(&mut self, req: wire::SetPlayVideoQuality) -> OpResult {
+        ids::stream_id(&req.stream_id)?;
+        let cap = wire::video_quality_cap(&req.quality).ok_or_else(bad_quality)?;
+        let Some(play) = self.plays.iter().find(|p| *p.stream_id == *req.stream_id) else {
+            return Err(unknown_stream(&req.stream_id));
+        };
+        self.app.media.set_play_quality(play.media, cap);
         Ok(None)
     }
 
@@ -574,4 +592,8 @@ impl Session {
     pub fn delist_stream(&mut self, stream_id: &str, reason: DeleteReason) -> bool {
         self.end_publish(stream_id, reason)
     }
+}
+
+fn bad_quality() -> SignalError {
+    SignalError::malformed("videoQuality must be auto, low, medium or high")
 }

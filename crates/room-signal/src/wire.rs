@@ -190,6 +190,29 @@ pub struct StartPlaying {
     #[serde(rename = "streamID")]
     pub stream_id: String,
     pub sdp: String,
+    /// Simulcast quality cap (`setPlayVideoQuality`); automatic if absent.
+    #[serde(rename = "videoQuality", default)]
+    pub video_quality: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SetPlayVideoQuality {
+    #[serde(rename = "streamID")]
+    pub stream_id: String,
+    pub quality: String,
+}
+
+/// The highest simulcast layer a play's `videoQuality` allows: `auto`
+/// (`u8::MAX`: the best its bandwidth allows), `low` 0, `medium` 1,
+/// `high` 2.
+pub fn video_quality_cap(q: &str) -> Option<u8> {
+    match q {
+        "auto" => Some(u8::MAX),
+        "low" => Some(0),
+        "medium" => Some(1),
+        "high" => Some(2),
+        _ => None,
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -101,6 +101,23 @@ impl Router {
         live
     }
 
+    /// The measured bitrate of each live video layer of `stream` (0 until
+    /// measured; `None`: no live track of that layer).
+    pub fn layer_rates(&self, stream: StreamHandle) -> [Option<u64>; MAX_LAYERS] {
+        let live = self.live_layers(stream);
+        let mut rates = [None; MAX_LAYERS];
+        if let Some(s) = self.streams.get(stream.0) {
+            for l in 0..MAX_LAYERS {
+                if live[l] {
+                    rates[l] = s.tracks[1 + l]
+                        .and_then(|t| self.tracks.get(t.0))
+                        .map(|t| t.rate.bits_per_second());
+                }
+            }
+        }
+        rates
+    }
+
     /// The track of `stream`'s video layer `layer`.
     pub fn stream_layer(&self, stream: StreamHandle, layer: u8) -> Option<TrackHandle> {
         let s = self.streams.get(stream.0)?;

@@ -3,8 +3,14 @@
 //! Every packet a player connection sends carries a transport-wide
 //! sequence number (`twcc.rs`) and is recorded here with its size and
 //! departure instant (`rtc`'s `History`); the player's TWCC feedback joins
-//! arrivals to departures and drives `rtc`'s delay- and loss-based `Gcc`
-//! estimator, which needs nothing but those reports and the time.
+//! arrivals to departures. [`Estimator`] takes its signals from `rtc`'s
+//! GCC parts — the delay trend of arrival groups (`SlopeEstimator`), the
+//! adaptive-threshold overuse detector, the received rate and the
+//! loss-based controller — and does its own rate control: `rtc`'s `Gcc`
+//! rate controller, once it has backed off, climbs by 12 kb/s per 200 ms
+//! for good, which takes a minute to get from a low to a high simulcast
+//! layer; ours backs off to 85 % of the received rate on overuse, holds
+//! while the queue drains, then grows by [`INCREASE_PER_SECOND`].
 //!
 //! [`Selector`] turns the estimate into the highest simulcast layer the
 //! player can take (within its own requested cap): down at once when the
@@ -14,7 +20,10 @@
 
 use std::time::{Duration, Instant};
 
-use rtc::interceptor::{convert_twcc, BandwidthEstimator, Gcc, History};
+use rtc::interceptor::{
+    convert_twcc, History, LossController, OveruseDetector, PacketReport, RateCalculator,
+    SlopeEstimator, Usage,
+};
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use stream_router::MAX_LAYERS;
 
@@ -24,12 +33,22 @@ use stream_router::MAX_LAYERS;
 pub const INITIAL_BITRATE: f64 = 2_500_000.0;
 pub const MIN_BITRATE: f64 = 100_000.0;
 pub const MAX_BITRATE: f64 = 20_000_000.0;
+/// Growth of the estimate per second of normal delay.
+pub const INCREASE_PER_SECOND: f64 = 1.20;
+/// On overuse the estimate falls to this share of the received rate.
+const DECREASE_FACTOR: f64 = 0.85;
+/// After a decrease, no increase for this long (the queue drains).
+const HOLD_AFTER_DECREASE: Duration = Duration::from_secs(1);
+/// Rate changes are this far apart at least (decreases excepted).
+const CHANGE_INTERVAL: Duration = Duration::from_millis(200);
 /// Packets unacknowledged for this long are forgotten.
 const HISTORY_HORIZON: Duration = Duration::from_secs(2);
 /// A higher layer must fit, with [`UP_HEADROOM`], this long before a switch up.
 pub const UP_HOLD: Duration = Duration::from_secs(2);
 /// No switch up this soon after a switch down.
 pub const UP_AFTER_DOWN: Duration = Duration::from_secs(4);
+/// A switch up that lasted this long worked.
+const UP_LASTS: Duration = Duration::from_secs(10);
 /// Budget share a layer may use to stay on it.
 const FIT: f64 = 0.95;
 /// ... and to move up to it.
@@ -43,7 +62,7 @@ pub struct Bwe {
     pub ext_id: u8,
     next_seq: u16,
     history: History,
-    gcc: Gcc,
+    estimator: Estimator,
     last_prune: Option<Instant>,
     /// Feedback packets taken, and the packets they reported lost.
     pub feedbacks: u64,
@@ -56,7 +75,7 @@ impl Bwe {
             ext_id,
             next_seq: 0,
             history: History::new(),
-            gcc: Gcc::new(INITIAL_BITRATE, MIN_BITRATE, MAX_BITRATE),
+            estimator: Estimator::new(INITIAL_BITRATE),
             last_prune: None,
             feedbacks: 0,
             lost: 0,
@@ -82,7 +101,7 @@ impl Bwe {
         }
         let reports = self.history.take_reports();
         self.lost += reports.iter().filter(|r| !r.arrived).count() as u64;
-        self.gcc.on_reports(now, &reports);
+        self.estimator.on_reports(now, &reports);
     }
 
     /// Forget packets never acknowledged (called on housekeeping).
@@ -101,7 +120,84 @@ impl Bwe {
 
     /// The estimate, bits per second.
     pub fn estimate(&self) -> u64 {
-        self.gcc.target_bitrate() as u64
+        self.estimator.target() as u64
+    }
+}
+
+/// Delay- and loss-based send-side estimate from per-packet reports.
+pub struct Estimator {
+    slope: SlopeEstimator,
+    detector: OveruseDetector,
+    received: RateCalculator,
+    loss: LossController,
+    delay_target: f64,
+    last_change: Option<Instant>,
+    last_decrease: Option<Instant>,
+}
+
+impl Estimator {
+    pub fn new(initial: f64) -> Self {
+        Estimator {
+            slope: SlopeEstimator::new(),
+            detector: OveruseDetector::new(),
+            received: RateCalculator::default(),
+            loss: LossController::new(initial, MIN_BITRATE, MAX_BITRATE),
+            delay_target: initial,
+            last_change: None,
+            last_decrease: None,
+        }
+    }
+
+    /// Reports of packets the receiver accounted for, in send order.
+    pub fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
+        if reports.is_empty() {
+            return;
+        }
+        let mut usage = self.detector.usage();
+        for r in reports {
+            if r.arrived {
+                self.received.add(now, r.size);
+            }
+            if let Some(trend) = self.slope.accumulate(r) {
+                usage = self.detector.update(trend.at, trend.estimate_ms);
+            }
+        }
+        let received = self.received.rate_bits_per_second(now);
+        let since = |at: Option<Instant>| at.map(|at| now.saturating_duration_since(at));
+        match usage {
+            Usage::Over => {
+                // Once per interval: the evidence of one queue is acted on once.
+                if let (Some(rx), false) = (
+                    received,
+                    since(self.last_decrease).is_some_and(|d| d < CHANGE_INTERVAL),
+                ) {
+                    self.delay_target = self.delay_target.min(rx * DECREASE_FACTOR);
+                    self.last_decrease = Some(now);
+                    self.last_change = Some(now);
+                }
+            }
+            Usage::Normal => {
+                let held = since(self.last_decrease).is_some_and(|d| d < HOLD_AFTER_DECREASE);
+                let elapsed = since(self.last_change).unwrap_or(CHANGE_INTERVAL);
+                if !held && elapsed >= CHANGE_INTERVAL {
+                    let growth = INCREASE_PER_SECOND.powf(elapsed.as_secs_f64().min(1.0));
+                    self.delay_target *= growth;
+                    self.last_change = Some(now);
+                }
+            }
+            // The queue drains: keep the rate until it has.
+            _ => {}
+        }
+        self.delay_target = self.delay_target.clamp(MIN_BITRATE, MAX_BITRATE);
+        let lost = reports.iter().filter(|r| !r.arrived).count();
+        self.loss.update(now, lost, reports.len());
+    }
+
+    /// The estimate: the more pessimistic of the delay- and loss-based ones.
+    pub fn target(&self) -> f64 {
+        self.delay_target
+            .min(self.loss.target())
+            .clamp(MIN_BITRATE, MAX_BITRATE)
     }
 }
 
@@ -112,6 +208,10 @@ pub struct Selector {
     /// Since when the candidate layer above has fit.
     up_since: Option<(u8, Instant)>,
     last_down: Option<Instant>,
+    /// The last switch up, and how many switches up in a row did not last
+    /// [`UP_LASTS`] (each doubles the hold before the next, up to 4×).
+    last_up: Option<Instant>,
+    failed_ups: u32,
     /// Switches decided (for the metric).
     pub switches: u64,
 }
@@ -143,7 +243,9 @@ impl Selector {
             live.iter()
                 .rev()
                 .copied()
-                .find(|&l| under_cap(l) && need(usize::from(l)).is_some_and(|n| n <= budget * share))
+                .find(|&l| {
+                    under_cap(l) && need(usize::from(l)).is_some_and(|n| n <= budget * share)
+                })
                 .unwrap_or(lowest)
         };
         let (stay, up) = (fits(FIT), fits(UP_HEADROOM));
@@ -156,6 +258,10 @@ impl Selector {
         if stay < current {
             self.up_since = None;
             self.last_down = Some(now);
+            let failed = self
+                .last_up
+                .is_some_and(|at| now.saturating_duration_since(at) < UP_LASTS);
+            self.failed_ups = if failed { self.failed_ups + 1 } else { 0 };
             return Some(self.set(stay, now));
         }
         if up > current {
@@ -169,8 +275,10 @@ impl Selector {
                     now
                 }
             };
-            if !recently_down && now.saturating_duration_since(since) >= UP_HOLD {
+            let hold = UP_HOLD * (1 << self.failed_ups.min(2));
+            if !recently_down && now.saturating_duration_since(since) >= hold {
                 self.up_since = None;
+                self.last_up = Some(now);
                 return Some(self.set(up, now));
             }
         } else {
@@ -206,8 +314,14 @@ mod tests {
         let mut out = Vec::new();
         let mut t = 0.0;
         while t <= until {
-            let budget = trace.iter().rev().find(|(at, _)| *at <= t).map_or(0, |x| x.1);
-            let l = s.choose(t0 + Duration::from_secs_f64(t), budget, RATES, 2).unwrap();
+            let budget = trace
+                .iter()
+                .rev()
+                .find(|(at, _)| *at <= t)
+                .map_or(0, |x| x.1);
+            let l = s
+                .choose(t0 + Duration::from_secs_f64(t), budget, RATES, 2)
+                .unwrap();
             if out.last().is_none_or(|(_, last)| *last != l) {
                 out.push((t, l));
             }
@@ -239,11 +353,109 @@ mod tests {
     }
 
     #[test]
+    fn backs_off_a_layer_that_keeps_failing() {
+        // Layer 2 fits for 2.5 s, then not for 1 s, over and over: the
+        // hold before trying it again grows, so it is tried less often.
+        let mut trace = Vec::new();
+        for i in 0..20 {
+            let at = f64::from(i) * 3.5;
+            trace.push((at, 3_000_000));
+            trace.push((at + 2.5, 500_000));
+        }
+        let got = run(&trace, 60.0);
+        let ups = got.windows(2).filter(|w| w[1].1 > w[0].1).count();
+        assert!(ups <= 6, "{ups} switches up in 60 s: {got:?}");
+    }
+
+    /// The estimator on a simulated path, closed loop: a 30 fps sender at
+    /// min(estimate, 1.2 Mb/s) into a 500 kb/s bottleneck with a 300 ms
+    /// drop-tail queue for 8 s, then no bottleneck. Feedback every 50 ms.
+    #[test]
+    fn estimate_follows_a_bottleneck_down_and_back_up() {
+        use rtc::rtcp::transport_feedbacks::cc_feedback_report::Ecn;
+        let t0 = Instant::now();
+        let mut e = Estimator::new(INITIAL_BITRATE);
+        let ms = |x: u64| Duration::from_millis(x);
+        let mut free_at = Duration::ZERO; // when the bottleneck is idle again
+        let mut pending: std::collections::VecDeque<PacketReport> = Default::default();
+        let (mut dropped_below, mut back_above) = (None, None);
+        let mut id = 0u64;
+        let frame = Duration::from_micros(33_333);
+        let mut next_feedback = ms(50);
+        for f in 0..600u32 {
+            let at = frame * f;
+            let rate = e.target().min(1_200_000.0);
+            let packets = ((rate / 30.0 / 8.0) / 1_000.0).ceil().max(1.0) as u64;
+            for k in 0..packets {
+                let sent = at + Duration::from_micros(500 * k);
+                let (arrived, arrival) = if sent < ms(8_000) {
+                    let start = free_at.max(sent);
+                    if start + ms(16) - sent > ms(300) {
+                        (false, None)
+                    } else {
+                        free_at = start + ms(16); // 1000 bytes at 500 kb/s
+                        (true, Some(free_at + ms(5)))
+                    }
+                } else {
+                    (true, Some(sent + ms(5)))
+                };
+                pending.push_back(PacketReport {
+                    ssrc: 1,
+                    id,
+                    rtp_sequence_number: id as u16,
+                    is_twcc: true,
+                    twcc_sequence_number: id as u16,
+                    size: 1_000,
+                    arrived,
+                    departure: t0 + sent,
+                    arrival,
+                    ecn: Ecn::default(),
+                });
+                id += 1;
+            }
+            while next_feedback <= at + frame {
+                let now = next_feedback;
+                let mut batch = Vec::new();
+                while let Some(r) = pending.front() {
+                    let known = r.arrival.unwrap_or(r.departure - t0 + ms(300));
+                    if known > now {
+                        break;
+                    }
+                    batch.extend(pending.pop_front());
+                }
+                e.on_reports(t0 + now, &batch);
+                let t = now.as_secs_f64();
+                if dropped_below.is_none() && e.target() < 500_000.0 {
+                    dropped_below = Some(t);
+                }
+                if t > 8.0 && back_above.is_none() && e.target() > 1_100_000.0 {
+                    back_above = Some(t - 8.0);
+                }
+                if t < 8.0 && t > 3.0 {
+                    // Held near the bottleneck while it lasts.
+                    assert!(e.target() < 900_000.0, "{t:.2}: {}", e.target());
+                }
+                next_feedback += ms(50);
+            }
+        }
+        let down = dropped_below.expect("never fell below the bottleneck");
+        assert!(down < 3.0, "fell below 500 kb/s only after {down:.1} s");
+        let up = back_above.expect("never climbed back");
+        assert!(
+            up < 10.0,
+            "climbed back above 1.1 Mb/s only after {up:.1} s"
+        );
+    }
+
+    #[test]
     fn respects_the_cap_and_missing_layers() {
         let t0 = Instant::now();
         let mut s = Selector::default();
         assert_eq!(s.choose(t0, 10_000_000, RATES, 1), Some(1));
-        assert_eq!(s.choose(t0, 10_000_000, [Some(150_000), None, Some(900_000)], 1), Some(0));
+        assert_eq!(
+            s.choose(t0, 10_000_000, [Some(150_000), None, Some(900_000)], 1),
+            Some(0)
+        );
         // Too little for any layer: the lowest there is.
         assert_eq!(s.choose(t0, 10_000, RATES, 2), Some(0));
         assert_eq!(s.choose(t0, 10_000, [None; MAX_LAYERS], 2), None);

@@ -58,6 +58,8 @@ struct Conn {
     notify: Outbox,
     ufrag: String,
     place: Place,
+    /// A play's simulcast cap (`u8::MAX`: automatic), kept for its worker.
+    cap: u8,
 }
 
 struct Publisher {
@@ -89,6 +91,8 @@ pub(crate) struct Adopted {
     /// Publisher: the other workers with players (relay to them).
     /// Player: the publisher's worker if it must start relaying here.
     pub relay: Relaying,
+    /// A play's simulcast cap (`u8::MAX`: automatic).
+    pub cap: u8,
 }
 
 pub(crate) enum Relaying {
@@ -210,6 +214,7 @@ impl Directory {
                 notify: c.notify,
                 ufrag: c.ufrag,
                 place: Place::Parked(Box::new(c.parked)),
+                cap: u8::MAX,
             },
         );
         Ok(())
@@ -241,6 +246,18 @@ impl Directory {
             })
     }
 
+    /// Sets a play's simulcast cap; `Some(worker)` when a worker holds it
+    /// already (and must be told), `None` when it is parked (its worker
+    /// takes the cap on adoption) or gone.
+    pub fn set_cap(&mut self, id: MediaId, cap: u8) -> Option<usize> {
+        let conn = self.conns.get_mut(&id)?;
+        conn.cap = cap;
+        match conn.place {
+            Place::Worker(w) => Some(w),
+            Place::Parked(_) => None,
+        }
+    }
+
     /// Worker `worker` got the first (authenticated) check of the parked
     /// connection with `ufrag`: it takes the connection.
     pub fn adopt(&mut self, ufrag: &str, worker: usize) -> Option<Adopted> {
@@ -253,7 +270,7 @@ impl Directory {
                 return None;
             }
         };
-        let (key, role, notify) = (conn.key.clone(), conn.role, conn.notify.clone());
+        let (key, role, notify, cap) = (conn.key.clone(), conn.role, conn.notify.clone(), conn.cap);
         let workers = self.workers;
         let entry = self.streams.entry(key.clone()).or_default();
         if entry.players.len() < workers {
@@ -296,6 +313,7 @@ impl Directory {
             notify,
             parked,
             relay,
+            cap,
         })
     }
 

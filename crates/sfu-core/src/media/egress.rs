@@ -29,6 +29,7 @@ use super::fast_path::{Fallback, Verdict, Verifier};
 use super::relay::Command;
 use super::sender_report::SenderClock;
 use super::srtp::{KeyCapture, MasterKey, Profile, Protector, Rollover};
+use super::twcc;
 use super::worker::{drain, guarded, Origin, Peer, Role, Worker};
 
 /// How often a leg sends a sender report (as `rtc`'s interceptor did).
@@ -259,6 +260,7 @@ impl Worker {
             sends,
             socket,
             written,
+            stamped,
             panicked,
             egress,
             #[cfg(debug_assertions)]
@@ -274,7 +276,7 @@ impl Worker {
             };
             let Peer {
                 pc,
-                role: Role::Player { legs },
+                role: Role::Player { legs, bwe },
                 capture,
                 key,
                 send_to,
@@ -289,6 +291,22 @@ impl Worker {
             };
             let Some(play) = legs.get_mut(leg) else {
                 return;
+            };
+            // Every packet carries its transport-wide sequence number
+            // when the player negotiated it (its header stamped once, here).
+            let out = match bwe {
+                Some(b) => {
+                    let size = out.header.len() + twcc::added_len(out.header) + out.payload.len();
+                    let seq = b.bwe.on_sent(out.ssrc, out.sequence_number, size, now);
+                    match twcc::stamp(out.header, b.bwe.ext_id, seq, stamped) {
+                        Some(n) => Outgoing {
+                            header: &stamped[..n],
+                            ..out
+                        },
+                        None => out,
+                    }
+                }
+                None => out,
             };
             let e = &mut play.egress;
             e.clock
@@ -391,7 +409,7 @@ impl Worker {
             if !peer.connected {
                 continue;
             }
-            let Role::Player { legs } = &mut peer.role else {
+            let Role::Player { legs, .. } = &mut peer.role else {
                 continue;
             };
             let mut sent = false;
@@ -445,7 +463,7 @@ pub(crate) fn observe_rtc_output(
     }
     peer.send_to = Some(to);
     peer.send_tcp = tcp;
-    let Role::Player { legs } = &mut peer.role else {
+    let Role::Player { legs, .. } = &mut peer.role else {
         return;
     };
     // RTCP packet types 192..=223 (RFC 5761 §4): not a leg's RTP.

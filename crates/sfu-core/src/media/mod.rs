@@ -582,6 +582,13 @@ impl MediaControl for MediaPlane {
         }
     }
 
+    fn set_play_quality(&self, id: MediaId, cap: u8) {
+        let worker = self.shared.directory.lock().set_cap(id, cap);
+        if let Some(w) = worker {
+            self.shared.command(w, relay::Command::PlayCap { id, cap });
+        }
+    }
+
     fn stop(&self, id: MediaId) {
         if let Some(removed) = self.shared.remove(id) {
             if let Some(w) = removed.worker {

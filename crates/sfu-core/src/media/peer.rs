@@ -54,6 +54,10 @@ const SCTP_MAX_MESSAGE: u32 = 1024;
 /// Header extensions we negotiate (and forward where they are end-to-end).
 const AUDIO_EXTS: &[&str] = &["urn:ietf:params:rtp-hdrext:ssrc-audio-level"];
 const VIDEO_EXTS: &[&str] = &["urn:3gpp:video-orientation"];
+/// Transport-wide congestion control (players only): the sequence number
+/// our egress writes into every packet (`twcc.rs`) and the feedback it asks
+/// for (`bwe.rs`).
+const TWCC_EXT: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 
 /// The codec a publisher sends for one kind, as negotiated.
 #[derive(Debug, Clone)]
@@ -185,7 +189,18 @@ fn video_feedback() -> Vec<RTCPFeedback> {
         .collect()
 }
 
-fn register_exts(engine: &mut MediaEngine) -> Result<(), RtcError> {
+fn register_exts(engine: &mut MediaEngine, twcc: bool) -> Result<(), RtcError> {
+    if twcc {
+        for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+            engine.register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: TWCC_EXT.to_string(),
+                },
+                kind,
+                None,
+            )?;
+        }
+    }
     for uri in AUDIO_EXTS {
         engine.register_header_extension(
             RTCRtpHeaderExtensionCapability {
@@ -555,11 +570,17 @@ fn offered_codecs(
     Ok(chosen)
 }
 
-fn register(engine: &mut MediaEngine, n: &Negotiated) -> Result<(), SignalError> {
-    let (kind, feedback) = match n.kind {
+fn register(engine: &mut MediaEngine, n: &Negotiated, twcc: bool) -> Result<(), SignalError> {
+    let (kind, mut feedback) = match n.kind {
         MediaKind::Audio => (RtpCodecKind::Audio, vec![]),
         MediaKind::Video => (RtpCodecKind::Video, video_feedback()),
     };
+    if twcc {
+        feedback.push(RTCPFeedback {
+            typ: "transport-cc".to_string(),
+            parameter: String::new(),
+        });
+    }
     let mut codec = n.codec.clone();
     codec.rtcp_feedback = feedback;
     engine
@@ -594,9 +615,9 @@ pub fn publisher(
     }
     let mut engine = MediaEngine::default();
     for n in &negotiated {
-        register(&mut engine, n)?;
+        register(&mut engine, n, false)?;
     }
-    register_exts(&mut engine).map_err(bad_sdp)?;
+    register_exts(&mut engine, false).map_err(bad_sdp)?;
     let registry = register_default_interceptors(Registry::new(), &mut engine).map_err(bad_sdp)?;
     let mut pc = build(engine, registry, role, ufrag, pwd, candidates, now).map_err(bad_sdp)?;
     pc.set_remote_description(now, offer).map_err(bad_sdp)?;
@@ -650,7 +671,7 @@ pub fn player(
     let mut kinds: Vec<MediaKind> = Vec::new();
     let mut engine = MediaEngine::default();
     for n in &offered {
-        register(&mut engine, n)?;
+        register(&mut engine, n, true)?;
         if !kinds.contains(&n.kind) {
             kinds.push(n.kind);
         }
@@ -660,7 +681,7 @@ pub fn player(
             "the offer receives no codec we forward (Opus, VP8, VP9, H.264 packetization-mode 1, AV1)",
         ));
     }
-    register_exts(&mut engine).map_err(bad_sdp)?;
+    register_exts(&mut engine, true).map_err(bad_sdp)?;
     // A player only sends RTP: it needs its feedback delivered, and sender
     // reports (lip sync, RTT), which the worker makes itself
     // (`sender_report.rs`) since the fast path's RTP never passes through

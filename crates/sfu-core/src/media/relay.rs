@@ -35,6 +35,8 @@ pub enum Inbound {
 pub enum Command {
     /// The control plane ended connection `id` (no event is reported).
     Stop(MediaId),
+    /// Play `id` asked for at most simulcast layer `cap` (`u8::MAX`: auto).
+    PlayCap { id: MediaId, cap: u8 },
     /// Worker `to` has players of `key`: relay publisher `publisher` to it.
     RelayTo {
         key: StreamKey,
@@ -194,6 +196,7 @@ impl Worker {
     fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Stop(id) => self.drop_peer(id),
+            Command::PlayCap { id, cap } => self.set_play_cap(id, cap, std::time::Instant::now()),
             Command::RelayTo { key, publisher, to } => {
                 if let Some(targets) = self.publisher_targets(&key, publisher) {
                     if !targets.contains(&to) {
@@ -218,14 +221,10 @@ impl Worker {
                 // Through the router's aggregation, like a local player's
                 // request: one PLI per track per interval, whichever worker
                 // asked.
-                if let Some(track) = self
-                    .router
-                    .find_stream(&key)
-                    .and_then(|s| match kind {
-                        MediaKind::Audio => self.router.stream_track(s, kind),
-                        MediaKind::Video => self.router.stream_layer(s, layer),
-                    })
-                {
+                if let Some(track) = self.router.find_stream(&key).and_then(|s| match kind {
+                    MediaKind::Audio => self.router.stream_track(s, kind),
+                    MediaKind::Video => self.router.stream_layer(s, layer),
+                }) {
                     self.router.request_keyframe(track);
                 }
             }
@@ -363,12 +362,9 @@ impl Worker {
                     return;
                 };
                 // add_track replaced the stream's track of that kind.
-                let (gone, kept): (Vec<_>, Vec<_>) = r
-                    .tracks
-                    .drain(..)
-                    .partition(|(_, info)| {
-                        info.kind == relay.info.kind && info.layer == relay.info.layer
-                    });
+                let (gone, kept): (Vec<_>, Vec<_>) = r.tracks.drain(..).partition(|(_, info)| {
+                    info.kind == relay.info.kind && info.layer == relay.info.layer
+                });
                 r.tracks = kept;
                 r.tracks.push((h, *relay.info));
                 for (t, _) in gone {

@@ -12,6 +12,7 @@ use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::sansio::Protocol;
 use stream_router::{Codec, Feedback, TrackInfo};
 
@@ -65,7 +66,11 @@ impl Worker {
                                 match simulcast::layer_of(rid, &rids) {
                                     Some(l) => Some(l),
                                     None => {
-                                        tracing::debug!(media = id, rid, "encoding beyond the layers we forward");
+                                        tracing::debug!(
+                                            media = id,
+                                            rid,
+                                            "encoding beyond the layers we forward"
+                                        );
                                         continue;
                                     }
                                 }
@@ -99,6 +104,9 @@ impl Worker {
                 _ => {}
             }
         }
+        // Whether a player's congestion feedback came in (its layer is then
+        // chosen again, `layers.rs` in sfu-core).
+        let mut bwe_fed = false;
         // Router tracks this call created (a publisher's first packet per
         // track): their codec goes to the players after the loop.
         let mut added = Vec::new();
@@ -166,10 +174,18 @@ impl Worker {
                     let _ = self.router.push_rtp(track, packet, now);
                 }
                 RTCMessage::RtcpPacket(_, packets) => {
-                    let Role::Player { legs } = &peer.role else {
+                    let Role::Player { legs, bwe } = &mut peer.role else {
                         continue;
                     };
                     for p in &packets {
+                        if let (Some(b), Some(fb)) = (
+                            bwe.as_deref_mut(),
+                            p.as_any().downcast_ref::<TransportLayerCc>(),
+                        ) {
+                            b.bwe.on_feedback(fb, now);
+                            bwe_fed = true;
+                            continue;
+                        }
                         let Some(fb) = convert::player_feedback(p.as_ref(), &mut self.nacks) else {
                             continue;
                         };
@@ -195,6 +211,9 @@ impl Worker {
         }
         for (stream, kind, codec, profile) in added {
             self.on_track_added(stream, kind, codec, profile);
+        }
+        if bwe_fed {
+            self.choose_layer(id, now);
         }
         self.dirty.push(id);
     }

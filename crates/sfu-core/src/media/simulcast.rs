@@ -23,14 +23,19 @@ const FAMILIES: &[&[&str]] = &[
 /// if `rid` is not one of them or beyond [`MAX_LAYERS`].
 pub fn layer_of(rid: &str, rids: &[&str]) -> Option<u8> {
     let family = FAMILIES.iter().find(|f| {
-        !rids.is_empty() && rids.iter().all(|r| f.iter().any(|n| n.eq_ignore_ascii_case(r)))
+        !rids.is_empty()
+            && rids
+                .iter()
+                .all(|r| f.iter().any(|n| n.eq_ignore_ascii_case(r)))
     });
     let layer = match family {
         Some(f) => {
             // Rank among the names present, so that `h`,`f` alone are 0, 1.
             let rank = |r: &str| f.iter().position(|n| n.eq_ignore_ascii_case(r));
             let mine = rank(rid)?;
-            rids.iter().filter(|r| rank(r).is_some_and(|x| x < mine)).count()
+            rids.iter()
+                .filter(|r| rank(r).is_some_and(|x| x < mine))
+                .count()
         }
         None => rids.iter().position(|r| *r == rid)?,
     };

@@ -53,6 +53,7 @@ use super::Shared;
 
 mod ice;
 mod io;
+mod layers;
 mod plays;
 mod tcp;
 mod teardown;
@@ -126,7 +127,20 @@ pub(crate) enum Role {
     },
     Player {
         legs: Vec<PlayLeg>,
+        /// Its bandwidth estimate and layer choice, when its answer
+        /// negotiated transport-wide congestion control.
+        bwe: Option<Box<PlayerBwe>>,
     },
+}
+
+/// A player connection's estimator and its video play's layer choice.
+pub(crate) struct PlayerBwe {
+    pub bwe: super::bwe::Bwe,
+    pub selector: super::bwe::Selector,
+    /// The highest layer the player asked for (`u8::MAX`: automatic).
+    pub cap: u8,
+    /// When the layer was last chosen.
+    pub chosen_at: Option<Instant>,
 }
 
 pub(crate) struct Peer {
@@ -226,6 +240,9 @@ pub(crate) struct Worker {
     /// every connection twice a second), so their `poll_timeout` — about a
     /// microsecond through every handler — is skipped.
     pub written: Vec<MediaId>,
+    /// Where a packet's header is stamped with its transport-wide
+    /// sequence number (`twcc.rs`), sized once.
+    pub stamped: Vec<u8>,
     /// Connections whose handling panicked this turn: ended as failed.
     pub panicked: Vec<MediaId>,
     /// Set by `Command::Shutdown`: close everything, answer, stop.
@@ -307,6 +324,7 @@ impl Worker {
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
             written: Vec::new(),
+            stamped: vec![0; stream_router::MAX_HEADER_LEN + 8],
             panicked: Vec::new(),
             stopping: None,
             nacks: Vec::with_capacity(64),
@@ -456,6 +474,7 @@ impl Worker {
             notify,
             parked,
             relay,
+            cap,
         } = adopted;
         let role = match role {
             ConnRole::Publish => {
@@ -475,6 +494,18 @@ impl Worker {
                 // Exactly as many as it has (a PlayLeg is ~430 bytes; a
                 // growing Vec would take room for 4).
                 let mut legs = Vec::with_capacity(parked.legs.len());
+                let bwe = parked
+                    .legs
+                    .iter()
+                    .find_map(|l| l.extensions.id_of(stream_router::ExtKind::TransportCc))
+                    .map(|ext_id| {
+                        Box::new(PlayerBwe {
+                            bwe: super::bwe::Bwe::new(ext_id),
+                            selector: Default::default(),
+                            cap,
+                            chosen_at: None,
+                        })
+                    });
                 for (i, leg) in parked.legs.into_iter().enumerate() {
                     let dt = self.router.subscribe_key(
                         &key,
@@ -487,6 +518,10 @@ impl Worker {
                         },
                     );
                     self.downtracks.insert(dt, (id, i));
+                    // Without an estimate the requested cap alone decides.
+                    if bwe.is_none() && leg.kind == MediaKind::Video {
+                        let _ = self.router.set_max_layer(dt, cap);
+                    }
                     let egress = LegEgress::new(leg.ssrc, leg.clock_rate, Instant::now());
                     legs.push(PlayLeg {
                         leg,
@@ -504,7 +539,7 @@ impl Worker {
                         },
                     );
                 }
-                Role::Player { legs }
+                Role::Player { legs, bwe }
             }
         };
         tracing::debug!(worker = self.idx, media = id, "connection adopted");
@@ -703,6 +738,7 @@ impl Worker {
         );
         self.send_reports(now);
         self.router.measure(now);
+        self.prune_estimators(now);
         // Timers that were never armed (new peers) get armed by `flush`.
         let ids: Vec<MediaId> = self.peers.keys().copied().collect();
         self.dirty.extend(ids);

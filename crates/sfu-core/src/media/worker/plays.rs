@@ -46,7 +46,7 @@ impl Worker {
     /// A player adopted here subscribed to a stream that may already have
     /// tracks: give its legs their payload types (or refuse it) now.
     pub(crate) fn on_player_adopted(&mut self, id: MediaId) {
-        let Some(Role::Player { legs }) = self.peers.get(&id).map(|p| &p.role) else {
+        let Some(Role::Player { legs, .. }) = self.peers.get(&id).map(|p| &p.role) else {
             return;
         };
         let downtracks: Vec<(DownTrackHandle, MediaKind)> =
@@ -84,7 +84,7 @@ impl Worker {
         profile: u32,
     ) -> Option<(MediaId, bool)> {
         let (id, leg) = *self.downtracks.get(&dt)?;
-        let Role::Player { legs } = &self.peers.get(&id)?.role else {
+        let Role::Player { legs, .. } = &self.peers.get(&id)?.role else {
             return None;
         };
         match legs.get(leg)?.leg.payload_type_for(codec, profile) {

@@ -86,7 +86,7 @@ impl Worker {
                     );
                 }
             }
-            Role::Player { legs } => {
+            Role::Player { legs, .. } => {
                 for l in &legs {
                     self.downtracks.remove(&l.downtrack);
                     let _ = self.router.unsubscribe(l.downtrack);

@@ -1,0 +1,92 @@
+//! Which simulcast layer each player's video gets: its estimate
+//! (`bwe.rs`) against the layers' measured bitrates, within the quality
+//! the player asked for, applied through the router's per-down-track cap
+//! (the router switches on the new layer's keyframe).
+
+use std::time::{Duration, Instant};
+
+use room_signal::media::MediaId;
+use stream_router::MediaKind;
+
+use super::{Role, Worker};
+
+/// Layers are chosen again at most this often per player (feedback comes
+/// every 50–100 ms).
+const CHOOSE_INTERVAL: Duration = Duration::from_millis(200);
+/// What the estimate is assumed to leave for audio when the stream's audio
+/// rate is not measured yet.
+const AUDIO_RESERVE: u64 = 64_000;
+
+impl Worker {
+    /// Choose player `id`'s video layer from its estimate (after feedback).
+    pub(crate) fn choose_layer(&mut self, id: MediaId, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let Role::Player { legs, bwe: Some(b) } = &mut peer.role else {
+            return;
+        };
+        if b.chosen_at
+            .is_some_and(|at| now.saturating_duration_since(at) < CHOOSE_INTERVAL)
+        {
+            return;
+        }
+        let Some(video) = legs.iter().find(|l| l.leg.kind == MediaKind::Video) else {
+            return;
+        };
+        let dt = video.downtrack;
+        let Some(stream) = self.router.downtrack_stream(dt) else {
+            return;
+        };
+        b.chosen_at = Some(now);
+        let audio = self.router.stream_media(stream)[0]
+            .map_or(AUDIO_RESERVE, |a| a.bits_per_second.max(AUDIO_RESERVE / 2));
+        let budget = b.bwe.estimate().saturating_sub(audio);
+        let rates = self.router.layer_rates(stream);
+        let before = b.selector.layer();
+        if let Some(layer) = b.selector.choose(now, budget, rates, b.cap) {
+            if before != Some(layer) {
+                tracing::debug!(
+                    media = id,
+                    estimate = b.bwe.estimate(),
+                    layer,
+                    ?rates,
+                    "player layer chosen"
+                );
+            }
+            let _ = self.router.set_max_layer(dt, layer);
+        }
+    }
+
+    /// Player `id` asked for at most layer `cap` (`u8::MAX`: automatic).
+    pub(crate) fn set_play_cap(&mut self, id: MediaId, cap: u8, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let Role::Player { legs, bwe } = &mut peer.role else {
+            return;
+        };
+        match bwe {
+            Some(b) => {
+                b.cap = cap;
+                b.chosen_at = None;
+                self.choose_layer(id, now);
+            }
+            // No estimate (no transport-cc): the cap alone decides.
+            None => {
+                if let Some(v) = legs.iter().find(|l| l.leg.kind == MediaKind::Video) {
+                    let _ = self.router.set_max_layer(v.downtrack, cap);
+                }
+            }
+        }
+    }
+
+    /// Housekeeping: forget unacknowledged packets of every estimator.
+    pub(crate) fn prune_estimators(&mut self, now: Instant) {
+        for peer in self.peers.values_mut() {
+            if let Role::Player { bwe: Some(b), .. } = &mut peer.role {
+                b.bwe.prune(now);
+            }
+        }
+    }
+}
