@@ -171,10 +171,14 @@ export interface PublishOptions {
   simulcast?: boolean | { layers?: 2 | 3; maxBitrates?: number[] };
 }
 
+export type VideoQuality = 'auto' | 'low' | 'medium' | 'high' | 0 | 1 | 2;
+
 export interface PlayOptions {
   /** Set false to not receive audio / video (default true). */
   audio?: boolean;
   video?: boolean;
+  /** Of a simulcast stream, the best layer to take (default 'auto': what bandwidth allows). */
+  videoQuality?: VideoQuality;
 }
 
 export interface StreamStats {
@@ -291,6 +295,10 @@ export declare class Engine {
    */
   startPlayingStream(streamID: string, options?: PlayOptions): Promise<ZegoLocalStream>;
   stopPlayingStream(streamID: string): Promise<void>;
+  /** Cap a play's simulcast layer ('auto' lets its bandwidth decide). */
+  setPlayVideoQuality(streamID: string, quality: VideoQuality): Promise<void>;
+  /** ZEGO's name: 0 default (auto), 1 small (low), 2 big (high). */
+  setPlayStreamVideoType(streamID: string, type: 0 | 1 | 2): Promise<void>;
   /** `role` picks between a publish and a play of the same stream ID (publisher first by default). */
   getStats(streamID: string, role?: 'publisher' | 'player'): Promise<StreamStats>;
 

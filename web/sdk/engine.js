@@ -375,7 +375,9 @@ export class Engine {
       await rtc('setLocalDescription', () => pc.setLocalDescription(offer));
       this._checkCancelled(play);
       play.requested = true;
-      const res = await this._request('startPlayingStream', { streamID, sdp: pc.localDescription.sdp });
+      const fields = { streamID, sdp: pc.localDescription.sdp };
+      if (options.videoQuality !== undefined) fields.videoQuality = videoQuality(options.videoQuality);
+      const res = await this._request('startPlayingStream', fields);
       this._checkCancelled(play);
       await rtc('setRemoteDescription', () => pc.setRemoteDescription({ type: 'answer', sdp: res.sdp }));
       return stream;
@@ -388,6 +390,22 @@ export class Engine {
       }
       throw err;
     }
+  }
+
+  /**
+   * Which simulcast layer a play takes at most: 'auto' (the best its bandwidth allows, the
+   * default), 'low', 'medium' or 'high'; ZEGO's video stream types are accepted too (0 default,
+   * 1 small, 2 big).
+   */
+  async setPlayVideoQuality(streamID, quality) {
+    this._alive();
+    checkStreamID(streamID);
+    await this._request('setPlayVideoQuality', { streamID, quality: videoQuality(quality) });
+  }
+
+  /** ZEGO's name: setPlayStreamVideoType(streamID, 0 | 1 | 2). */
+  setPlayStreamVideoType(streamID, type) {
+    return this.setPlayVideoQuality(streamID, type);
   }
 
   async stopPlayingStream(streamID) {
@@ -688,6 +706,15 @@ export class Engine {
 export { Engine as ZegoExpressEngine };
 
 /** Give a MediaStream ZEGO's local-stream methods `playVideo(element, options?)` and `stopVideo()`. */
+function videoQuality(q) {
+  const zego = { 0: 'auto', 1: 'low', 2: 'high' };
+  const v = typeof q === 'number' ? zego[q] : q;
+  if (!['auto', 'low', 'medium', 'high'].includes(v)) {
+    throw sdkError(ErrorCode.INVALID_PARAMETER, `video quality must be auto, low, medium or high (got ${q})`);
+  }
+  return v;
+}
+
 function withVideo(ms) {
   if (!ms || typeof ms !== 'object' || typeof ms.playVideo === 'function') return ms;
   let shown = null; // [video element, whether we created it]

@@ -10,7 +10,10 @@
 //! rate controller, once it has backed off, climbs by 12 kb/s per 200 ms
 //! for good, which takes a minute to get from a low to a high simulcast
 //! layer; ours backs off to 85 % of the received rate on overuse, holds
-//! while the queue drains, then grows by [`INCREASE_PER_SECOND`].
+//! while the queue drains, then grows by [`INCREASE_PER_SECOND`]. Heavy
+//! loss ([`HEAVY_LOSS`] over the last reports) counts as overuse: a
+//! drop-tail bottleneck with a short queue fills in a fraction of a second,
+//! after which its delay stops growing and only loss tells.
 //!
 //! [`Selector`] turns the estimate into the highest simulcast layer the
 //! player can take (within its own requested cap): down at once when the
@@ -39,6 +42,8 @@ pub const INCREASE_PER_SECOND: f64 = 1.20;
 const DECREASE_FACTOR: f64 = 0.85;
 /// After a decrease, no increase for this long (the queue drains).
 const HOLD_AFTER_DECREASE: Duration = Duration::from_secs(1);
+/// A smoothed loss fraction above this backs off like overuse.
+pub const HEAVY_LOSS: f64 = 0.10;
 /// Rate changes are this far apart at least (decreases excepted).
 const CHANGE_INTERVAL: Duration = Duration::from_millis(200);
 /// Packets unacknowledged for this long are forgotten.
@@ -46,7 +51,7 @@ const HISTORY_HORIZON: Duration = Duration::from_secs(2);
 /// A higher layer must fit, with [`UP_HEADROOM`], this long before a switch up.
 pub const UP_HOLD: Duration = Duration::from_secs(2);
 /// No switch up this soon after a switch down.
-pub const UP_AFTER_DOWN: Duration = Duration::from_secs(4);
+pub const UP_AFTER_DOWN: Duration = Duration::from_secs(6);
 /// A switch up that lasted this long worked.
 const UP_LASTS: Duration = Duration::from_secs(10);
 /// Budget share a layer may use to stay on it.
@@ -133,6 +138,8 @@ pub struct Estimator {
     delay_target: f64,
     last_change: Option<Instant>,
     last_decrease: Option<Instant>,
+    /// Loss fraction of the recent reports (smoothed per batch).
+    recent_loss: f64,
 }
 
 impl Estimator {
@@ -145,6 +152,7 @@ impl Estimator {
             delay_target: initial,
             last_change: None,
             last_decrease: None,
+            recent_loss: 0.0,
         }
     }
 
@@ -164,6 +172,14 @@ impl Estimator {
         }
         let received = self.received.rate_bits_per_second(now);
         let since = |at: Option<Instant>| at.map(|at| now.saturating_duration_since(at));
+        let lost = reports.iter().filter(|r| !r.arrived).count();
+        let batch_loss = lost as f64 / reports.len() as f64;
+        self.recent_loss = 0.5 * self.recent_loss + 0.5 * batch_loss;
+        let usage = if self.recent_loss > HEAVY_LOSS {
+            Usage::Over
+        } else {
+            usage
+        };
         match usage {
             Usage::Over => {
                 // Once per interval: the evidence of one queue is acted on once.
@@ -189,7 +205,6 @@ impl Estimator {
             _ => {}
         }
         self.delay_target = self.delay_target.clamp(MIN_BITRATE, MAX_BITRATE);
-        let lost = reports.iter().filter(|r| !r.arrived).count();
         self.loss.update(now, lost, reports.len());
     }
 
