@@ -138,7 +138,14 @@ async function publisherStats() {
   const all = [...(await window.pcs[0].getStats()).values()];
   return all
     .filter((s) => s.type === 'outbound-rtp' && (s.kind || s.mediaType) === 'video')
-    .map((s) => ({ rid: s.rid, width: s.frameWidth, height: s.frameHeight, bytesSent: s.bytesSent }));
+    .map((s) => ({
+      rid: s.rid,
+      width: s.frameWidth,
+      height: s.frameHeight,
+      frames: s.framesEncoded,
+      bytesSent: s.bytesSent,
+      limitation: s.qualityLimitationReason,
+    }));
 }
 
 async function play(stream) {
@@ -185,7 +192,11 @@ try {
   // One sample of both players; freezes are counted from warm-up's end.
   const sample = async () => {
     const now = Date.now();
-    const [u, c] = await Promise.all([uPage.evaluate(playerStats), cPage.evaluate(playerStats)]);
+    const [u, c, pub] = await Promise.all([
+      uPage.evaluate(playerStats),
+      cPage.evaluate(playerStats),
+      phase === 'warmup' ? null : pubPage.evaluate(publisherStats),
+    ]);
     for (const [name, st] of [
       ['u', u],
       ['c', c],
@@ -214,6 +225,7 @@ try {
           cFrames: c.frames,
           linkKbps: rate === Infinity ? null : rate / 1000,
           dropped: shapers[0] ? shapers[0].dropped : 0,
+          pub: pub && pub.map((p) => `${p.rid}:${p.width}:${p.frames}:${p.limitation}`).join(' '),
         })}`,
       );
     }

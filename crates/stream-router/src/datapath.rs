@@ -58,6 +58,10 @@ impl Router {
         } = self;
         let t = tracks.get_mut(track.0).ok_or(RouterError::UnknownTrack)?;
         let mut summary = PushSummary::default();
+        let vp8 = match t.info.codec {
+            crate::keyframe::Codec::Vp8 => crate::vp8::parse(&packet.payload),
+            _ => None,
+        };
         let (ext, keyframe, slot, uncached) = match t.ingest(&packet) {
             Ingest::Rejected => {
                 summary.rejected = true;
@@ -87,6 +91,7 @@ impl Router {
             info: &t.info,
             ext,
             keyframe,
+            vp8,
         };
         // Audio and video layer 0 share the value 0; see `layers.rs`.
         let layer = t.info.layer;
@@ -236,6 +241,7 @@ impl Router {
                         sequence_number: e.seq,
                         timestamp: e.ts,
                         is_retransmission: e.rtx,
+                        vp8: e.vp8,
                     },
                 );
                 if shared.release_ref(e.slot, free) {

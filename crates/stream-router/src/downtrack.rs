@@ -46,6 +46,8 @@ pub(crate) struct Source<'a> {
     pub(crate) info: &'a TrackInfo,
     pub(crate) ext: i64,
     pub(crate) keyframe: bool,
+    /// VP8: the payload descriptor's picture numbers.
+    pub(crate) vp8: Option<crate::vp8::Vp8Fields>,
 }
 
 /// What [`DownTrack::forward`] did with a packet.
@@ -66,6 +68,7 @@ pub(crate) struct Entry {
     pub(crate) seq: u16,
     pub(crate) rtx: bool,
     pub(crate) ts: u32,
+    pub(crate) vp8: Option<crate::vp8::Vp8Patch>,
 }
 
 /// Outcome of one NACKed sequence number.
@@ -108,6 +111,8 @@ pub(crate) struct DownTrack {
     limiter: NackLimiter,
     /// Video: the highest simulcast layer it may receive (`layers.rs`).
     pub(crate) max_layer: u8,
+    /// VP8: picture numbering across epochs (`vp8.rs`).
+    vp8: crate::vp8::Vp8Rewriter,
 }
 
 impl DownTrack {
@@ -132,6 +137,7 @@ impl DownTrack {
             gate_since: None,
             limiter: NackLimiter::new(history),
             max_layer: (crate::track::MAX_LAYERS - 1) as u8,
+            vp8: Default::default(),
         }
     }
 
@@ -230,6 +236,7 @@ impl DownTrack {
                     };
                 }
                 self.gate_since = None;
+                self.vp8.start_epoch();
                 self.rewriter.start(
                     src.handle,
                     src.ext,
@@ -240,11 +247,13 @@ impl DownTrack {
                 )
             }
         };
+        let vp8 = src.vp8.and_then(|f| self.vp8.rewrite(f));
         self.enqueue(Entry {
             slot,
             seq,
             rtx: false,
             ts,
+            vp8,
         })
     }
 
@@ -285,11 +294,16 @@ impl DownTrack {
             self.stats.nack_rate_limited += 1;
             return Resend::RateLimited;
         }
+        let vp8 = match track.info.codec {
+            crate::keyframe::Codec::Vp8 => crate::vp8::parse(&pkt.payload).map(|f| self.vp8.map(f)),
+            _ => None,
+        };
         let entry = Entry {
             slot,
             seq,
             rtx: true,
             ts,
+            vp8,
         };
         match self.enqueue(entry) {
             Forwarded::Queued => {
@@ -361,7 +375,7 @@ impl DownTrack {
         let e = self.pop_entry()?;
         let out = pool.get(e.slot).map(|s| {
             let (exts, ssrc, pt) = self.leg();
-            s.out_packet(exts, ssrc, pt, e.seq, e.ts, e.rtx)
+            s.out_packet(exts, ssrc, pt, e.seq, e.ts, e.rtx, e.vp8)
         });
         pool.release(e.slot);
         if let Some(p) = &out {
@@ -477,6 +491,7 @@ mod tests {
                 info: &self.track.info,
                 ext,
                 keyframe,
+                vp8: None,
             };
             let r = self.dt.forward(&src, &pkt, slot, self.t0);
             if r == Forwarded::Queued {

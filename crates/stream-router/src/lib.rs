@@ -164,6 +164,7 @@ mod router;
 mod seq;
 mod slab;
 mod track;
+mod vp8;
 
 pub use cache::{AUDIO_CACHE_PACKETS, NACK_RETRANSMIT_INTERVAL, VIDEO_CACHE_PACKETS};
 pub use counters::RouterTotals;
@@ -180,3 +181,4 @@ pub use packet::{Extension, ExtensionIter, Extensions, ParseError, RtpPacket, MA
 pub use router::{Router, RouterError, StreamKey, TrackMedia};
 pub use slab::{DownTrackHandle, StreamHandle, TrackHandle};
 pub use track::{MediaKind, TrackInfo, TrackStats, MAX_LAYERS};
+pub use vp8::Vp8Patch;

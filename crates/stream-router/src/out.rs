@@ -38,6 +38,9 @@ pub struct OutPacket {
     pub payload: Bytes,
     /// True when this is a NACK-triggered resend of an earlier packet.
     pub is_retransmission: bool,
+    /// VP8: the picture numbers to write into the sender's copy of the
+    /// payload (see [`Vp8Patch::apply`](crate::Vp8Patch::apply)).
+    pub vp8: Option<crate::vp8::Vp8Patch>,
 }
 
 /// A rewritten packet lent to the callback of
@@ -58,6 +61,10 @@ pub struct Outgoing<'a> {
     pub timestamp: u32,
     /// True when this is a NACK-triggered resend of an earlier packet.
     pub is_retransmission: bool,
+    /// VP8: the picture numbers to write into the sender's copy of the
+    /// payload, which is otherwise the publisher's as received (see
+    /// [`Vp8Patch::apply`](crate::Vp8Patch::apply)).
+    pub vp8: Option<crate::vp8::Vp8Patch>,
 }
 
 /// Length of the RFC 8285 block for `items` (4-byte block header included,

@@ -233,6 +233,7 @@ impl Shared {
         seq: u16,
         ts: u32,
         rtx: bool,
+        vp8: Option<crate::vp8::Vp8Patch>,
     ) -> OutPacket {
         let mut extensions = Extensions::new();
         if self.forwards_any(player) {
@@ -255,6 +256,7 @@ impl Shared {
             extensions,
             payload: self.pkt.payload.clone(),
             is_retransmission: rtx,
+            vp8,
         }
     }
 

@@ -89,6 +89,9 @@ impl FastLeg {
         sends.push_with(to, len + self.profile.tag_len(), |buf| {
             buf[..h].copy_from_slice(out.header);
             buf[h..len].copy_from_slice(out.payload);
+            if let Some(v) = out.vp8 {
+                v.apply(&mut buf[h..len]);
+            }
             protector.protect(buf, len, h, roc).ok()
         })
     }
@@ -111,6 +114,9 @@ impl FastLeg {
         let body = &mut buf[PREFIX_LEN..];
         body[..h].copy_from_slice(out.header);
         body[h..len].copy_from_slice(out.payload);
+        if let Some(v) = out.vp8 {
+            v.apply(&mut body[h..len]);
+        }
         let n = match self.protector.protect(body, len, h, roc) {
             Ok(n) if n > 0 && n <= body.len() && n <= MAX_FRAME_LEN => n,
             _ => return false,
@@ -245,8 +251,22 @@ fn rtc_packet(out: &Outgoing<'_>) -> Option<rtc::rtp::Packet> {
     let header = Header::unmarshal(&mut header).ok()?;
     Some(rtc::rtp::Packet {
         header,
-        payload: out.payload.clone(),
+        payload: sent_payload(out),
     })
+}
+
+/// The payload as sent: the publisher's, or (VP8 with rewritten picture
+/// numbers) a patched copy (the `rtc` path only; the fast path patches its
+/// send buffer).
+fn sent_payload(out: &Outgoing<'_>) -> bytes::Bytes {
+    match out.vp8 {
+        Some(v) => {
+            let mut p = out.payload.to_vec();
+            v.apply(&mut p);
+            p.into()
+        }
+        None => out.payload.clone(),
+    }
 }
 
 impl Worker {
@@ -352,7 +372,7 @@ impl Worker {
                 return;
             };
             if let Some(v) = verifier {
-                v.sent_via_rtc(out.sequence_number, out.header, out.payload.clone());
+                v.sent_via_rtc(out.sequence_number, out.header, packet.payload.clone());
             }
             // `rtc` routes an outgoing packet by its SSRC and ignores the
             // track id here, so an empty (unallocated) one saves a String
