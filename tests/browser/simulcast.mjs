@@ -28,9 +28,9 @@ const server = process.env.SERVER;
 if (!server) throw new Error('SERVER is not set');
 const publisherKind = process.argv[2] || 'chromium';
 setTimeout(() => {
-  console.error('simulcast.mjs: still running after 170 s, giving up');
+  console.error('simulcast.mjs: still running after 200 s, giving up');
   process.exit(1);
-}, 170000).unref();
+}, 200000).unref();
 
 // ---- the shaping relay
 
@@ -237,8 +237,8 @@ try {
   for (;;) {
     const { u, c } = await sample();
     if (u.width === TOP_WIDTH && c.width === TOP_WIDTH && u.frames > 30 && c.frames > 30) break;
-    if (Date.now() - t0 > 40000) {
-      throw new Error(`players not on ${TOP_WIDTH} px after 40 s: u=${JSON.stringify(u)} c=${JSON.stringify(c)}`);
+    if (Date.now() - t0 > 70000) {
+      throw new Error(`players not on ${TOP_WIDTH} px after 70 s: u=${JSON.stringify(u)} c=${JSON.stringify(c)}`);
     }
     await tick();
   }

@@ -462,6 +462,12 @@ fn media(e: &mut DescriptorEncoder, m: &MediaSnapshot) -> std::fmt::Result {
     )?;
     counter(
         e,
+        "sfu_simulcast_layer_switches",
+        "Simulcast layer switches of players (made on a keyframe of the new layer)",
+        o.layer_switches,
+    )?;
+    counter(
+        e,
         "sfu_keyframe_requests_received",
         "PLI/FIR received from players",
         o.keyframe_requests,

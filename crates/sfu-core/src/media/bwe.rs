@@ -42,6 +42,8 @@ pub const INCREASE_PER_SECOND: f64 = 1.20;
 const DECREASE_FACTOR: f64 = 0.85;
 /// After a decrease, no increase for this long (the queue drains).
 const HOLD_AFTER_DECREASE: Duration = Duration::from_secs(1);
+/// Growth stops at this multiple of the received rate.
+const MAX_OVER_RECEIVED: f64 = 3.0;
 /// A smoothed loss fraction above this backs off like overuse.
 pub const HEAVY_LOSS: f64 = 0.10;
 /// Rate changes are this far apart at least (decreases excepted).
@@ -197,7 +199,11 @@ impl Estimator {
                 let elapsed = since(self.last_change).unwrap_or(CHANGE_INTERVAL);
                 if !held && elapsed >= CHANGE_INTERVAL {
                     let growth = INCREASE_PER_SECOND.powf(elapsed.as_secs_f64().min(1.0));
-                    self.delay_target *= growth;
+                    // Never far beyond what the path has shown it carries:
+                    // enough to move up a layer or two, not to 20 Mb/s.
+                    let ceiling = received.map_or(f64::MAX, |rx| rx * MAX_OVER_RECEIVED);
+                    self.delay_target =
+                        (self.delay_target * growth).min(ceiling.max(self.delay_target));
                     self.last_change = Some(now);
                 }
             }
