@@ -124,6 +124,10 @@ async function install({ user, shaped }) {
     }
   }
   window.e = new window.sdk.Engine(1, location.origin, { RTCPeerConnection: Recorded });
+  window.listed = {};
+  window.e.on('roomStreamUpdate', (roomID, type, list) => {
+    for (const s of list) if (type === 'ADD') window.listed[s.streamID] = s;
+  });
   await window.e.loginRoom('sim', await window.token(user), { userID: user, userName: user });
 }
 
@@ -243,6 +247,11 @@ try {
     await tick();
   }
   console.log(`publisher sends ${JSON.stringify(await pubPage.evaluate(publisherStats))}`);
+  // The listing shows the stream's layers (the RIDs of the offer).
+  const listed = await uPage.evaluate((id) => window.listed[id], STREAM);
+  const layers = ((listed && listed.videoLayers) || []).slice().sort();
+  if (layers.join() !== 'f,h,q') throw new Error(`roomStreamUpdate lists ${JSON.stringify(listed)}`);
+  console.log(`listed layers ${JSON.stringify(listed.videoLayers)}`);
   if (!shapers.length) throw new Error('the constrained player did not go through the relay');
   // Let both settle on the top layer for a moment.
   for (let i = 0; i < 8; i++) {

@@ -32,7 +32,7 @@ import { chatLine, h, logLine, renderExtra, renderStreams, renderUsers, roomPane
 const ids = [
   'serverUrl', 'appId', 'userId', 'userName', 'token', 'fetch-token-btn', 'renew-token-btn', 'token-status',
   'multiRoom', 'userUpdate', 'reset-btn', 'login-form', 'login-room', 'publish-form', 'publish-room',
-  'publish-stream-id', 'publish-source', 'publish-codec', 'publish-btn', 'play-form', 'play-stream-id',
+  'publish-stream-id', 'publish-source', 'publish-codec', 'publish-simulcast', 'publish-btn', 'play-form', 'play-stream-id',
   'known-streams', 'room-tabs', 'room-panels', 'rooms-empty', 'video-grid', 'video-empty', 'event-log',
   'error-banner', 'error-text', 'error-close', 'conn-status', 'whoami',
 ];
@@ -432,6 +432,10 @@ function addTile(role, streamID, roomID) {
     subtitle: role === 'publisher' ? `you · ${roomID}` : describeRemote(streamID),
     onStop: () => (role === 'publisher' ? stopPublish(streamID) : stopPlay(streamID)),
     onExtra: role === 'publisher' ? (v) => setStreamExtra(streamID, v) : null,
+    onQuality:
+      role === 'player'
+        ? (q) => engine.setPlayVideoQuality(streamID, q).catch((err) => showError(`Couldn't set the quality of ${streamID}`, err))
+        : null,
   });
   setBadge(parts.state, role === 'publisher' ? 'PUBLISH_REQUESTING' : 'PLAY_REQUESTING');
   const t = { parts, stream: null, roomID };
@@ -482,7 +486,11 @@ async function publish() {
   t.parts.attach(stream);
   stream.getVideoTracks().forEach((tr) => tr.addEventListener('ended', () => stopPublish(streamID)));
   try {
-    await engine.startPublishingStream(streamID, stream, { roomID, videoCodec: el['publish-codec'].value || undefined });
+    await engine.startPublishingStream(streamID, stream, {
+      roomID,
+      videoCodec: el['publish-codec'].value || undefined,
+      simulcast: el['publish-simulcast'].checked,
+    });
     const room = rooms.get(roomID);
     if (room) {
       room.own.add(streamID);

@@ -222,7 +222,7 @@ const STATS = [
 ];
 
 /** A video tile. role: publisher | player. Returns {tile, video, state, setStats}. */
-export function videoTile({ streamID, role, subtitle, onStop, onExtra }) {
+export function videoTile({ streamID, role, subtitle, onStop, onExtra, onQuality }) {
   const video = h('video', { autoplay: true, playsinline: true, 'data-testid': 'tile-video' });
   if (role === 'publisher') video.muted = true;
   const state = h('span', { class: 'badge', 'data-testid': 'tile-state' });
@@ -234,6 +234,16 @@ export function videoTile({ streamID, role, subtitle, onStop, onExtra }) {
   );
   const unmute = h('button', { class: 'ghost small', 'data-testid': 'tile-unmute', hidden: true, onclick: () => ((video.muted = false), (unmute.hidden = true), video.play().catch(() => {})) }, 'Unmute');
   let extra = null;
+  if (onQuality) {
+    // Of a simulcast stream: which layer to take at most ('auto': what the
+    // bandwidth allows). The resolution stat shows the layer received.
+    const select = h(
+      'select',
+      { 'data-testid': 'tile-quality', 'aria-label': 'Video quality', onchange: () => onQuality(select.value) },
+      ...['auto', 'high', 'medium', 'low'].map((q) => h('option', { value: q }, `Quality: ${q}`)),
+    );
+    extra = h('div', { class: 'inline' }, select);
+  }
   if (onExtra) {
     const input = h('input', { 'data-testid': 'tile-extra-input', placeholder: 'Stream extra info', 'aria-label': 'Stream extra info' });
     extra = h('form', { class: 'inline', onsubmit: (e) => (e.preventDefault(), onExtra(input.value)) }, input, h('button', { type: 'submit', class: 'ghost small', 'data-testid': 'tile-extra-set' }, 'Set'));

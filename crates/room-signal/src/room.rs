@@ -42,11 +42,19 @@ pub struct ListedStream {
     pub stream_id: Arc<str>,
     pub user: User,
     pub extra_info: String,
+    /// Its video's simulcast encodings (RIDs, as the publisher's offer
+    /// lists them); empty for a single encoding.
+    pub video_layers: Arc<[Arc<str>]>,
 }
 
 impl ListedStream {
     fn to_json(&self) -> Value {
-        json!({"streamID": &*self.stream_id, "user": &self.user, "extraInfo": self.extra_info})
+        let mut v =
+            json!({"streamID": &*self.stream_id, "user": &self.user, "extraInfo": self.extra_info});
+        if !self.video_layers.is_empty() {
+            v["videoLayers"] = json!(self.video_layers.iter().map(|l| &**l).collect::<Vec<_>>());
+        }
+        v
     }
 }
 
@@ -390,6 +398,7 @@ impl Room {
         join: u64,
         stream_id: Arc<str>,
         extra_info: String,
+        video_layers: Arc<[Arc<str>]>,
     ) -> Result<()> {
         let mut st = self.state.lock();
         let user = Self::member(&st, user_id, join)
@@ -400,6 +409,7 @@ impl Room {
             stream_id,
             user,
             extra_info,
+            video_layers,
         };
         self.hook_stream(HookKind::StreamPublished, &listed, None);
         let frame = self.stream_update("ADD", std::slice::from_ref(&listed), None);

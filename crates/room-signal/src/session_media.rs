@@ -137,7 +137,8 @@ impl Session {
         };
         self.app.set_publish_media(&stream, accepted.id);
         let user_id = self.user_id().unwrap_or_default().to_string();
-        if let Err(e) = room.add_stream(&user_id, join, stream.clone(), extra) {
+        let layers = wire::simulcast_rids(&req.sdp);
+        if let Err(e) = room.add_stream(&user_id, join, stream.clone(), extra, layers) {
             self.app.end_stream(&stream);
             return Err(e);
         }
@@ -574,7 +575,7 @@ impl Session {
             ));
         }
         let user_id = self.user_id().unwrap_or_default().to_string();
-        if let Err(e) = room.add_stream(&user_id, join, stream.clone(), extra_info) {
+        if let Err(e) = room.add_stream(&user_id, join, stream.clone(), extra_info, Arc::from([])) {
             self.app.end_stream(&stream);
             return Err(e);
         }

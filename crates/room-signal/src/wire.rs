@@ -345,3 +345,55 @@ mod tests {
         );
     }
 }
+
+/// The RIDs of a publish offer's simulcast video (`a=simulcast:send`, in
+/// the offer's order, alternatives and paused ones included, at most 8):
+/// what a stream's listing shows as `videoLayers`. Empty without
+/// simulcast.
+pub fn simulcast_rids(sdp: &str) -> std::sync::Arc<[std::sync::Arc<str>]> {
+    let mut video = false;
+    for line in sdp.lines() {
+        let line = line.trim_end();
+        if let Some(m) = line.strip_prefix("m=") {
+            video = m.starts_with("video");
+            continue;
+        }
+        let Some(rest) = line.strip_prefix("a=simulcast:") else {
+            continue;
+        };
+        if !video {
+            continue;
+        }
+        let mut parts = rest.split_whitespace();
+        while let Some(dir) = parts.next() {
+            let list = parts.next().unwrap_or_default();
+            if dir == "send" {
+                return list
+                    .split([';', ','])
+                    .map(|r| r.trim_start_matches('~'))
+                    .filter(|r| !r.is_empty() && r.len() <= 16)
+                    .take(8)
+                    .map(std::sync::Arc::from)
+                    .collect();
+            }
+        }
+    }
+    std::sync::Arc::from([])
+}
+
+#[cfg(test)]
+mod simulcast_tests {
+    use super::simulcast_rids;
+
+    #[test]
+    fn rids_of_the_video_section() {
+        let sdp = "v=0\r\nm=audio 9 X 111\r\na=simulcast:send x;y\r\nm=video 9 X 96\r\na=rid:q send\r\na=simulcast:send q;h;~f\r\n";
+        let rids = simulcast_rids(sdp);
+        let got: Vec<&str> = rids.iter().map(|r| &**r).collect();
+        assert_eq!(got, ["q", "h", "f"]);
+        assert!(simulcast_rids("v=0\r\nm=video 9 X 96\r\n").is_empty());
+        // Firefox lists alternatives with commas; a receive list is not ours.
+        let got = simulcast_rids("m=video 9 X 96\r\na=simulcast:recv a send l,m").len();
+        assert_eq!(got, 2);
+    }
+}

@@ -43,7 +43,7 @@ const DECREASE_FACTOR: f64 = 0.85;
 /// After a decrease, no increase for this long (the queue drains).
 const HOLD_AFTER_DECREASE: Duration = Duration::from_secs(1);
 /// Growth stops at this multiple of the received rate.
-const MAX_OVER_RECEIVED: f64 = 3.0;
+const MAX_OVER_RECEIVED: f64 = 4.0;
 /// A smoothed loss fraction above this backs off like overuse.
 pub const HEAVY_LOSS: f64 = 0.10;
 /// Rate changes are this far apart at least (decreases excepted).
@@ -53,7 +53,7 @@ const HISTORY_HORIZON: Duration = Duration::from_secs(2);
 /// A higher layer must fit, with [`UP_HEADROOM`], this long before a switch up.
 pub const UP_HOLD: Duration = Duration::from_secs(2);
 /// No switch up this soon after a switch down.
-pub const UP_AFTER_DOWN: Duration = Duration::from_secs(6);
+pub const UP_AFTER_DOWN: Duration = Duration::from_secs(5);
 /// A switch up that lasted this long worked.
 const UP_LASTS: Duration = Duration::from_secs(10);
 /// Budget share a layer may use to stay on it.
@@ -230,7 +230,7 @@ pub struct Selector {
     up_since: Option<(u8, Instant)>,
     last_down: Option<Instant>,
     /// The last switch up, and how many switches up in a row did not last
-    /// [`UP_LASTS`] (each doubles the hold before the next, up to 4×).
+    /// [`UP_LASTS`] (then the hold before the next is doubled).
     last_up: Option<Instant>,
     failed_ups: u32,
     /// Switches decided (for the metric).
@@ -296,7 +296,7 @@ impl Selector {
                     now
                 }
             };
-            let hold = UP_HOLD * (1 << self.failed_ups.min(2));
+            let hold = UP_HOLD * (1 << self.failed_ups.min(1));
             if !recently_down && now.saturating_duration_since(since) >= hold {
                 self.up_since = None;
                 self.last_up = Some(now);

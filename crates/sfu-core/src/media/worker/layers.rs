@@ -54,6 +54,8 @@ impl Worker {
                     "player layer chosen"
                 );
             }
+            // For charts (BENCHMARKS.md): RUST_LOG=sfu_core::media::worker::layers=trace.
+            tracing::trace!(media = id, estimate = b.bwe.estimate(), layer, "estimate");
             let _ = self.router.set_max_layer(dt, layer);
         }
     }
