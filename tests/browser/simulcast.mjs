@@ -221,6 +221,7 @@ try {
       console.log(
         `timeline ${JSON.stringify({
           t: (now - t0) / 1000,
+          wall: now,
           phase,
           cWidth: c.width,
           cKbps: Math.round(track.c.kbps),

@@ -185,24 +185,38 @@ impl Fixture {
     /// `streams` publishers, each played by `players` video down-tracks;
     /// the keyframe is already forwarded, so every gate is open.
     fn new(rx: &RxBuffer, streams: usize, players: usize) -> Self {
+        Self::with_layers(rx, streams, players, 1)
+    }
+
+    /// The same with each stream sent as `layers` simulcast layers (one
+    /// publisher track each) and its players spread evenly over them: a
+    /// round (one packet per layer) still delivers one packet per player.
+    fn with_layers(rx: &RxBuffer, streams: usize, players: usize, layers: u8) -> Self {
         let mut router = Router::new();
-        let mut publishers = Vec::with_capacity(streams);
+        let mut publishers = Vec::with_capacity(streams * usize::from(layers));
         for s in 0..streams as u32 {
             let stream = router
                 .add_stream(StreamKey::new(1, format!("cam-{s}")))
                 .unwrap();
-            let ssrc = 0x1000_0000 + s;
-            let track = router.add_track(stream, video_info(ssrc)).unwrap();
+            for l in 0..layers {
+                let ssrc = 0x1000_0000 + s + (u32::from(l) << 20);
+                let info = TrackInfo {
+                    layer: l,
+                    ..video_info(ssrc)
+                };
+                let track = router.add_track(stream, info).unwrap();
+                publishers.push(Publisher { track, ssrc, k: 0 });
+            }
             for p in 0..players as u32 {
-                router
+                let dt = router
                     .subscribe(
                         stream,
                         MediaKind::Video,
                         player(0x2000_0000 + s * 10_000 + p),
                     )
                     .unwrap();
+                router.set_max_layer(dt, (p % u32::from(layers)) as u8);
             }
-            publishers.push(Publisher { track, ssrc, k: 0 });
         }
         let mut f = Fixture {
             router,
@@ -328,6 +342,24 @@ fn fanout(c: &mut Criterion) {
                 n
             })
         });
+    }
+    group.finish();
+
+    // Simulcast: three layers, the players spread over them, against the
+    // single-layer fan-out above (per delivered packet).
+    let mut group = c.benchmark_group("simulcast");
+    for players in [10usize, 100, 1000] {
+        group.throughput(Throughput::Elements(players as u64));
+        for (name, layers) in [("single_layer", 1u8), ("three_layers", 3)] {
+            let mut f = Fixture::with_layers(&rx, 1, players, layers);
+            group.bench_function(BenchmarkId::new(name, players), |b| {
+                b.iter(|| {
+                    let n = f.round(&rx);
+                    assert_eq!(n, f.deliveries);
+                    n
+                })
+            });
+        }
     }
     group.finish();
 }

@@ -375,7 +375,7 @@ impl DownTrack {
         let e = self.pop_entry()?;
         let out = pool.get(e.slot).map(|s| {
             let (exts, ssrc, pt) = self.leg();
-            s.out_packet(exts, ssrc, pt, e.seq, e.ts, e.rtx, e.vp8)
+            s.out_packet(exts, ssrc, pt, &e)
         });
         pool.release(e.slot);
         if let Some(p) = &out {

@@ -230,10 +230,7 @@ impl Shared {
         player: PlayerExts,
         ssrc: u32,
         payload_type: u8,
-        seq: u16,
-        ts: u32,
-        rtx: bool,
-        vp8: Option<crate::vp8::Vp8Patch>,
+        e: &crate::downtrack::Entry,
     ) -> OutPacket {
         let mut extensions = Extensions::new();
         if self.forwards_any(player) {
@@ -250,13 +247,13 @@ impl Shared {
         OutPacket {
             ssrc,
             payload_type,
-            sequence_number: seq,
-            timestamp: ts,
+            sequence_number: e.seq,
+            timestamp: e.ts,
             marker: self.pkt.marker,
             extensions,
             payload: self.pkt.payload.clone(),
-            is_retransmission: rtx,
-            vp8,
+            is_retransmission: e.rtx,
+            vp8: e.vp8,
         }
     }
 

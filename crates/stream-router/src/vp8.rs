@@ -24,8 +24,12 @@ pub(crate) struct Vp8Fields {
     tl0: Option<u8>,
 }
 
+/// Where the PictureID (its offset and width in bits) and the TL0PICIDX
+/// byte sit in a payload.
+type Positions = (Option<(usize, u8)>, Option<usize>);
+
 /// Positions of the PictureID (and its width) and TL0PICIDX bytes.
-fn positions(p: &[u8]) -> Option<(Option<(usize, u8)>, Option<usize>)> {
+fn positions(p: &[u8]) -> Option<Positions> {
     let b0 = *p.first()?;
     if b0 & 0x80 == 0 {
         return Some((None, None));
