@@ -382,6 +382,18 @@ fn media(e: &mut DescriptorEncoder, m: &MediaSnapshot) -> std::fmt::Result {
             ConstGauge::new(*n as i64).encode(family.encode_family(&labels)?)?;
         }
     }
+    let mut family = e.encode_descriptor(
+        "sfu_simulcast_layers",
+        "Live simulcast layers of streams with video players on a media worker, by whether one of those players takes them (counted per worker)",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (state, n) in [
+        ("forwarded", m.router.layers_forwarded),
+        ("unused", m.router.layers_unused),
+    ] {
+        ConstGauge::new(n as i64).encode(family.encode_family(&label("state", state))?)?;
+    }
     let i = &m.router.ingress;
     let o = &m.router.egress;
     counter(

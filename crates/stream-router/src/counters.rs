@@ -57,6 +57,11 @@ pub struct RouterTotals {
     pub ingress: TrackStats,
     /// Summed over down-tracks.
     pub egress: DownTrackStats,
+    /// Now (not summed over time): simulcast layers of streams this router
+    /// has video players of, live and forwarded to at least one of them.
+    pub layers_forwarded: u64,
+    /// ... live and forwarded to none of them.
+    pub layers_unused: u64,
 }
 
 impl RouterTotals {
@@ -64,6 +69,8 @@ impl RouterTotals {
     pub fn add(&mut self, o: &RouterTotals) {
         self.add_track(&o.ingress);
         self.add_downtrack(&o.egress);
+        self.layers_forwarded += o.layers_forwarded;
+        self.layers_unused += o.layers_unused;
     }
 
     pub(crate) fn add_track(&mut self, t: &TrackStats) {

@@ -517,6 +517,22 @@ impl Router {
         for dt in self.downtracks.values() {
             t.add_downtrack(&dt.stats());
         }
+        for &h in self.registry.values() {
+            let Some(s) = self.streams.get(h.0) else {
+                continue;
+            };
+            let subs = &s.subs[MediaKind::Video.index()];
+            let live = self.live_layers(h);
+            if subs.is_empty() || live.iter().filter(|l| **l).count() < 2 {
+                continue;
+            }
+            for (l, _) in live.iter().enumerate().filter(|(_, l)| **l) {
+                match subs.iter().any(|x| usize::from(x.layer) == l) {
+                    true => t.layers_forwarded += 1,
+                    false => t.layers_unused += 1,
+                }
+            }
+        }
         t
     }
 

@@ -94,6 +94,8 @@ fn players_get_their_layer_and_switch_on_keyframes() {
             .collect::<Vec<_>>()
     };
     assert_eq!(counts(&s), vec![(0, 1), (1, 0), (2, 1)]);
+    let totals = s.r.totals();
+    assert_eq!((totals.layers_forwarded, totals.layers_unused), (2, 1));
 
     // Cap the top player to layer 1: it keeps layer 2 until layer 1's
     // keyframe, then continues its numbering on layer 1.

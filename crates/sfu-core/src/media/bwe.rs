@@ -65,8 +65,12 @@ const UNMEASURED_LAYER: [u64; MAX_LAYERS] = [150_000, 500_000, 1_200_000];
 
 /// One player connection's estimator.
 pub struct Bwe {
-    /// The player's transport-wide-cc extension ID.
-    pub ext_id: u8,
+    /// The player's transport-wide-cc extension ID (`None`: it did not
+    /// negotiate transport-cc; only REMB, if it sends that, informs).
+    pub ext_id: Option<u8>,
+    /// The last REMB the player sent (receiver-side estimate), used while
+    /// no TWCC feedback came.
+    remb: Option<u64>,
     next_seq: u16,
     history: History,
     estimator: Estimator,
@@ -77,9 +81,10 @@ pub struct Bwe {
 }
 
 impl Bwe {
-    pub fn new(ext_id: u8) -> Self {
+    pub fn new(ext_id: Option<u8>) -> Self {
         Bwe {
             ext_id,
+            remb: None,
             next_seq: 0,
             history: History::new(),
             estimator: Estimator::new(INITIAL_BITRATE),
@@ -111,6 +116,14 @@ impl Bwe {
         self.estimator.on_reports(now, &reports);
     }
 
+    /// The player's REMB (players that do not negotiate transport-cc,
+    /// e.g. aiortc): its bitrate is the estimate until TWCC feedback comes.
+    pub fn on_remb(&mut self, bitrate: f32) {
+        if bitrate.is_finite() && bitrate >= 0.0 {
+            self.remb = Some((bitrate as f64).clamp(MIN_BITRATE, MAX_BITRATE) as u64);
+        }
+    }
+
     /// Forget packets never acknowledged (called on housekeeping).
     pub fn prune(&mut self, now: Instant) {
         if self
@@ -127,7 +140,10 @@ impl Bwe {
 
     /// The estimate, bits per second.
     pub fn estimate(&self) -> u64 {
-        self.estimator.target() as u64
+        match self.remb {
+            Some(remb) if self.feedbacks == 0 => remb,
+            _ => self.estimator.target() as u64,
+        }
     }
 }
 

@@ -576,10 +576,14 @@ fn register(engine: &mut MediaEngine, n: &Negotiated, twcc: bool) -> Result<(), 
         MediaKind::Video => (RtpCodecKind::Video, video_feedback()),
     };
     if twcc {
-        feedback.push(RTCPFeedback {
-            typ: "transport-cc".to_string(),
-            parameter: String::new(),
-        });
+        // Players: transport-cc for our send-side estimate; goog-remb for
+        // players that only estimate on their side (aiortc).
+        for typ in ["transport-cc", "goog-remb"] {
+            feedback.push(RTCPFeedback {
+                typ: typ.to_string(),
+                parameter: String::new(),
+            });
+        }
     }
     let mut codec = n.codec.clone();
     codec.rtcp_feedback = feedback;

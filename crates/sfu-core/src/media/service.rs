@@ -12,6 +12,7 @@ use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::sansio::Protocol;
 use stream_router::{Codec, Feedback, TrackInfo};
@@ -183,6 +184,14 @@ impl Worker {
                             p.as_any().downcast_ref::<TransportLayerCc>(),
                         ) {
                             b.bwe.on_feedback(fb, now);
+                            bwe_fed = true;
+                            continue;
+                        }
+                        if let (Some(b), Some(remb)) = (
+                            bwe.as_deref_mut(),
+                            p.as_any().downcast_ref::<ReceiverEstimatedMaximumBitrate>(),
+                        ) {
+                            b.bwe.on_remb(remb.bitrate);
                             bwe_fed = true;
                             continue;
                         }

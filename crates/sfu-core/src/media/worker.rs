@@ -494,18 +494,19 @@ impl Worker {
                 // Exactly as many as it has (a PlayLeg is ~430 bytes; a
                 // growing Vec would take room for 4).
                 let mut legs = Vec::with_capacity(parked.legs.len());
-                let bwe = parked
+                // Every player gets an estimator: from TWCC feedback when it
+                // negotiated transport-cc, else from its REMBs, else none
+                // comes and it stays at the start value (the best layer).
+                let ext_id = parked
                     .legs
                     .iter()
-                    .find_map(|l| l.extensions.id_of(stream_router::ExtKind::TransportCc))
-                    .map(|ext_id| {
-                        Box::new(PlayerBwe {
-                            bwe: super::bwe::Bwe::new(ext_id),
-                            selector: Default::default(),
-                            cap,
-                            chosen_at: None,
-                        })
-                    });
+                    .find_map(|l| l.extensions.id_of(stream_router::ExtKind::TransportCc));
+                let bwe = Some(Box::new(PlayerBwe {
+                    bwe: super::bwe::Bwe::new(ext_id),
+                    selector: Default::default(),
+                    cap,
+                    chosen_at: None,
+                }));
                 for (i, leg) in parked.legs.into_iter().enumerate() {
                     let dt = self.router.subscribe_key(
                         &key,
