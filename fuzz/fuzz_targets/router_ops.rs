@@ -28,18 +28,26 @@ const STREAMS: usize = 3;
 #[derive(Arbitrary, Debug, Clone, Copy)]
 enum Kind {
     Audio,
+    /// Video, simulcast layer 0 (or the only one).
     Video,
+    /// Video, simulcast layers 1 and 2.
+    VideoMid,
+    VideoTop,
 }
 
 impl Kind {
     fn media(self) -> MediaKind {
         match self {
             Kind::Audio => MediaKind::Audio,
-            Kind::Video => MediaKind::Video,
+            _ => MediaKind::Video,
         }
     }
+    /// The model's track slot (the router's: audio, then each layer).
     fn index(self) -> usize {
         self as usize
+    }
+    fn layer(self) -> u8 {
+        self.index().saturating_sub(1) as u8
     }
 }
 
@@ -145,6 +153,11 @@ enum Op {
         downtrack: u8,
         payload_type: u8,
     },
+    /// Cap a video down-track's simulcast layer.
+    SetMaxLayer {
+        downtrack: u8,
+        layer: u8,
+    },
     Push {
         stream: u8,
         kind: Kind,
@@ -211,7 +224,7 @@ struct DtModel {
 struct Model {
     router: Router,
     streams: [Option<StreamHandle>; STREAMS],
-    tracks: [[Option<TrackModel>; 2]; STREAMS],
+    tracks: [[Option<TrackModel>; 4]; STREAMS],
     dts: Vec<DtModel>,
     /// Every payload buffer pushed, with its stream (kept alive so that
     /// addresses are unique).
@@ -348,6 +361,11 @@ impl Model {
     fn drain(&mut self) {
         let mut out = Vec::new();
         self.router.drain_output(|h, o| {
+            // The VP8 numbers apply to the payload they were made for.
+            if let Some(v) = o.vp8 {
+                let mut copy = o.payload.to_vec();
+                assert!(v.apply(&mut copy), "a VP8 patch for a payload without numbers");
+            }
             out.push((
                 h,
                 o.ssrc,
@@ -380,7 +398,7 @@ impl Model {
         let subs = self
             .dts
             .iter()
-            .filter(|d| d.key == s && d.kind.index() == kind.index())
+            .filter(|d| d.key == s && d.kind.media() == kind.media())
             .count() as u32;
         let summary = self
             .router
@@ -391,7 +409,7 @@ impl Model {
             for d in self
                 .dts
                 .iter_mut()
-                .filter(|d| d.key == s && d.kind.index() == kind.index())
+                .filter(|d| d.key == s && d.kind.media() == kind.media())
             {
                 d.dropped = true;
             }
@@ -450,7 +468,7 @@ fuzz_target!(|ops: Vec<Op>| {
                     ssrc: *ssrc,
                     payload_type: payload_type & 0x7f,
                     extensions: ext_map(exts),
-                    layer: 0,
+                    layer: kind.layer(),
                 };
                 let handle = m.router.add_track(h, info).expect("a live stream");
                 m.tracks[s][kind.index()] = Some(TrackModel {
@@ -516,6 +534,18 @@ fuzz_target!(|ops: Vec<Op>| {
                     m.router.attach(m.dts[i].handle, h).expect("live handles");
                     m.dts[i].key = s;
                     m.dts[i].allowed.insert(s);
+                }
+            }
+            Op::SetMaxLayer { downtrack, layer } => {
+                if let Some(i) = m.dt(*downtrack) {
+                    let h = m.dts[i].handle;
+                    let state = m.router.set_max_layer(h, *layer);
+                    let video = m.dts[i].kind.media() == MediaKind::Video;
+                    assert_eq!(state.is_some(), video, "layers are for video only");
+                    if let Some(st) = state {
+                        assert_eq!(st.max, *layer);
+                        assert!(st.current.is_none_or(|l| l < 3) && st.target.is_none_or(|l| l < 3));
+                    }
                 }
             }
             Op::SetPayloadType {
