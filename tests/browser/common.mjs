@@ -33,8 +33,10 @@ export async function sdkPage(browser, server) {
 
 /// Open the server's origin in `page` (Playwright's or Puppeteer's) and load
 /// the SDK as `window.sdk`, with page helpers: `window.token(user)` (a dev
-/// token of app 1) and `window.attach(mediaStream)` (play it in a muted
-/// <video>).
+/// token of app 1), `window.attach(mediaStream)` (play it in a muted
+/// <video>) and `window.RecordedPeerConnection`, an RTCPeerConnection that
+/// keeps every instance in `window.pcs` (pass it to the SDK's injection
+/// option to read getStats()).
 export async function loadSdk(page, server, label) {
   page.on('console', (m) => {
     if (m.type() === 'error') console.error(`[${label}] ${m.text()}`);
@@ -42,6 +44,13 @@ export async function loadSdk(page, server, label) {
   await page.goto(`${server}/health`);
   await page.evaluate(async () => {
     window.sdk = await import('/sdk/engine.js');
+    window.pcs = [];
+    window.RecordedPeerConnection = class extends window.RTCPeerConnection {
+      constructor(config) {
+        super(config);
+        window.pcs.push(this);
+      }
+    };
     window.token = async (user) => {
       const r = await fetch(`/dev/token?appID=1&userID=${encodeURIComponent(user)}`);
       if (!r.ok) throw new Error(`token endpoint: ${r.status}`);

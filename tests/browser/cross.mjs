@@ -31,15 +31,7 @@ setTimeout(() => {
 // An Engine logged into the room; every RTCPeerConnection it makes is kept
 // in window.pcs (through the SDK's injection option) for getStats().
 async function install(user) {
-  const Base = window.RTCPeerConnection;
-  window.pcs = [];
-  class Recorded extends Base {
-    constructor(config) {
-      super(config);
-      window.pcs.push(this);
-    }
-  }
-  window.e = new window.sdk.Engine(1, location.origin, { RTCPeerConnection: Recorded });
+  window.e = new window.sdk.Engine(1, location.origin, { RTCPeerConnection: window.RecordedPeerConnection });
   await window.e.loginRoom('cross', await window.token(user), { userID: user, userName: user });
 }
 

@@ -21,15 +21,7 @@ const ROOM = 'ice-tcp';
 // ---- page functions (run in either browser; no closures over node values)
 
 async function install([room, user]) {
-  const Base = window.RTCPeerConnection;
-  window.pcs = [];
-  class Recorded extends Base {
-    constructor(config) {
-      super(config);
-      window.pcs.push(this);
-    }
-  }
-  window.e = new window.sdk.Engine(1, location.origin, { RTCPeerConnection: Recorded });
+  window.e = new window.sdk.Engine(1, location.origin, { RTCPeerConnection: window.RecordedPeerConnection });
   await window.e.loginRoom(room, await window.token(user), { userID: user, userName: user });
 }
 

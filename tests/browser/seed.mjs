@@ -23,15 +23,7 @@ setTimeout(() => {
 // Runs in the page: a ZegoExpressEngine recording every event of interest.
 async function install(user) {
   const { ZegoExpressEngine } = await import('/sdk/engine.js');
-  const Base = window.RTCPeerConnection;
-  window.pcs = [];
-  class Recorded extends Base {
-    constructor(config) {
-      super(config);
-      window.pcs.push(this);
-    }
-  }
-  const zg = new ZegoExpressEngine(1, location.origin, { RTCPeerConnection: Recorded });
+  const zg = new ZegoExpressEngine(1, location.origin, { RTCPeerConnection: window.RecordedPeerConnection });
   window.zg = zg;
   window.got = [];
   const keep = (kind) => (...args) => window.got.push({ kind, args: JSON.parse(JSON.stringify(args)) });

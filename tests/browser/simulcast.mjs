@@ -98,13 +98,8 @@ class Shaper {
 // ---- page functions
 
 async function install({ user, shaped }) {
-  const Base = window.RTCPeerConnection;
-  window.pcs = [];
-  class Recorded extends Base {
-    constructor(config) {
-      super(config);
-      window.pcs.push(this);
-    }
+  // Recorded (common.mjs), and for C the answer's candidates rewritten.
+  class Recorded extends window.RecordedPeerConnection {
     async setRemoteDescription(desc) {
       if (shaped && desc && desc.type === 'answer') {
         const lines = desc.sdp.split('\r\n').filter((l) => !/^a=candidate:\S+ \d+ tcp /i.test(l));
