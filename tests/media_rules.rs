@@ -758,3 +758,41 @@ async fn garbage_on_the_media_port_hurts_nobody() {
     eprintln!("the stranger got {} replies", replies.len());
     assert!(server_running(&mut server), "the server died");
 }
+
+/// `setPlayVideoQuality` (docs/protocol.md, Simulcast): a play's cap is
+/// set by name; other values and streams this connection does not play
+/// get their codes; `startPlayingStream` takes the same `videoQuality`.
+#[tokio::test]
+async fn play_video_quality_is_checked() {
+    let server = TestServer::start("");
+    let c = member(&server, "u", &["r1"]).await;
+    let code = |r: sfu_client::Result<Value>| code_of(r);
+    let _player = c.play("cam").await.expect("a play that waits");
+    for q in ["low", "medium", "high", "auto"] {
+        c.request(
+            "setPlayVideoQuality",
+            json!({"streamID": "cam", "quality": q}),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{q}: {e}"));
+    }
+    let set = |stream: &str, q: Value| {
+        c.request(
+            "setPlayVideoQuality",
+            json!({"streamID": stream, "quality": q}),
+        )
+    };
+    assert_eq!(code(set("cam", json!("best")).await), 1_000_001);
+    assert_eq!(code(set("cam", json!(2)).await), 1_000_001);
+    assert_eq!(code(set("other", json!("low")).await), 1_004_002);
+    assert_eq!(
+        code(
+            c.request(
+                "startPlayingStream",
+                json!({"streamID": "cam2", "sdp": "x", "videoQuality": "huge"})
+            )
+            .await
+        ),
+        1_000_001
+    );
+}
