@@ -50,6 +50,11 @@ pub const HEAVY_LOSS: f64 = 0.10;
 const CHANGE_INTERVAL: Duration = Duration::from_millis(200);
 /// Packets unacknowledged for this long are forgotten.
 const HISTORY_HORIZON: Duration = Duration::from_secs(2);
+/// A player that negotiated transport-cc and sends no feedback must not
+/// make its history hold 2 s of packets: beyond this many records, the
+/// ones older than [`CAPPED_HORIZON`] go (at most every 100 ms).
+const HISTORY_CAP: usize = 1024;
+const CAPPED_HORIZON: Duration = Duration::from_millis(500);
 /// A higher layer must fit, with [`UP_HEADROOM`], this long before a switch up.
 pub const UP_HOLD: Duration = Duration::from_secs(2);
 /// No switch up this soon after a switch down.
@@ -102,6 +107,16 @@ impl Bwe {
         self.next_seq = seq.wrapping_add(1);
         self.history
             .add_outgoing(ssrc, rtp_seq, true, seq, size, now);
+        if self.history.len() > HISTORY_CAP
+            && self
+                .last_prune
+                .is_none_or(|at| now.saturating_duration_since(at) >= Duration::from_millis(100))
+        {
+            self.last_prune = Some(now);
+            if let Some(cutoff) = now.checked_sub(CAPPED_HORIZON) {
+                self.history.prune_before(cutoff);
+            }
+        }
         seq
     }
 
@@ -482,6 +497,18 @@ mod tests {
             up < 10.0,
             "climbed back above 1.1 Mb/s only after {up:.1} s"
         );
+    }
+
+    /// A player that never answers: the history stays bounded.
+    #[test]
+    fn history_is_bounded_without_feedback() {
+        let t0 = Instant::now();
+        let mut b = Bwe::new(Some(3));
+        for i in 0..20_000u32 {
+            let now = t0 + Duration::from_micros(u64::from(i) * 500); // 2000 pkt/s
+            b.on_sent(1, i as u16, 1_200, now);
+        }
+        assert!(b.history.len() <= 2 * HISTORY_CAP, "{}", b.history.len());
     }
 
     #[test]
