@@ -40,7 +40,12 @@ impl Sim {
 
     /// One packet of every layer (a frame of each), keyframes if `key`.
     fn frame(&mut self, key: bool, now: Instant) {
-        for l in 0..3 {
+        self.frame_of(0..3, key, now);
+    }
+
+    /// One packet (a frame) of each of `layers`.
+    fn frame_of(&mut self, layers: std::ops::Range<usize>, key: bool, now: Instant) {
+        for l in layers {
             let payload = if key { VP8_KEY } else { VP8_DELTA };
             let p = packet(
                 &self.infos[l],
@@ -142,16 +147,7 @@ fn stalled_layer_moves_its_players_down_and_back() {
     let mut now = t0;
     for _ in 0..60 {
         now += Duration::from_millis(33);
-        for l in 0..2 {
-            let p = packet(
-                &s.infos[l],
-                s.seq[l],
-                s.ts[l],
-                Bytes::from_static(VP8_DELTA),
-            );
-            s.r.push_rtp(s.tracks[l], p, now).unwrap();
-            s.seq[l] = s.seq[l].wrapping_add(1);
-        }
+        s.frame_of(0..2, false, now);
         s.r.measure(now);
     }
     let state = s.r.downtrack_layer(dt).unwrap();
