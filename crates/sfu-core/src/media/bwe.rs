@@ -284,17 +284,14 @@ impl Selector {
             Some(if rate == 0 { UNMEASURED_LAYER[l] } else { rate } as f64)
         };
         let budget = budget as f64;
-        let live: Vec<u8> = (0..MAX_LAYERS)
-            .filter(|&l| rates[l].is_some())
-            .map(|l| l as u8)
-            .collect();
-        let lowest = *live.first()?;
+        // Live layers, lowest first (no allocation: at most MAX_LAYERS).
+        let live = || (0..MAX_LAYERS as u8).filter(|&l| rates[usize::from(l)].is_some());
+        let lowest = live().next()?;
         let under_cap = |l: u8| l <= cap || l == lowest;
         // The best layer that fits, for staying and for moving up.
         let fits = |share: f64| {
-            live.iter()
+            live()
                 .rev()
-                .copied()
                 .find(|&l| {
                     under_cap(l) && need(usize::from(l)).is_some_and(|n| n <= budget * share)
                 })
@@ -302,7 +299,7 @@ impl Selector {
         };
         let (stay, up) = (fits(FIT), fits(UP_HEADROOM));
         let current = match self.layer {
-            Some(l) if live.contains(&l) && under_cap(l) => l,
+            Some(l) if rates.get(usize::from(l)).is_some_and(Option::is_some) && under_cap(l) => l,
             // First choice, or the layer went away / above the cap: take
             // the best that fits now.
             _ => return Some(self.set(stay, now)),

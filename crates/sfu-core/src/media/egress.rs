@@ -314,10 +314,10 @@ impl Worker {
             };
             // Every packet carries its transport-wide sequence number
             // when the player negotiated it (its header stamped once, here).
-            let out = match bwe.as_deref_mut().and_then(|b| Some((b.bwe.ext_id?, b))) {
-                Some((ext_id, b)) => {
+            let out = match bwe.bwe.ext_id {
+                Some(ext_id) => {
                     let size = out.header.len() + twcc::added_len(out.header) + out.payload.len();
-                    let seq = b.bwe.on_sent(out.ssrc, out.sequence_number, size, now);
+                    let seq = bwe.bwe.on_sent(out.ssrc, out.sequence_number, size, now);
                     match twcc::stamp(out.header, ext_id, seq, stamped) {
                         Some(n) => Outgoing {
                             header: &stamped[..n],

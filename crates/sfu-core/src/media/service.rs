@@ -179,19 +179,15 @@ impl Worker {
                         continue;
                     };
                     for p in &packets {
-                        if let (Some(b), Some(fb)) = (
-                            bwe.as_deref_mut(),
-                            p.as_any().downcast_ref::<TransportLayerCc>(),
-                        ) {
-                            b.bwe.on_feedback(fb, now);
+                        if let Some(fb) = p.as_any().downcast_ref::<TransportLayerCc>() {
+                            bwe.bwe.on_feedback(fb, now);
                             bwe_fed = true;
                             continue;
                         }
-                        if let (Some(b), Some(remb)) = (
-                            bwe.as_deref_mut(),
-                            p.as_any().downcast_ref::<ReceiverEstimatedMaximumBitrate>(),
-                        ) {
-                            b.bwe.on_remb(remb.bitrate);
+                        if let Some(remb) =
+                            p.as_any().downcast_ref::<ReceiverEstimatedMaximumBitrate>()
+                        {
+                            bwe.bwe.on_remb(remb.bitrate);
                             bwe_fed = true;
                             continue;
                         }

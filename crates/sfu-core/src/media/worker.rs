@@ -127,9 +127,8 @@ pub(crate) enum Role {
     },
     Player {
         legs: Vec<PlayLeg>,
-        /// Its bandwidth estimate and layer choice, when its answer
-        /// negotiated transport-wide congestion control.
-        bwe: Option<Box<PlayerBwe>>,
+        /// Its bandwidth estimate and layer choice.
+        bwe: Box<PlayerBwe>,
     },
 }
 
@@ -501,12 +500,12 @@ impl Worker {
                     .legs
                     .iter()
                     .find_map(|l| l.extensions.id_of(stream_router::ExtKind::TransportCc));
-                let bwe = Some(Box::new(PlayerBwe {
+                let bwe = Box::new(PlayerBwe {
                     bwe: super::bwe::Bwe::new(ext_id),
                     selector: Default::default(),
                     cap,
                     chosen_at: None,
-                }));
+                });
                 for (i, leg) in parked.legs.into_iter().enumerate() {
                     let dt = self.router.subscribe_key(
                         &key,
@@ -519,8 +518,10 @@ impl Worker {
                         },
                     );
                     self.downtracks.insert(dt, (id, i));
-                    // Without an estimate the requested cap alone decides.
-                    if bwe.is_none() && leg.kind == MediaKind::Video {
+                    // The requested cap holds from the start; the estimate
+                    // refines it once feedback comes (a player that sends
+                    // none keeps it).
+                    if leg.kind == MediaKind::Video {
                         let _ = self.router.set_max_layer(dt, cap);
                     }
                     let egress = LegEgress::new(leg.ssrc, leg.clock_rate, Instant::now());

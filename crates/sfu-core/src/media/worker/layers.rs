@@ -23,7 +23,7 @@ impl Worker {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        let Role::Player { legs, bwe: Some(b) } = &mut peer.role else {
+        let Role::Player { legs, bwe: b } = &mut peer.role else {
             return;
         };
         if b.chosen_at
@@ -68,26 +68,20 @@ impl Worker {
         let Role::Player { legs, bwe } = &mut peer.role else {
             return;
         };
-        match bwe {
-            Some(b) => {
-                b.cap = cap;
-                b.chosen_at = None;
-                self.choose_layer(id, now);
-            }
-            // No estimate (no transport-cc): the cap alone decides.
-            None => {
-                if let Some(v) = legs.iter().find(|l| l.leg.kind == MediaKind::Video) {
-                    let _ = self.router.set_max_layer(v.downtrack, cap);
-                }
-            }
+        bwe.cap = cap;
+        bwe.chosen_at = None;
+        // At once, and refined by the estimate from here on.
+        if let Some(v) = legs.iter().find(|l| l.leg.kind == MediaKind::Video) {
+            let _ = self.router.set_max_layer(v.downtrack, cap);
         }
+        self.choose_layer(id, now);
     }
 
     /// Housekeeping: forget unacknowledged packets of every estimator.
     pub(crate) fn prune_estimators(&mut self, now: Instant) {
         for peer in self.peers.values_mut() {
-            if let Role::Player { bwe: Some(b), .. } = &mut peer.role {
-                b.bwe.prune(now);
+            if let Role::Player { bwe, .. } = &mut peer.role {
+                bwe.bwe.prune(now);
             }
         }
     }
