@@ -31,6 +31,9 @@ pub struct DownTrackStats {
     pub keyframe_requests: u64,
     /// Simulcast layer switches made (on a keyframe of the new layer).
     pub layer_switches: u64,
+    /// SVC packets not forwarded: layers above the player's operating
+    /// point (`svc.rs`).
+    pub dropped_layer: u64,
 }
 
 impl DownTrackStats {
@@ -41,6 +44,7 @@ impl DownTrackStats {
         self.dropped_queue += o.dropped_queue;
         self.dropped_keyframe_gate += o.dropped_keyframe_gate;
         self.layer_switches += o.layer_switches;
+        self.dropped_layer += o.dropped_layer;
         self.dropped_late += o.dropped_late;
         self.nacked += o.nacked;
         self.nack_answered += o.nack_answered;

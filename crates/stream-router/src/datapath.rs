@@ -31,6 +31,8 @@ pub struct PushSummary {
     pub gated: u32,
     /// Down-tracks that started on a later packet of this source.
     pub late: u32,
+    /// SVC down-tracks whose operating point excludes the packet's layer.
+    pub dropped_layer: u32,
     /// The packet's SSRC or payload type is not the track's.
     pub rejected: bool,
     /// The same sequence number was already received.
@@ -62,6 +64,8 @@ impl Router {
             crate::keyframe::Codec::Vp8 => crate::vp8::parse(&packet.payload),
             _ => None,
         };
+        let layering = crate::svc::parse(t.info.codec, &packet.payload);
+        let payload_len = packet.payload.len();
         let (ext, keyframe, slot, uncached) = match t.ingest(&packet) {
             Ingest::Rejected => {
                 summary.rejected = true;
@@ -86,12 +90,17 @@ impl Router {
         };
         t.last_packet = Some(now);
         let revived = std::mem::replace(&mut t.stalled, false);
+        if let Some(l) = &layering {
+            t.svc.count(l, payload_len);
+        }
         let src = Source {
             handle: track,
             info: &t.info,
             ext,
             keyframe,
             vp8,
+            layering,
+            spatial_levels: t.svc.spatial(),
         };
         // Audio and video layer 0 share the value 0; see `layers.rs`.
         let layer = t.info.layer;
@@ -132,6 +141,10 @@ impl Router {
                         want_keyframe |= request_keyframe;
                     }
                     Forwarded::Late => summary.late += 1,
+                    Forwarded::Dropped { request_keyframe } => {
+                        summary.dropped_layer += 1;
+                        want_keyframe |= request_keyframe;
+                    }
                 }
             }
         }
@@ -229,7 +242,7 @@ impl Router {
                     ext_len = shared.write_ext_block(exts, buf);
                     block = key;
                 }
-                let len = shared.write_fixed_but_ssrc(ext_len, payload_type, e.seq, e.ts, buf);
+                let len = shared.write_fixed_but_ssrc(ext_len, payload_type, e, buf);
                 let payload = shared.payload();
                 sent.count(e, payload.len());
                 f(

@@ -20,7 +20,9 @@ use crate::pool::{PlayerExts, Pool};
 use crate::ring::Ring;
 use crate::router::StreamKey;
 use crate::seq::Rewriter;
+use crate::skips::Skips;
 use crate::slab::{StreamHandle, TrackHandle};
+use crate::svc::{Admit, Layering, OperatingPoint};
 use crate::track::{MediaKind, Track, TrackInfo};
 
 /// While a video down-track waits for a keyframe, it asks for another one if
@@ -48,6 +50,10 @@ pub(crate) struct Source<'a> {
     pub(crate) keyframe: bool,
     /// VP8: the payload descriptor's picture numbers.
     pub(crate) vp8: Option<crate::vp8::Vp8Fields>,
+    /// SVC: the packet's layers (`None`: not a layered packet).
+    pub(crate) layering: Option<Layering>,
+    /// SVC: the track's levels are spatial layers (else temporal).
+    pub(crate) spatial_levels: bool,
 }
 
 /// What [`DownTrack::forward`] did with a packet.
@@ -55,8 +61,14 @@ pub(crate) struct Source<'a> {
 pub(crate) enum Forwarded {
     Queued,
     QueueFull,
-    Gated { request_keyframe: bool },
+    Gated {
+        request_keyframe: bool,
+    },
     Late,
+    /// An SVC layer above the player's operating point.
+    Dropped {
+        request_keyframe: bool,
+    },
 }
 
 /// One queued packet: a reference to the shared packet in the router's
@@ -69,6 +81,8 @@ pub(crate) struct Entry {
     pub(crate) rtx: bool,
     pub(crate) ts: u32,
     pub(crate) vp8: Option<crate::vp8::Vp8Patch>,
+    /// Set the marker bit (an SVC picture ends here for this player).
+    pub(crate) marker: bool,
 }
 
 /// Outcome of one NACKed sequence number.
@@ -113,6 +127,11 @@ pub(crate) struct DownTrack {
     pub(crate) max_layer: u8,
     /// VP8: picture numbering across epochs (`vp8.rs`).
     vp8: crate::vp8::Vp8Rewriter,
+    /// SVC: the layers it forwards now (`svc.rs`).
+    point: OperatingPoint,
+    /// SVC: offsets of the epoch's finished segments (`skips.rs`),
+    /// allocated at the first packet dropped on purpose.
+    skips: Option<Box<Skips>>,
 }
 
 impl DownTrack {
@@ -138,6 +157,8 @@ impl DownTrack {
             limiter: NackLimiter::new(history),
             max_layer: (crate::track::MAX_LAYERS - 1) as u8,
             vp8: Default::default(),
+            point: OperatingPoint::default(),
+            skips: None,
         }
     }
 
@@ -155,6 +176,74 @@ impl DownTrack {
     pub(crate) fn source_changed(&mut self) {
         self.rewriter.reset();
         self.gate_since = None;
+        if let Some(s) = &mut self.skips {
+            s.clear();
+        }
+    }
+
+    /// The SVC operating point its cap allows: `max_layer` counts spatial
+    /// or temporal layers (`svc.rs`); the top level means every layer.
+    fn svc_cap(&self, spatial: bool) -> OperatingPoint {
+        let level = if usize::from(self.max_layer) >= crate::track::MAX_LAYERS - 1 {
+            u8::MAX
+        } else {
+            self.max_layer
+        };
+        if spatial {
+            OperatingPoint {
+                spatial: level,
+                temporal: u8::MAX,
+            }
+        } else {
+            OperatingPoint {
+                spatial: u8::MAX,
+                temporal: level,
+            }
+        }
+    }
+
+    /// The SVC level it forwards now, in `max_layer`'s terms (`None`: not
+    /// forwarding a layered stream).
+    pub(crate) fn svc_level(&self, spatial: bool) -> Option<u8> {
+        self.rewriter.epoch_track()?;
+        let l = if spatial {
+            self.point.spatial
+        } else {
+            self.point.temporal
+        };
+        Some(l.min((crate::track::MAX_LAYERS - 1) as u8))
+    }
+
+    /// A keyframe request is due: at once the first time, then every
+    /// [`KEYFRAME_RETRY_INTERVAL`] while waiting.
+    fn keyframe_due(&mut self, now: Instant) -> bool {
+        match self.gate_since {
+            Some(since) if now.saturating_duration_since(since) < KEYFRAME_RETRY_INTERVAL => false,
+            _ => {
+                self.gate_since = Some(now);
+                true
+            }
+        }
+    }
+
+    /// Drops source packet `ext` on purpose, closing the gap it leaves.
+    fn skip(&mut self, ext: i64) {
+        self.stats.dropped_layer += 1;
+        if let Some(seg) = self.rewriter.skip(ext) {
+            // Once per down-track: the first packet it drops.
+            self.skips.get_or_insert_with(Box::default).push(seg);
+        }
+    }
+
+    /// `(seq, ts)` of a reordered packet that belongs to a finished
+    /// segment of the epoch.
+    fn late(&self, ext: i64, pkt: &RtpPacket) -> Option<(u16, u32)> {
+        if !self.rewriter.before_segment(ext) {
+            return None;
+        }
+        let offset = self.skips.as_ref()?.offset_of(ext)?;
+        self.rewriter
+            .map_with(pkt.sequence_number, pkt.timestamp, offset)
     }
 
     /// A layer switch was decided: its keyframe was just requested.
@@ -207,11 +296,31 @@ impl DownTrack {
         slot: u32,
         now: Instant,
     ) -> Forwarded {
+        let mut marker = false;
         let (seq, ts) = match self.rewriter.epoch_track() {
             Some(t) if t == src.handle => {
+                if let Some(l) = &src.layering {
+                    let cap = self.svc_cap(src.spatial_levels);
+                    match self.point.admit(l, cap) {
+                        Admit::Forward => {
+                            marker = self.point.marker(l, false);
+                            if l.start && l.intra {
+                                // A switching point passed: stop asking.
+                                self.gate_since = None;
+                            }
+                        }
+                        admit => {
+                            self.skip(src.ext);
+                            let request_keyframe =
+                                admit == Admit::DropWaiting && self.keyframe_due(now);
+                            return Forwarded::Dropped { request_keyframe };
+                        }
+                    }
+                }
                 match self
                     .rewriter
                     .rewrite(src.ext, pkt.sequence_number, pkt.timestamp, now)
+                    .or_else(|| self.late(src.ext, pkt))
                 {
                     Some(r) => r,
                     None => {
@@ -237,6 +346,13 @@ impl DownTrack {
                 }
                 self.gate_since = None;
                 self.vp8.start_epoch();
+                if let Some(l) = &src.layering {
+                    // Every layer of a keyframe is a switching point.
+                    let cap = self.svc_cap(src.spatial_levels);
+                    self.point = OperatingPoint::at_keyframe(cap);
+                    self.point.admit(l, cap);
+                    marker = self.point.marker(l, false);
+                }
                 self.rewriter.start(
                     src.handle,
                     src.ext,
@@ -254,6 +370,7 @@ impl DownTrack {
             rtx: false,
             ts,
             vp8,
+            marker,
         })
     }
 
@@ -273,7 +390,11 @@ impl DownTrack {
         if self.rewriter.epoch_track() != Some(handle) {
             return Resend::Ignored;
         }
-        let Some(ext) = self.rewriter.to_source(out_seq) else {
+        let Some(ext) = self
+            .rewriter
+            .to_source(out_seq)
+            .or_else(|| self.skips.as_ref()?.to_source(out_seq))
+        else {
             return Resend::Ignored;
         };
         let Some((slot, pkt)) = track
@@ -283,9 +404,15 @@ impl DownTrack {
         else {
             return Resend::Ignored;
         };
-        let Some((seq, ts)) = self.rewriter.map(pkt.sequence_number, pkt.timestamp) else {
+        // Its number is the one asked for, whatever its segment.
+        let (seq, ts) = (out_seq, pkt.timestamp);
+        let Some(ts) = self.rewriter.rtp_time(ts) else {
             return Resend::Ignored;
         };
+        // The marker it was sent with (SVC: the end of this player's
+        // picture, which the publisher did not mark).
+        let marker = crate::svc::parse(track.info.codec, &pkt.payload)
+            .is_some_and(|l| self.point.marker(&l, false));
         if self.queue.len() >= self.queue.capacity() {
             self.stats.dropped_queue += 1;
             return Resend::Ignored;
@@ -304,6 +431,7 @@ impl DownTrack {
             rtx: true,
             ts,
             vp8,
+            marker,
         };
         match self.enqueue(entry) {
             Forwarded::Queued => {
@@ -492,6 +620,8 @@ mod tests {
                 ext,
                 keyframe,
                 vp8: None,
+                layering: None,
+                spatial_levels: false,
             };
             let r = self.dt.forward(&src, &pkt, slot, self.t0);
             if r == Forwarded::Queued {

@@ -101,9 +101,26 @@ impl Router {
         live
     }
 
+    /// The scalable (SVC) video track of `stream`: its only live layer
+    /// track, when that track's last measured period had several levels.
+    fn svc_track(&self, stream: StreamHandle) -> Option<&crate::track::Track> {
+        let live = self.live_layers(stream);
+        if live[1..].iter().any(|&l| l) || !live[0] {
+            return None;
+        }
+        let s = self.streams.get(stream.0)?;
+        let t = self.tracks.get(s.tracks[1]?.0)?;
+        t.svc.top_level().is_some().then_some(t)
+    }
+
     /// The measured bitrate of each live video layer of `stream` (0 until
-    /// measured; `None`: no live track of that layer).
+    /// measured; `None`: no live track of that layer). For a scalable
+    /// track, its levels (`svc.rs`): the bitrate of each layer with those
+    /// below it.
     pub fn layer_rates(&self, stream: StreamHandle) -> [Option<u64>; MAX_LAYERS] {
+        if let Some(rates) = self.svc_track(stream).and_then(|t| t.svc.level_rates()) {
+            return rates;
+        }
         let live = self.live_layers(stream);
         let mut rates = [None; MAX_LAYERS];
         if let Some(s) = self.streams.get(stream.0) {
@@ -181,6 +198,8 @@ impl Router {
         }
         if dt.max_layer != max {
             dt.max_layer = max;
+            // SVC: a higher cap asks for a switch-up point at once.
+            dt.switch_started();
             if let Some(stream) = dt.stream {
                 self.retarget(stream);
             }
@@ -200,6 +219,16 @@ impl Router {
                 .iter()
                 .find(|s| s.dt == downtrack)
         });
+        if let Some(t) = dt.stream.and_then(|s| self.svc_track(s)) {
+            // One track: the level is the down-track's operating point.
+            let current = dt.svc_level(t.svc.spatial());
+            let top = t.svc.top_level().unwrap_or(0);
+            return Some(LayerState {
+                current,
+                target: current.map(|_| dt.max_layer.min(top)),
+                max: dt.max_layer,
+            });
+        }
         Some(LayerState {
             current: sub.and_then(|s| some(s.layer)),
             target: sub.and_then(|s| some(s.target)),

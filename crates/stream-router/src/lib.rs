@@ -162,7 +162,9 @@ mod ready;
 mod ring;
 mod router;
 mod seq;
+mod skips;
 mod slab;
+mod svc;
 mod track;
 mod vp8;
 

@@ -115,13 +115,13 @@ impl Shared {
         &self,
         ext_len: usize,
         payload_type: u8,
-        seq: u16,
-        ts: u32,
+        e: &crate::downtrack::Entry,
         buf: &mut [u8; MAX_HEADER_LEN],
     ) -> usize {
         let b0 = 0x80 | (u64::from(ext_len > 0) << 4);
-        let b1 = (u64::from(self.pkt.marker) << 7) | u64::from(payload_type & 0x7f);
-        let word = (b0 << 56) | (b1 << 48) | (u64::from(seq) << 32) | u64::from(ts);
+        let marker = self.pkt.marker | e.marker;
+        let b1 = (u64::from(marker) << 7) | u64::from(payload_type & 0x7f);
+        let word = (b0 << 56) | (b1 << 48) | (u64::from(e.seq) << 32) | u64::from(e.ts);
         if let Some(fixed) = buf.first_chunk_mut::<8>() {
             *fixed = word.to_be_bytes();
         }
@@ -249,7 +249,7 @@ impl Shared {
             payload_type,
             sequence_number: e.seq,
             timestamp: e.ts,
-            marker: self.pkt.marker,
+            marker: self.pkt.marker | e.marker,
             extensions,
             payload: self.pkt.payload.clone(),
             is_retransmission: e.rtx,

@@ -541,6 +541,7 @@ impl Router {
     pub fn measure(&mut self, now: Instant) {
         for track in self.tracks.values_mut() {
             track.rate.sample(track.stats.bytes_received, now);
+            track.svc.sample(now);
         }
         self.check_stalls(now);
     }

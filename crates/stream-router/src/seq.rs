@@ -183,25 +183,56 @@ impl Rewriter {
         Some(out)
     }
 
+    /// Drops source packet `ext` on purpose (an SVC layer the player does
+    /// not take): later packets are numbered one lower, so the player sees
+    /// no gap. This finishes the running segment (returned, for
+    /// `skips.rs`; empty when nothing was forwarded since the last skip)
+    /// and starts the next one after `ext`. `None` (nothing changes) when
+    /// `ext` is not past the highest packet seen: its number is taken, the
+    /// player will see a gap.
+    pub(crate) fn skip(&mut self, ext: i64) -> Option<crate::skips::Segment> {
+        if !self.has_epoch || ext <= self.highest_ext {
+            return None;
+        }
+        let seg = crate::skips::Segment {
+            from: self.first_ext,
+            len: u32::try_from(ext - self.first_ext).unwrap_or(u32::MAX),
+            seq_offset: self.seq_offset,
+        };
+        self.first_ext = ext + 1;
+        self.highest_ext = ext;
+        self.seq_offset = self.seq_offset.wrapping_sub(1);
+        Some(seg)
+    }
+
+    /// Whether `ext` lies before the running segment (a reordered packet,
+    /// numbered by an older segment if any).
+    #[inline]
+    pub(crate) fn before_segment(&self, ext: i64) -> bool {
+        self.has_epoch && ext < self.first_ext
+    }
+
     /// Maps an output (player) sequence number back to the source's
-    /// extended sequence number, if it belongs to the running epoch and was
-    /// already forwarded (or skipped as lost) in it.
+    /// extended sequence number, if it belongs to the running segment and
+    /// was already forwarded (or skipped as lost) in it.
     pub(crate) fn to_source(&self, out_seq: u16) -> Option<i64> {
         if !self.has_epoch || !self.has_last {
             return None;
         }
-        let delta = out_seq.wrapping_sub(self.last_seq) as i16;
+        let src = out_seq.wrapping_sub(self.seq_offset);
+        let delta = src.wrapping_sub(self.highest_ext as u16) as i16;
         let ext = self.highest_ext + i64::from(delta);
         (self.first_ext..=self.highest_ext)
             .contains(&ext)
             .then_some(ext)
     }
 
-    /// Rewritten `(seq, ts)` of an already-forwarded source packet.
-    pub(crate) fn map(&self, seq: u16, ts: u32) -> Option<(u16, u32)> {
+    /// Rewritten `(seq, ts)` of source packet `(seq, ts)` numbered with
+    /// sequence offset `seq_offset` (that of its segment).
+    pub(crate) fn map_with(&self, seq: u16, ts: u32, seq_offset: u16) -> Option<(u16, u32)> {
         self.has_epoch.then(|| {
             (
-                seq.wrapping_add(self.seq_offset),
+                seq.wrapping_add(seq_offset),
                 ts.wrapping_add(self.ts_offset),
             )
         })
@@ -290,7 +321,7 @@ mod tests {
         assert_eq!(r.to_source(s0.wrapping_sub(1)), None);
         assert_eq!(r.to_source(s0.wrapping_add(4)), None);
         assert_eq!(
-            r.map(102, 8000),
+            r.map_with(102, 8000, r.seq_offset),
             Some((s0.wrapping_add(2), ts0.wrapping_add(3000)))
         );
         assert_eq!(r.rtp_time(5000), Some(ts0));
@@ -300,12 +331,24 @@ mod tests {
         assert_eq!(r.to_source(s0), None);
         assert_eq!(r.rtp_time(1), None);
         let t1 = t0 + Duration::from_millis(100);
-        let (s1, ts1) = r.start(t, 7, 40_000, 1, 90_000, t1);
+        let (s1, ts1) = r.start(t, 40_000, 40_000, 1, 90_000, t1);
         assert_eq!(s1, s0.wrapping_add(4));
         assert_eq!(ts1, ts0.wrapping_add(3000).wrapping_add(9000));
+        // Skipping 40_001 and 40_002: 40_003 follows 40_000 directly.
+        let seg = r.skip(40_001).unwrap();
+        assert_eq!((seg.from, seg.len), (40_000, 1));
+        let seg = r.skip(40_002).unwrap();
+        assert_eq!(seg.len, 0);
+        assert_eq!(r.skip(40_002), None);
+        assert!(r.before_segment(40_000));
+        assert!(!r.before_segment(40_003));
+        let (s3, _) = r.rewrite(40_003, 40_003, 1, t1).unwrap();
+        assert_eq!(s3, s1.wrapping_add(1));
+        assert_eq!(r.to_source(s3), Some(40_003));
+        assert_eq!(r.to_source(s1), None);
         // And same instant: ts moves by at least one tick.
         r.reset();
         let (s2, ts2) = r.start(t, 0, 0, 0, 90_000, t1);
-        assert_eq!((s2, ts2), (s1.wrapping_add(1), ts1.wrapping_add(1)));
+        assert_eq!((s2, ts2), (s3.wrapping_add(1), ts1.wrapping_add(1)));
     }
 }

@@ -128,6 +128,8 @@ pub(crate) struct Track {
     pub(crate) last_packet: Option<Instant>,
     /// No packet within `LAYER_STALL`: the layer is not live.
     pub(crate) stalled: bool,
+    /// SVC: bytes and bitrate per layer (`svc.rs`).
+    pub(crate) svc: crate::svc::LayerBytes,
 }
 
 impl Track {
@@ -149,6 +151,7 @@ impl Track {
             rate: Default::default(),
             last_packet: None,
             stalled: false,
+            svc: Default::default(),
         }
     }
 
