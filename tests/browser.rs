@@ -333,11 +333,50 @@ fn firefox_simulcast_follows_each_players_bandwidth() {
     simulcast("firefox");
 }
 
-fn simulcast(publisher: &str) {
+/// The same with one VP9 encoding of three spatial and three temporal
+/// layers (L3T3_KEY): the constrained player gets fewer spatial layers of
+/// the one track instead of another track.
+#[test]
+fn chromium_vp9_svc_follows_each_players_bandwidth() {
+    simulcast_mode("chromium", "vp9-svc");
+}
+
+/// SVC with per-play caps (tests/browser/svc.mjs): of a VP9 L3T3_KEY
+/// publish, players capped low / medium / auto decode 320 / 640 / 1280 px;
+/// the low one raised to high reaches 1280 px without a freeze.
+#[test]
+fn chromium_vp9_svc_players_get_the_layers_they_ask_for() {
+    svc("vp9");
+}
+
+/// VP8 temporal layers (L1T3): a player capped low decodes the base
+/// layer, under half the frame rate of an uncapped one.
+#[test]
+fn chromium_vp8_temporal_layers_are_dropped_per_player() {
+    svc("vp8");
+}
+
+fn svc(codec: &str) {
     let server = TestServer::start_dev();
-    let out = run_script_args(&server, "simulcast.mjs", &[publisher]);
+    let out = run_script_args(&server, "svc.mjs", &[codec]);
+    assert!(out.contains(&format!("svc passed ({codec})")), "{out}");
+    let text = common::metrics_blocking(&server);
+    let dropped = common::sample(&text, "sfu_svc_packets_dropped_total");
     assert!(
-        out.contains(&format!("simulcast passed ({publisher})")),
+        dropped > 0,
+        "layers were dropped for capped players\n{text}"
+    );
+}
+
+fn simulcast(publisher: &str) {
+    simulcast_mode(publisher, "simulcast");
+}
+
+fn simulcast_mode(publisher: &str, mode: &str) {
+    let server = TestServer::start_dev();
+    let out = run_script_args(&server, "simulcast.mjs", &[publisher, mode]);
+    assert!(
+        out.contains(&format!("{mode} passed ({publisher})")),
         "{out}"
     );
     let text = common::metrics_blocking(&server);

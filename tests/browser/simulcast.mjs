@@ -1,7 +1,9 @@
-// Simulcast under a constrained link:
-//   SERVER=... node simulcast.mjs chromium|firefox
+// Simulcast (or SVC) under a constrained link:
+//   SERVER=... node simulcast.mjs chromium|firefox [simulcast|vp9-svc]
 // The named browser publishes its fake camera at 1280x720 as three
-// simulcast layers (SDK option `simulcast`). Two Chromium pages play it:
+// simulcast layers (SDK option `simulcast`), or with `vp9-svc` as one VP9
+// encoding with three spatial and three temporal layers (SDK options
+// `videoCodec: 'VP9', scalabilityMode: 'L3T3_KEY'`). Two Chromium pages play it:
 // U directly, C through a shaping relay in this script (the answer's UDP
 // candidate is rewritten to the relay; its TCP candidate is dropped). The
 // relay forwards everything at once until it is told a rate, then paces
@@ -27,6 +29,10 @@ const STREAM = 'sim-cam';
 const server = process.env.SERVER;
 if (!server) throw new Error('SERVER is not set');
 const publisherKind = process.argv[2] || 'chromium';
+const mode = process.argv[3] || 'simulcast';
+if (!['simulcast', 'vp9-svc'].includes(mode)) throw new Error(`unknown mode ${mode}`);
+const publishOptions =
+  mode === 'simulcast' ? { simulcast: true } : { videoCodec: 'VP9', scalabilityMode: 'L3T3_KEY' };
 setTimeout(() => {
   console.error('simulcast.mjs: still running after 200 s, giving up');
   process.exit(1);
@@ -126,11 +132,11 @@ async function install({ user, shaped }) {
   await window.e.loginRoom('sim', await window.token(user), { userID: user, userName: user });
 }
 
-async function publish(stream) {
+async function publish({ stream, options }) {
   const ms = await window.e.createStream({
     camera: { video: { width: 1280, height: 720, frameRate: 30 }, audio: true },
   });
-  await window.e.startPublishingStream(stream, ms, { roomID: 'sim', simulcast: true });
+  await window.e.startPublishingStream(stream, ms, { roomID: 'sim', ...options });
 }
 
 async function publisherStats() {
@@ -139,6 +145,7 @@ async function publisherStats() {
     .filter((s) => s.type === 'outbound-rtp' && (s.kind || s.mediaType) === 'video')
     .map((s) => ({
       rid: s.rid,
+      mode: s.scalabilityMode,
       width: s.frameWidth,
       height: s.frameHeight,
       frames: s.framesEncoded,
@@ -177,7 +184,7 @@ try {
   await pubPage.evaluate(install, { user: 'sim-pub', shaped: false });
   await uPage.evaluate(install, { user: 'sim-u', shaped: false });
   await cPage.evaluate(install, { user: 'sim-c', shaped: true });
-  await pubPage.evaluate(publish, STREAM);
+  await pubPage.evaluate(publish, { stream: STREAM, options: publishOptions });
   await uPage.evaluate(play, STREAM);
   await cPage.evaluate(play, STREAM);
 
@@ -225,7 +232,7 @@ try {
           cFrames: c.frames,
           linkKbps: rate === Infinity ? null : rate / 1000,
           dropped: shapers[0] ? shapers[0].dropped : 0,
-          pub: pub && pub.map((p) => `${p.rid}:${p.width}:${p.frames}:${p.limitation}`).join(' '),
+          pub: pub && pub.map((p) => `${p.rid || p.mode}:${p.width}:${p.frames}:${p.limitation}`).join(' '),
         })}`,
       );
     }
@@ -243,11 +250,16 @@ try {
     await tick();
   }
   console.log(`publisher sends ${JSON.stringify(await pubPage.evaluate(publisherStats))}`);
-  // The listing shows the stream's layers (the RIDs of the offer).
-  const listed = await uPage.evaluate((id) => window.listed[id], STREAM);
-  const layers = ((listed && listed.videoLayers) || []).slice().sort();
-  if (layers.join() !== 'f,h,q') throw new Error(`roomStreamUpdate lists ${JSON.stringify(listed)}`);
-  console.log(`listed layers ${JSON.stringify(listed.videoLayers)}`);
+  if (mode === 'simulcast') {
+    // The listing shows the stream's layers (the RIDs of the offer).
+    const listed = await uPage.evaluate((id) => window.listed[id], STREAM);
+    const layers = ((listed && listed.videoLayers) || []).slice().sort();
+    if (layers.join() !== 'f,h,q') throw new Error(`roomStreamUpdate lists ${JSON.stringify(listed)}`);
+    console.log(`listed layers ${JSON.stringify(listed.videoLayers)}`);
+  } else {
+    const sent = await pubPage.evaluate(publisherStats);
+    if (sent.length !== 1 || sent[0].mode !== 'L3T3_KEY') throw new Error(`publisher does not send L3T3_KEY: ${JSON.stringify(sent)}`);
+  }
   if (!shapers.length) throw new Error('the constrained player did not go through the relay');
   // Let both settle on the top layer for a moment.
   for (let i = 0; i < 8; i++) {
@@ -278,6 +290,7 @@ try {
   }
   const result = {
     publisher: publisherKind,
+    mode,
     dropMs,
     recoverMs,
     cWidths: [...track.c.widths].sort((a, b) => a - b),
@@ -297,7 +310,7 @@ try {
   if (track.u.maxGap > FREEZE_MS) problems.push(`U froze for ${track.u.maxGap} ms`);
   if (track.c.maxGap > FREEZE_MS) problems.push(`C froze for ${track.c.maxGap} ms`);
   if (problems.length) throw new Error(problems.join('; '));
-  console.log(`simulcast passed (${publisherKind}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(`${mode} passed (${publisherKind}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 } finally {
   for (const s of shapers) s.close();
   await Promise.allSettled([chromium.close(), firefox ? firefox.close() : null]);

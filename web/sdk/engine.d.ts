@@ -169,6 +169,12 @@ export interface PublishOptions {
    * bandwidth and its `videoQuality` allow.
    */
   simulcast?: boolean | { layers?: 2 | 3; maxBitrates?: number[] };
+  /**
+   * Publish scalable video in one encoding instead (WebRTC's `scalabilityMode`, e.g.
+   * 'L3T3_KEY' with `videoCodec: 'VP9'`, or 'L1T3' for VP8's temporal layers): each player
+   * gets the spatial (else temporal) layers its bandwidth and its `videoQuality` allow.
+   */
+  scalabilityMode?: string;
 }
 
 export type VideoQuality = 'auto' | 'low' | 'medium' | 'high' | 0 | 1 | 2;
@@ -177,7 +183,7 @@ export interface PlayOptions {
   /** Set false to not receive audio / video (default true). */
   audio?: boolean;
   video?: boolean;
-  /** Of a simulcast stream, the best layer to take (default 'auto': what bandwidth allows). */
+  /** Of a simulcast or scalable stream, the best layer to take (default 'auto': what bandwidth allows). */
   videoQuality?: VideoQuality;
 }
 

@@ -305,6 +305,7 @@ export class Engine {
       for (const track of mediaStream.getTracks()) {
         const init = { direction: 'sendonly', streams: [mediaStream] };
         if (track.kind === 'video' && options.simulcast) init.sendEncodings = simulcastEncodings(options.simulcast);
+        else if (track.kind === 'video' && options.scalabilityMode) init.sendEncodings = [{ scalabilityMode: String(options.scalabilityMode) }];
         const tr = pc.addTransceiver(track, init);
         if (track.kind === 'video' && options.videoCodec) preferCodec(this._RTCRtpSender, tr, options.videoCodec);
       }
@@ -393,7 +394,7 @@ export class Engine {
   }
 
   /**
-   * Which simulcast layer a play takes at most: 'auto' (the best its bandwidth allows, the
+   * Which simulcast layer (or SVC level) a play takes at most: 'auto' (the best its bandwidth allows, the
    * default), 'low', 'medium' or 'high'; ZEGO's video stream types are accepted too (0 default,
    * 1 small, 2 big).
    */

@@ -186,6 +186,31 @@ pub struct TrackInfo {
     /// publisher sends a single encoding). The figures above are their sums.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub layers: Vec<LayerInfo>,
+    /// Video sent as one scalable (SVC) encoding: its levels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scalable: Option<ScalableInfo>,
+}
+
+/// The levels of a scalable (SVC) video: what `setPlayVideoQuality` counts
+/// in.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScalableInfo {
+    /// `spatial` (VP9 with several spatial layers) or `temporal`.
+    pub levels: &'static str,
+    /// Lowest first.
+    #[serde(rename = "levelList")]
+    pub level_list: Vec<LevelInfo>,
+}
+
+/// One level of a scalable video.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LevelInfo {
+    pub level: u8,
+    /// Of this layer and those below it.
+    #[serde(rename = "bitsPerSecond")]
+    pub bits_per_second: u64,
+    /// Players on the publisher's media worker at this level.
+    pub players: usize,
 }
 
 /// One simulcast layer of a published video.
@@ -252,7 +277,24 @@ impl StreamInfo {
                     })
                     .collect(),
             };
+            let scalable = top.svc.map(|svc| ScalableInfo {
+                levels: if svc.spatial { "spatial" } else { "temporal" },
+                level_list: svc
+                    .levels
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(l, x)| {
+                        let (bits_per_second, players) = (*x)?;
+                        Some(LevelInfo {
+                            level: l as u8,
+                            bits_per_second,
+                            players,
+                        })
+                    })
+                    .collect(),
+            });
             Some(TrackInfo {
+                scalable,
                 codec: codec_name(top.codec).to_string(),
                 bits_per_second: of_kind.iter().map(|t| t.bits_per_second).sum(),
                 packets: of_kind.iter().map(|t| t.stats.packets_received).sum(),

@@ -384,7 +384,7 @@ fn media(e: &mut DescriptorEncoder, m: &MediaSnapshot) -> std::fmt::Result {
     }
     let mut family = e.encode_descriptor(
         "sfu_simulcast_layers",
-        "Live simulcast layers of streams with video players on a media worker, by whether one of those players takes them (counted per worker)",
+        "Live simulcast layers (or SVC levels) of streams with video players on a media worker, by whether one of those players takes them (counted per worker)",
         None,
         MetricType::Gauge,
     )?;
@@ -475,8 +475,14 @@ fn media(e: &mut DescriptorEncoder, m: &MediaSnapshot) -> std::fmt::Result {
     counter(
         e,
         "sfu_simulcast_layer_switches",
-        "Simulcast layer switches of players (made on a keyframe of the new layer)",
+        "Layer switches of players: simulcast (made on a keyframe of the new layer) and SVC (each change of a player's level)",
         o.layer_switches,
+    )?;
+    counter(
+        e,
+        "sfu_svc_packets_dropped",
+        "Packets of scalable (SVC) video not sent to a player: layers above what its bandwidth or its request allows",
+        o.dropped_layer,
     )?;
     counter(
         e,

@@ -29,7 +29,8 @@ pub struct DownTrackStats {
     pub nack_rate_limited: u64,
     /// PLI/FIR received from the player.
     pub keyframe_requests: u64,
-    /// Simulcast layer switches made (on a keyframe of the new layer).
+    /// Layer switches made: simulcast (on a keyframe of the new layer)
+    /// and SVC (each change of the operating point's level, `svc.rs`).
     pub layer_switches: u64,
     /// SVC packets not forwarded: layers above the player's operating
     /// point (`svc.rs`).

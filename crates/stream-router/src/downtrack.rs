@@ -125,6 +125,8 @@ pub(crate) struct DownTrack {
     limiter: NackLimiter,
     /// Video: the highest simulcast layer it may receive (`layers.rs`).
     pub(crate) max_layer: u8,
+    /// `stats.nacked` when `max_layer` last changed (`Router::svc_recover`).
+    pub(crate) nacked_mark: u64,
     /// VP8: picture numbering across epochs (`vp8.rs`).
     vp8: crate::vp8::Vp8Rewriter,
     /// SVC: the layers it forwards now (`svc.rs`).
@@ -159,6 +161,7 @@ impl DownTrack {
             vp8: Default::default(),
             point: OperatingPoint::default(),
             skips: None,
+            nacked_mark: 0,
         }
     }
 
@@ -206,12 +209,7 @@ impl DownTrack {
     /// forwarding a layered stream).
     pub(crate) fn svc_level(&self, spatial: bool) -> Option<u8> {
         self.rewriter.epoch_track()?;
-        let l = if spatial {
-            self.point.spatial
-        } else {
-            self.point.temporal
-        };
-        Some(l.min((crate::track::MAX_LAYERS - 1) as u8))
+        Some(self.point.level(spatial))
     }
 
     /// A keyframe request is due: at once the first time, then every
@@ -301,7 +299,12 @@ impl DownTrack {
             Some(t) if t == src.handle => {
                 if let Some(l) = &src.layering {
                     let cap = self.svc_cap(src.spatial_levels);
-                    match self.point.admit(l, cap) {
+                    let before = self.point;
+                    let admit = self.point.admit(l, cap);
+                    if self.point.level(src.spatial_levels) != before.level(src.spatial_levels) {
+                        self.stats.layer_switches += 1;
+                    }
+                    match admit {
                         Admit::Forward => {
                             marker = self.point.marker(l, false);
                             if l.start && l.intra {

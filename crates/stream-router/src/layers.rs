@@ -103,7 +103,7 @@ impl Router {
 
     /// The scalable (SVC) video track of `stream`: its only live layer
     /// track, when that track's last measured period had several levels.
-    fn svc_track(&self, stream: StreamHandle) -> Option<&crate::track::Track> {
+    pub(crate) fn svc_track(&self, stream: StreamHandle) -> Option<&crate::track::Track> {
         let live = self.live_layers(stream);
         if live[1..].iter().any(|&l| l) || !live[0] {
             return None;
@@ -197,14 +197,45 @@ impl Router {
             return None;
         }
         if dt.max_layer != max {
+            let lower = max < dt.max_layer;
             dt.max_layer = max;
             // SVC: a higher cap asks for a switch-up point at once.
             dt.switch_started();
             if let Some(stream) = dt.stream {
+                if lower {
+                    self.svc_recover(stream, downtrack);
+                } else {
+                    dt.nacked_mark = dt.stats.nacked;
+                }
                 self.retarget(stream);
             }
         }
         self.downtrack_layer(downtrack)
+    }
+
+    /// An SVC player whose level falls after it lost packets (it sent a
+    /// NACK since its cap last changed) gets a keyframe: the layers it
+    /// keeps depend on the pictures before, and a picture it will now
+    /// never complete (a lost packet of its top layer frame, that layer no
+    /// longer sent) would stall its decoder until it asks itself, seconds
+    /// later. A clean down-switch needs none.
+    fn svc_recover(&mut self, stream: StreamHandle, downtrack: DownTrackHandle) {
+        let Some(dt) = self.downtracks.get_mut(downtrack.0) else {
+            return;
+        };
+        let lossy = dt.stats.nacked > dt.nacked_mark;
+        dt.nacked_mark = dt.stats.nacked;
+        if !lossy || self.svc_track(stream).is_none() {
+            return;
+        }
+        let Some(track) = self.streams.get(stream.0).and_then(|s| s.tracks[1]) else {
+            return;
+        };
+        if let Some(t) = self.tracks.get_mut(track.0) {
+            if t.request_keyframe() {
+                self.pli_list.push(track);
+            }
+        }
     }
 
     /// The layer a video down-track forwards and the one it is switching

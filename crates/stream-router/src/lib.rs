@@ -180,7 +180,7 @@ pub use keyframe::Codec;
 pub use layers::{LayerState, LAYER_STALL};
 pub use out::{OutPacket, Outgoing, MAX_HEADER_LEN};
 pub use packet::{Extension, ExtensionIter, Extensions, ParseError, RtpPacket, MAX_EXTENSIONS};
-pub use router::{Router, RouterError, StreamKey, TrackMedia};
+pub use router::{Router, RouterError, StreamKey, SvcMedia, TrackMedia};
 pub use slab::{DownTrackHandle, StreamHandle, TrackHandle};
 pub use track::{MediaKind, TrackInfo, TrackStats, MAX_LAYERS};
 pub use vp8::Vp8Patch;

@@ -86,6 +86,19 @@ pub struct TrackMedia {
     pub stats: TrackStats,
     /// Down-tracks of this router that forward this track.
     pub players: usize,
+    /// A scalable (SVC) video track: its levels.
+    pub svc: Option<SvcMedia>,
+}
+
+/// The levels of a scalable track (`svc.rs`): spatial layers when it has
+/// several, else temporal ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SvcMedia {
+    pub spatial: bool,
+    /// Per level, lowest first: the bitrate of that layer with those below
+    /// it, and the down-tracks of this router whose operating point is
+    /// that level (`None`: no such level).
+    pub levels: [Option<(u64, usize)>; MAX_LAYERS],
 }
 
 /// The data plane of one event loop: streams, tracks, down-tracks, and the
@@ -522,8 +535,27 @@ impl Router {
                 continue;
             };
             let subs = &s.subs[MediaKind::Video.index()];
+            if subs.is_empty() {
+                continue;
+            }
+            if let Some(track) = self.svc_track(h) {
+                // A level's packets go to every player at or above it.
+                let spatial = track.svc.spatial();
+                let top = track.svc.top_level().unwrap_or(0);
+                let best = subs
+                    .iter()
+                    .filter_map(|x| self.downtracks.get(x.dt.0)?.svc_level(spatial))
+                    .max();
+                for l in 0..=top {
+                    match best.is_some_and(|b| b >= l) {
+                        true => t.layers_forwarded += 1,
+                        false => t.layers_unused += 1,
+                    }
+                }
+                continue;
+            }
             let live = self.live_layers(h);
-            if subs.is_empty() || live.iter().filter(|l| **l).count() < 2 {
+            if live.iter().filter(|l| **l).count() < 2 {
                 continue;
             }
             for (l, _) in live.iter().enumerate().filter(|(_, l)| **l) {
@@ -560,6 +592,19 @@ impl Router {
                 MediaKind::Audio => subs.len(),
                 MediaKind::Video => subs.iter().filter(|x| x.layer == track.info.layer).count(),
             };
+            let svc = track.svc.level_rates().map(|rates| {
+                let spatial = track.svc.spatial();
+                let mut levels = [None; MAX_LAYERS];
+                for (l, (out, rate)) in levels.iter_mut().zip(rates).enumerate() {
+                    let on = subs
+                        .iter()
+                        .filter_map(|x| self.downtracks.get(x.dt.0)?.svc_level(spatial))
+                        .filter(|&x| usize::from(x) == l)
+                        .count();
+                    *out = rate.map(|r| (r, on));
+                }
+                SvcMedia { spatial, levels }
+            });
             Some(TrackMedia {
                 kind: track.info.kind,
                 layer: track.info.layer,
@@ -567,6 +612,7 @@ impl Router {
                 bits_per_second: track.rate.bits_per_second(),
                 stats: track.stats,
                 players,
+                svc,
             })
         })
     }

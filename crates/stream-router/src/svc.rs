@@ -180,6 +180,13 @@ impl OperatingPoint {
         cap
     }
 
+    /// Its level (the cap's unit, `svc.rs` docs): the spatial layer of a
+    /// spatially scalable stream, else the temporal one.
+    pub(crate) fn level(&self, spatial: bool) -> u8 {
+        let l = if spatial { self.spatial } else { self.temporal };
+        l.min((MAX_SVC_LAYERS - 1) as u8)
+    }
+
     /// Moves towards `cap` where `l` allows it and decides whether the
     /// packet is forwarded.
     #[inline]
@@ -190,11 +197,12 @@ impl OperatingPoint {
         {
             self.temporal = cap.temporal;
         }
-        if l.start && cap.spatial < self.spatial && (start || l.spatial > cap.spatial) {
-            // Best at a picture's start (the player's last layer frame of
-            // it gets the marker); a layer frame's start above the cap
-            // also leaves the layers below whole (a stream whose spatial
-            // layers show only after its first packet).
+        if start && cap.spatial < self.spatial {
+            // Only at a picture's start: dropping from a higher layer
+            // frame's start would leave the picture without the marker
+            // that ends it for this player (its last layer frame already
+            // went out unmarked), and a receiver waiting for that end
+            // decodes nothing more until a keyframe.
             self.spatial = cap.spatial;
         }
         if l.start

@@ -227,6 +227,17 @@ fn vp9_players_get_their_spatial_layers_numbered_without_gaps() {
     );
     assert_eq!(s.r.downtrack_layer(full).unwrap().current, Some(2));
     assert_eq!(s.r.downtrack_layer(mid).unwrap().current, Some(1));
+    let media = s.r.stream_media(s.stream)[1].unwrap().svc.unwrap();
+    assert!(media.spatial);
+    let players: Vec<usize> = media.levels.iter().map(|l| l.unwrap().1).collect();
+    assert_eq!(players, [1, 1, 1]);
+    let totals = s.r.totals();
+    assert_eq!((totals.layers_forwarded, totals.layers_unused), (3, 0));
+    s.r.set_max_layer(full, 1).unwrap();
+    s.r.set_max_layer(mid, 0).unwrap();
+    s.picture(false, t1 + Duration::from_millis(600));
+    let totals = s.r.totals();
+    assert_eq!((totals.layers_forwarded, totals.layers_unused), (2, 1));
 }
 
 #[test]
@@ -260,6 +271,8 @@ fn vp9_switch_up_waits_for_a_keyframe_and_asks_for_it() {
     all.extend(after);
     assert_continuous(&all);
     assert_eq!(s.r.downtrack_layer(low).unwrap().current, Some(2));
+    // S0 -> S1 -> S2 inside the keyframe.
+    assert_eq!(s.r.downtrack_stats(low).unwrap().layer_switches, 2);
 }
 
 #[test]
@@ -340,4 +353,31 @@ fn vp8_temporal_cap_keeps_the_lower_frame_rates() {
     let rates = s.r.layer_rates(s.stream);
     assert!(rates.iter().all(|r| r.is_some()), "{rates:?}");
     assert_eq!(s.r.downtrack_layer(base).unwrap().current, Some(1));
+}
+
+#[test]
+fn a_lossy_player_falling_a_level_gets_a_keyframe() {
+    let mut s = Svc::new(Codec::Vp9);
+    let t0 = Instant::now();
+    let p =
+        s.r.subscribe(s.stream, MediaKind::Video, player(2, 256))
+            .unwrap();
+    s.picture(true, t0);
+    s.picture(false, t0);
+    let out = s.sent(p);
+    s.plis(t0);
+    // A clean down-switch: no keyframe.
+    s.r.set_max_layer(p, 1).unwrap();
+    assert_eq!(s.plis(t0 + Duration::from_secs(5)), 0);
+    // Lost packets (a NACK), then a lower level: a keyframe is asked for.
+    let seq = out[2].sequence_number;
+    s.r.handle_player_feedback(p, Feedback::Nack(&[seq]), t0 + Duration::from_secs(5))
+        .unwrap();
+    s.r.set_max_layer(p, 0).unwrap();
+    assert_eq!(s.plis(t0 + Duration::from_secs(10)), 1);
+    // The NACK counted once: the next down-switch is clean again.
+    s.r.set_max_layer(p, 2).unwrap();
+    s.plis(t0 + Duration::from_secs(15));
+    s.r.set_max_layer(p, 0).unwrap();
+    assert_eq!(s.plis(t0 + Duration::from_secs(20)), 0);
 }
