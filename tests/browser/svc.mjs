@@ -1,5 +1,6 @@
 // SVC: players capped to different layers of one scalable encoding.
-//   SERVER=... node svc.mjs vp9|vp8
+//   SERVER=... node svc.mjs vp9|vp8 [chromium|firefox]
+// (the publisher's browser; players are Chromium pages)
 // vp9: Chromium publishes its fake camera at 1280x720 as one VP9 encoding
 // with three spatial and three temporal layers (SDK options
 // `videoCodec: 'VP9', scalabilityMode: 'L3T3_KEY'`). Three Chromium pages
@@ -12,6 +13,7 @@
 // of an uncapped player (under half is asserted), at the same width.
 // Prints `svc-result {json}`.
 import { launch, sdkPage, until } from './common.mjs';
+import { launchFirefox, firefoxSdkPage } from './firefox.mjs';
 
 const STREAM = 'svc-cam';
 const FREEZE_MS = 1000;
@@ -19,6 +21,7 @@ const server = process.env.SERVER;
 if (!server) throw new Error('SERVER is not set');
 const codec = process.argv[2] || 'vp9';
 if (!['vp9', 'vp8'].includes(codec)) throw new Error(`unknown codec ${codec}`);
+const publisherKind = process.argv[3] || 'chromium';
 setTimeout(() => {
   console.error('svc.mjs: still running after 150 s, giving up');
   process.exit(1);
@@ -64,8 +67,9 @@ async function playerStats() {
 }
 
 const browser = await launch();
+const firefox = publisherKind === 'firefox' ? await launchFirefox() : null;
 try {
-  const pubPage = await sdkPage(browser, server);
+  const pubPage = firefox ? await firefoxSdkPage(firefox, server) : await sdkPage(browser, server);
   await pubPage.evaluate(install, 'svc-pub');
   const options = codec === 'vp9' ? { videoCodec: 'VP9', scalabilityMode: 'L3T3_KEY' } : { videoCodec: 'VP8', scalabilityMode: 'L1T3' };
   await pubPage.evaluate(publish, { stream: STREAM, options });
@@ -107,7 +111,7 @@ try {
   await new Promise((r) => setTimeout(r, 4000));
   const after = await Promise.all(players.map((p) => p.page.evaluate(playerStats)));
   const fps = after.map((a, i) => ((a.frames - before[i].frames) * 1000) / (Date.now() - t));
-  const result = { codec, sent, widths: after.map((a) => a.width), fps: fps.map((f) => Math.round(f * 10) / 10) };
+  const result = { codec, publisher: publisherKind, sent, widths: after.map((a) => a.width), fps: fps.map((f) => Math.round(f * 10) / 10) };
   const problems = [];
   if (codec === 'vp9' && after.some((a, i) => a.width !== widths[i])) problems.push(`widths ${result.widths}, want ${widths}`);
   if (codec === 'vp8' && after[0].width !== after[1].width) problems.push(`widths ${result.widths} differ`);
@@ -143,5 +147,5 @@ try {
   if (problems.length) throw new Error(problems.join('; '));
   console.log(`svc passed (${codec})`);
 } finally {
-  await browser.close();
+  await Promise.allSettled([browser.close(), firefox ? firefox.close() : null]);
 }
