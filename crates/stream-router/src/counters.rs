@@ -35,6 +35,8 @@ pub struct DownTrackStats {
     /// SVC packets not forwarded: layers above the player's operating
     /// point (`svc.rs`).
     pub dropped_layer: u64,
+    /// Padding packets sent (bandwidth probes).
+    pub padding_sent: u64,
 }
 
 impl DownTrackStats {
@@ -46,6 +48,7 @@ impl DownTrackStats {
         self.dropped_keyframe_gate += o.dropped_keyframe_gate;
         self.layer_switches += o.layer_switches;
         self.dropped_layer += o.dropped_layer;
+        self.padding_sent += o.padding_sent;
         self.dropped_late += o.dropped_late;
         self.nacked += o.nacked;
         self.nack_answered += o.nack_answered;
@@ -100,12 +103,15 @@ pub(crate) struct Sent {
     pub(crate) packets: u64,
     pub(crate) bytes: u64,
     pub(crate) retransmitted: u64,
+    pub(crate) padding: u64,
 }
 
 impl Sent {
     #[inline]
     pub(crate) fn count(&mut self, e: &Entry, payload_len: usize) {
-        if e.rtx {
+        if e.slot == crate::downtrack::PADDING_SLOT {
+            self.padding += 1;
+        } else if e.rtx {
             self.retransmitted += 1;
         } else {
             self.packets += 1;
@@ -114,6 +120,6 @@ impl Sent {
     }
 
     pub(crate) fn total(&self) -> usize {
-        (self.packets + self.retransmitted) as usize
+        (self.packets + self.retransmitted + self.padding) as usize
     }
 }

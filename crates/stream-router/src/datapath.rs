@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use crate::counters::Sent;
-use crate::downtrack::{Forwarded, Resend, Source};
+use crate::downtrack::{Forwarded, Resend, Source, PADDING_SLOT};
 use crate::feedback::{Feedback, FeedbackSummary, SenderReport, Upstream};
 use crate::out::{OutPacket, Outgoing, MAX_HEADER_LEN};
 use crate::packet::RtpPacket;
@@ -208,6 +208,8 @@ impl Router {
             scratch,
             ..
         } = self;
+        // A static buffer: nothing allocated.
+        let padding = &bytes::Bytes::from_static(&crate::out::PADDING);
         if scratch.len() < MAX_HEADER_LEN {
             // Once per router.
             scratch.resize(MAX_HEADER_LEN, 0);
@@ -234,6 +236,26 @@ impl Router {
             buf[8..12].copy_from_slice(&ssrc.to_be_bytes());
             let mut sent = Sent::default();
             for e in dt.queued() {
+                if e.slot == PADDING_SLOT {
+                    let len = crate::out::write_padding_header(payload_type, e.seq, e.ts, buf);
+                    sent.count(e, 0);
+                    f(
+                        h,
+                        Outgoing {
+                            header: buf.get(..len).unwrap_or_default(),
+                            payload: padding,
+                            ssrc,
+                            sequence_number: e.seq,
+                            timestamp: e.ts,
+                            is_retransmission: false,
+                            vp8: None,
+                            padding: true,
+                        },
+                    );
+                    // The block at buf[12..] was not touched, but the
+                    // fixed header was: the next packet rewrites it anyway.
+                    continue;
+                }
                 let Some(shared) = slots.get_mut(e.slot as usize) else {
                     continue;
                 };
@@ -255,6 +277,7 @@ impl Router {
                         timestamp: e.ts,
                         is_retransmission: e.rtx,
                         vp8: e.vp8,
+                        padding: false,
                     },
                 );
                 if shared.release_ref(e.slot, free) {
@@ -264,6 +287,29 @@ impl Router {
             }
             n += sent.total();
             dt.drained(sent);
+        }
+        n
+    }
+
+    /// Queues up to `count` padding packets on the video down-track
+    /// `downtrack` (a bandwidth probe of the player's link, paced by the
+    /// caller): RTP packets with the player's SSRC and payload type, the P
+    /// bit and only padding ([`PADDING_LEN`](crate::PADDING_LEN) bytes on
+    /// `drain_output`), numbered into its sequence so that the player sees
+    /// no gap (see `seq.rs`). Returns how many were queued: none before
+    /// the down-track forwarded its first packet, or when its queue is
+    /// three-quarters full.
+    pub fn queue_padding(&mut self, downtrack: DownTrackHandle, count: usize) -> usize {
+        let Some(dt) = self.downtracks.get_mut(downtrack.0) else {
+            return 0;
+        };
+        if dt.kind != MediaKind::Video {
+            return 0;
+        }
+        let n = dt.queue_padding(count);
+        if n > 0 && !dt.in_ready {
+            dt.in_ready = true;
+            self.ready.push_back(downtrack);
         }
         n
     }

@@ -85,6 +85,9 @@ pub(crate) struct Entry {
     pub(crate) marker: bool,
 }
 
+/// `Entry::slot` of a padding packet (no pool slot).
+pub(crate) const PADDING_SLOT: u32 = u32::MAX;
+
 /// Outcome of one NACKed sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Resend {
@@ -222,6 +225,37 @@ impl DownTrack {
                 true
             }
         }
+    }
+
+    /// Queues up to `count` padding packets (a bandwidth probe) numbered
+    /// into the player's sequence after the last packet forwarded, the
+    /// media after them shifted up (`Rewriter::insert`); returns how many.
+    /// Nothing before the first packet forwarded, nor beyond the queue's
+    /// free room less a quarter (media first).
+    pub(crate) fn queue_padding(&mut self, count: usize) -> usize {
+        let room = self.queue.capacity() - self.queue.capacity() / 4;
+        let mut n = 0;
+        while n < count && self.queue.len() < room {
+            let Some((seq, ts, seg)) = self.rewriter.insert() else {
+                break;
+            };
+            if seg.len > 0 {
+                self.skips.get_or_insert_with(Box::default).push(seg);
+            }
+            let entry = Entry {
+                slot: PADDING_SLOT,
+                seq,
+                rtx: false,
+                ts,
+                vp8: None,
+                marker: false,
+            };
+            if self.queue.push(entry).is_err() {
+                break;
+            }
+            n += 1;
+        }
+        n
     }
 
     /// Drops source packet `ext` on purpose, closing the gap it leaves.
@@ -473,7 +507,9 @@ impl DownTrack {
     /// Counts a popped entry as sent.
     #[inline]
     pub(crate) fn account(&mut self, entry: &Entry, payload_len: usize) {
-        if entry.rtx {
+        if entry.slot == PADDING_SLOT {
+            self.stats.padding_sent += 1;
+        } else if entry.rtx {
             self.stats.retransmitted += 1;
         } else {
             self.packets_sent += 1;
@@ -498,16 +534,27 @@ impl DownTrack {
         if sent.retransmitted > 0 {
             self.stats.retransmitted += sent.retransmitted;
         }
+        if sent.padding > 0 {
+            self.stats.padding_sent += sent.padding;
+        }
     }
 
     /// Takes the oldest queued packet as an owned [`OutPacket`], counting it
     /// as sent and releasing its pool reference.
     pub(crate) fn pop(&mut self, pool: &mut Pool) -> Option<OutPacket> {
         let e = self.pop_entry()?;
-        let out = pool.get(e.slot).map(|s| {
-            let (exts, ssrc, pt) = self.leg();
-            s.out_packet(exts, ssrc, pt, &e)
-        });
+        let (exts, ssrc, pt) = self.leg();
+        let out = match e.slot {
+            PADDING_SLOT => Some(OutPacket {
+                ssrc,
+                payload_type: pt,
+                sequence_number: e.seq,
+                timestamp: e.ts,
+                padding: true,
+                ..OutPacket::default()
+            }),
+            slot => pool.get(slot).map(|s| s.out_packet(exts, ssrc, pt, &e)),
+        };
         pool.release(e.slot);
         if let Some(p) = &out {
             self.account(&e, p.payload.len());

@@ -178,7 +178,7 @@ pub use feedback::{
 };
 pub use keyframe::Codec;
 pub use layers::{LayerState, LAYER_STALL};
-pub use out::{OutPacket, Outgoing, MAX_HEADER_LEN};
+pub use out::{OutPacket, Outgoing, MAX_HEADER_LEN, PADDING_LEN};
 pub use packet::{Extension, ExtensionIter, Extensions, ParseError, RtpPacket, MAX_EXTENSIONS};
 pub use router::{Router, RouterError, StreamKey, SvcMedia, TrackMedia};
 pub use slab::{DownTrackHandle, StreamHandle, TrackHandle};

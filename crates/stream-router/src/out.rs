@@ -41,6 +41,10 @@ pub struct OutPacket {
     /// VP8: the picture numbers to write into the sender's copy of the
     /// payload (see [`Vp8Patch::apply`](crate::Vp8Patch::apply)).
     pub vp8: Option<crate::vp8::Vp8Patch>,
+    /// A padding-only packet (a bandwidth probe, [`Router::queue_padding`](
+    /// crate::Router::queue_padding)): the P bit is set and `payload` is
+    /// all padding (empty here: the sender adds its own).
+    pub padding: bool,
 }
 
 /// A rewritten packet lent to the callback of
@@ -65,7 +69,21 @@ pub struct Outgoing<'a> {
     /// payload, which is otherwise the publisher's as received (see
     /// [`Vp8Patch::apply`](crate::Vp8Patch::apply)).
     pub vp8: Option<crate::vp8::Vp8Patch>,
+    /// A padding-only packet (P bit set in `header`; `payload` is
+    /// [`PADDING_LEN`] bytes of padding, its last byte their count).
+    pub padding: bool,
 }
+
+/// Payload length of a padding packet on the fast path (the most one
+/// padding count byte can say).
+pub const PADDING_LEN: usize = 255;
+
+/// The payload of every padding packet: zeros, then the count.
+pub(crate) static PADDING: [u8; PADDING_LEN] = {
+    let mut p = [0u8; PADDING_LEN];
+    p[PADDING_LEN - 1] = PADDING_LEN as u8;
+    p
+};
 
 /// Length of the RFC 8285 block for `items` (4-byte block header included,
 /// padded to 4 bytes; 0 when nothing is writable) and whether the one-byte
@@ -159,6 +177,21 @@ pub(crate) fn write_fixed(
     out[8..12].copy_from_slice(&ssrc.to_be_bytes());
 }
 
+/// Bytes 0..8 of a padding packet's header (V=2, P=1, no extension block)
+/// into `buf`, whose bytes 8..12 hold the player's SSRC; returns 12.
+pub(crate) fn write_padding_header(
+    payload_type: u8,
+    seq: u16,
+    ts: u32,
+    buf: &mut [u8; MAX_HEADER_LEN],
+) -> usize {
+    buf[0] = 0xa0;
+    buf[1] = payload_type & 0x7f;
+    buf[2..4].copy_from_slice(&seq.to_be_bytes());
+    buf[4..8].copy_from_slice(&ts.to_be_bytes());
+    12
+}
+
 impl OutPacket {
     fn items(&self) -> impl Iterator<Item = (u8, &[u8])> + Clone + '_ {
         self.extensions.items()
@@ -194,6 +227,9 @@ impl OutPacket {
             self.timestamp,
             self.ssrc,
         );
+        if self.padding {
+            fixed[0] |= 0x20;
+        }
         if ext_len > 0 {
             write_block_at(self.items(), one_byte, rest);
         }

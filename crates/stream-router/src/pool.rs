@@ -254,6 +254,7 @@ impl Shared {
             payload: self.pkt.payload.clone(),
             is_retransmission: e.rtx,
             vp8: e.vp8,
+            padding: false,
         }
     }
 

@@ -205,6 +205,26 @@ impl Rewriter {
         Some(seg)
     }
 
+    /// Numbers a packet of the router's own (padding) right after the
+    /// last one sent: the media after it move up by one. Finishes the
+    /// running segment (returned, as for [`skip`](Self::skip)) and returns
+    /// the new packet's `(seq, ts)` (the last one's timestamp). `None`
+    /// before anything was forwarded in this epoch.
+    pub(crate) fn insert(&mut self) -> Option<(u16, u32, crate::skips::Segment)> {
+        if !self.has_epoch || !self.has_last {
+            return None;
+        }
+        let seg = crate::skips::Segment {
+            from: self.first_ext,
+            len: u32::try_from(self.highest_ext + 1 - self.first_ext).unwrap_or(0),
+            seq_offset: self.seq_offset,
+        };
+        self.first_ext = self.highest_ext + 1;
+        self.seq_offset = self.seq_offset.wrapping_add(1);
+        self.last_seq = self.last_seq.wrapping_add(1);
+        Some((self.last_seq, self.last_ts, seg))
+    }
+
     /// Whether `ext` lies before the running segment (a reordered packet,
     /// numbered by an older segment if any).
     #[inline]

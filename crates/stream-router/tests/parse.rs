@@ -94,6 +94,7 @@ fn pseudo_random_datagrams_never_panic() {
                     payload: p.payload.clone(),
                     is_retransmission: false,
                     vp8: None,
+                    padding: false,
                 };
                 let mut buf = [0u8; MAX_HEADER_LEN];
                 let n = out.write_header(&mut buf);
