@@ -502,7 +502,22 @@ fn media(e: &mut DescriptorEncoder, m: &MediaSnapshot) -> std::fmt::Result {
         "PLIs sent to publishers after coalescing",
         i.plis_sent,
     )?;
+    counter(
+        e,
+        "sfu_padding_packets",
+        "Padding packets sent to players (bandwidth probes)",
+        o.padding_sent,
+    )?;
     let x = &m.egress;
+    counters(
+        e,
+        "sfu_bandwidth_probes",
+        "Bandwidth probes of players' links before a layer switch up, by outcome",
+        &[
+            (label("outcome", "proven"), x.probes_proven),
+            (label("outcome", "failed"), x.probes_failed),
+        ],
+    )?;
     counters(
         e,
         "sfu_egress_rtp_packets",

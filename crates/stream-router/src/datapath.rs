@@ -296,9 +296,10 @@ impl Router {
     /// caller): RTP packets with the player's SSRC and payload type, the P
     /// bit and only padding ([`PADDING_LEN`](crate::PADDING_LEN) bytes on
     /// `drain_output`), numbered into its sequence so that the player sees
-    /// no gap (see `seq.rs`). Returns how many were queued: none before
-    /// the down-track forwarded its first packet, or when its queue is
-    /// three-quarters full.
+    /// no gap (see `seq.rs`), between two frames. Returns how many were
+    /// queued: none before the down-track forwarded its first packet, in
+    /// the middle of a frame (the caller tries again, a few milliseconds
+    /// later), or when its queue is three-quarters full.
     pub fn queue_padding(&mut self, downtrack: DownTrackHandle, count: usize) -> usize {
         let Some(dt) = self.downtracks.get_mut(downtrack.0) else {
             return 0;

@@ -230,8 +230,9 @@ impl DownTrack {
     /// Queues up to `count` padding packets (a bandwidth probe) numbered
     /// into the player's sequence after the last packet forwarded, the
     /// media after them shifted up (`Rewriter::insert`); returns how many.
-    /// Nothing before the first packet forwarded, nor beyond the queue's
-    /// free room less a quarter (media first).
+    /// Nothing before the first packet forwarded, while a frame is only
+    /// partly forwarded (its last packet, with the marker, not yet), nor
+    /// beyond the queue's free room less a quarter (media first).
     pub(crate) fn queue_padding(&mut self, count: usize) -> usize {
         let room = self.queue.capacity() - self.queue.capacity() / 4;
         let mut n = 0;
@@ -401,6 +402,7 @@ impl DownTrack {
             }
         };
         let vp8 = src.vp8.and_then(|f| self.vp8.rewrite(f));
+        self.rewriter.note_marker(seq, pkt.marker || marker);
         self.enqueue(Entry {
             slot,
             seq,

@@ -92,6 +92,9 @@ pub(crate) struct Rewriter {
     last_seq: u16,
     has_epoch: bool,
     has_last: bool,
+    /// The packet at `last_seq` ends a frame (its marker as sent): where
+    /// padding may go (`insert`).
+    last_marker: bool,
 }
 
 impl Rewriter {
@@ -109,6 +112,7 @@ impl Rewriter {
             last_seq: r as u16,
             has_epoch: false,
             has_last: false,
+            last_marker: false,
         }
     }
 
@@ -211,7 +215,9 @@ impl Rewriter {
     /// the new packet's `(seq, ts)` (the last one's timestamp). `None`
     /// before anything was forwarded in this epoch.
     pub(crate) fn insert(&mut self) -> Option<(u16, u32, crate::skips::Segment)> {
-        if !self.has_epoch || !self.has_last {
+        // Between two frames only: a receiver assembles a frame from
+        // consecutive numbers, and padding inside one would break it.
+        if !self.has_epoch || !self.has_last || !self.last_marker {
             return None;
         }
         let seg = crate::skips::Segment {
@@ -223,6 +229,15 @@ impl Rewriter {
         self.seq_offset = self.seq_offset.wrapping_add(1);
         self.last_seq = self.last_seq.wrapping_add(1);
         Some((self.last_seq, self.last_ts, seg))
+    }
+
+    /// The packet just numbered `seq` was queued with `marker`: if it is
+    /// the newest, it tells whether the output stands between frames.
+    #[inline]
+    pub(crate) fn note_marker(&mut self, seq: u16, marker: bool) {
+        if seq == self.last_seq {
+            self.last_marker = marker;
+        }
     }
 
     /// Whether `ext` lies before the running segment (a reordered packet,

@@ -27,16 +27,22 @@ fn padding_is_numbered_into_the_players_sequence() {
     assert_eq!(r.queue_padding(audio, 3), 0);
     let frames: [&'static [u8]; 4] = [VP8_KEY, VP8_DELTA, VP8_DELTA, VP8_DELTA];
     for (i, f) in frames[..3].iter().enumerate() {
-        let p = packet(
+        let mut p = packet(
             &info,
             100 + i as u16,
             3000 * i as u32,
             Bytes::from_static(f),
         );
+        p.marker = true;
         r.push_rtp(track, p, t0).unwrap();
     }
     assert_eq!(r.queue_padding(dt, 3), 3);
+    // A frame of two packets: no padding between them.
     let p = packet(&info, 103, 9000, Bytes::from_static(frames[3]));
+    r.push_rtp(track, p, t0).unwrap();
+    assert_eq!(r.queue_padding(dt, 1), 0);
+    let mut p = packet(&info, 104, 9000, Bytes::from_static(VP8_CONT));
+    p.marker = true;
     r.push_rtp(track, p, t0).unwrap();
     let mut sent = Vec::new();
     r.drain_output(|_, out| {
@@ -48,13 +54,13 @@ fn padding_is_numbered_into_the_players_sequence() {
             out.timestamp,
         ))
     });
-    assert_eq!(sent.len(), 7);
+    assert_eq!(sent.len(), 8);
     let seqs: Vec<u16> = sent.iter().map(|s| s.3).collect();
     for w in seqs.windows(2) {
         assert_eq!(w[1], w[0].wrapping_add(1), "{seqs:?}");
     }
     let flags: Vec<bool> = sent.iter().map(|s| s.2).collect();
-    assert_eq!(flags, [false, false, false, true, true, true, false]);
+    assert_eq!(flags, [false, false, false, true, true, true, false, false]);
     for (header, payload, padding, _, ts) in &sent[3..6] {
         assert!(*padding);
         assert_eq!(header.len(), 12);
@@ -67,7 +73,7 @@ fn padding_is_numbered_into_the_players_sequence() {
     }
     assert_eq!(sent[6].0[0] & 0x20, 0);
     let st = r.downtrack_stats(dt).unwrap();
-    assert_eq!((st.packets_sent, st.padding_sent), (4, 3));
+    assert_eq!((st.packets_sent, st.padding_sent), (5, 3));
 
     // NACKs: of padding ignored; of media before and after answered.
     let nack = [sent[4].3, sent[1].3, sent[6].3];
@@ -86,10 +92,11 @@ fn padding_is_numbered_into_the_players_sequence() {
     assert_eq!(r.queue_padding(dt, 1), 1);
     let p = r.poll_downtrack(dt).unwrap();
     assert!(p.padding && p.payload.is_empty());
-    assert_eq!(p.sequence_number, sent[6].3.wrapping_add(1));
+    assert_eq!(p.sequence_number, sent[7].3.wrapping_add(1));
     let mut buf = [0u8; MAX_HEADER_LEN];
     assert_eq!(p.write_header(&mut buf), 12);
     assert_eq!(buf[0], 0xa0);
     // The queue keeps room for media.
     assert_eq!(r.queue_padding(dt, 1000), 48);
+    assert_eq!(r.downtrack_stats(dt).unwrap().padding_sent, 4);
 }

@@ -30,6 +30,8 @@ use rtc::interceptor::{
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use stream_router::MAX_LAYERS;
 
+use super::probe::{Prober, Verdict};
+
 /// Where a player's estimate starts: enough for the top layer of a
 /// typical 720p simulcast publish, so an unconstrained player starts (and
 /// stays) there; a constrained one is brought down by its feedback.
@@ -83,6 +85,8 @@ pub struct Bwe {
     /// Feedback packets taken, and the packets they reported lost.
     pub feedbacks: u64,
     pub lost: u64,
+    /// Its bandwidth probes (`probe.rs`).
+    pub prober: Prober,
 }
 
 impl Bwe {
@@ -96,6 +100,7 @@ impl Bwe {
             last_prune: None,
             feedbacks: 0,
             lost: 0,
+            prober: Prober::default(),
         }
     }
 
@@ -129,6 +134,20 @@ impl Bwe {
         let reports = self.history.take_reports();
         self.lost += reports.iter().filter(|r| !r.arrived).count() as u64;
         self.estimator.on_reports(now, &reports);
+        self.prober.on_reports(&reports);
+    }
+
+    /// The verdict of a probe whose feedback is in: a proven rate also
+    /// lifts the estimate to it (the path carried it).
+    pub fn judge_probe(&mut self, now: Instant) -> Option<Verdict> {
+        let estimator = &self.estimator;
+        let v = self
+            .prober
+            .judge(now, |since| estimator.decreased_since(since))?;
+        if let Verdict::Proven(rate) = v {
+            self.estimator.raise(rate as f64);
+        }
+        Some(v)
     }
 
     /// The player's REMB (players that do not negotiate transport-cc,
@@ -245,6 +264,17 @@ impl Estimator {
         self.loss.update(now, lost, reports.len());
     }
 
+    /// Whether it backed off (saw overuse) at or after `t`.
+    pub fn decreased_since(&self, t: Instant) -> bool {
+        self.last_decrease.is_some_and(|at| at >= t)
+    }
+
+    /// A probe showed the path carries `rate`: the delay-based estimate
+    /// is at least that.
+    pub fn raise(&mut self, rate: f64) {
+        self.delay_target = self.delay_target.max(rate).clamp(MIN_BITRATE, MAX_BITRATE);
+    }
+
     /// The estimate: the more pessimistic of the delay- and loss-based ones.
     pub fn target(&self) -> f64 {
         self.delay_target
@@ -276,6 +306,7 @@ impl Selector {
         &mut self,
         now: Instant,
         budget: u64,
+        proven: u64,
         rates: [Option<u64>; MAX_LAYERS],
         cap: u8,
     ) -> Option<u8> {
@@ -288,8 +319,9 @@ impl Selector {
         let live = || (0..MAX_LAYERS as u8).filter(|&l| rates[usize::from(l)].is_some());
         let lowest = live().next()?;
         let under_cap = |l: u8| l <= cap || l == lowest;
-        // The best layer that fits, for staying and for moving up.
-        let fits = |share: f64| {
+        // The best layer that fits, for staying and for moving up (which
+        // also needs the rate proven by a probe, `probe.rs`).
+        let fits = |share: f64, budget: f64| {
             live()
                 .rev()
                 .find(|&l| {
@@ -297,7 +329,10 @@ impl Selector {
                 })
                 .unwrap_or(lowest)
         };
-        let (stay, up) = (fits(FIT), fits(UP_HEADROOM));
+        let (stay, up) = (
+            fits(FIT, budget),
+            fits(UP_HEADROOM, budget.min(proven as f64)),
+        );
         let current = match self.layer {
             Some(l) if rates.get(usize::from(l)).is_some_and(Option::is_some) && under_cap(l) => l,
             // First choice, or the layer went away / above the cap: take
@@ -336,6 +371,38 @@ impl Selector {
         Some(current)
     }
 
+    /// The layer above the current one that the estimate alone would let
+    /// it move up to (with headroom), and the video rate that needs: what
+    /// a probe should prove. `None` when nothing above fits or it is
+    /// too soon after a down-switch.
+    pub fn candidate(
+        &self,
+        now: Instant,
+        budget: u64,
+        rates: [Option<u64>; MAX_LAYERS],
+        cap: u8,
+    ) -> Option<(u8, u64)> {
+        let current = self.layer?;
+        if self
+            .last_down
+            .is_some_and(|at| now.saturating_duration_since(at) < UP_AFTER_DOWN)
+        {
+            return None;
+        }
+        (current + 1..MAX_LAYERS as u8)
+            .filter(|&l| l <= cap)
+            .filter_map(|l| {
+                let rate = rates[usize::from(l)]?;
+                let rate = if rate == 0 {
+                    UNMEASURED_LAYER[usize::from(l)]
+                } else {
+                    rate
+                };
+                Some((l, (rate as f64 / UP_HEADROOM) as u64))
+            })
+            .find(|&(_, need)| need <= budget)
+    }
+
     fn set(&mut self, layer: u8, _now: Instant) -> u8 {
         if self.layer.is_some_and(|l| l != layer) {
             self.switches += 1;
@@ -369,7 +436,7 @@ mod tests {
                 .find(|(at, _)| *at <= t)
                 .map_or(0, |x| x.1);
             let l = s
-                .choose(t0 + Duration::from_secs_f64(t), budget, RATES, 2)
+                .choose(t0 + Duration::from_secs_f64(t), budget, u64::MAX, RATES, 2)
                 .unwrap();
             if out.last().is_none_or(|(_, last)| *last != l) {
                 out.push((t, l));
@@ -512,13 +579,48 @@ mod tests {
     fn respects_the_cap_and_missing_layers() {
         let t0 = Instant::now();
         let mut s = Selector::default();
-        assert_eq!(s.choose(t0, 10_000_000, RATES, 1), Some(1));
+        assert_eq!(s.choose(t0, 10_000_000, u64::MAX, RATES, 1), Some(1));
         assert_eq!(
-            s.choose(t0, 10_000_000, [Some(150_000), None, Some(900_000)], 1),
+            s.choose(
+                t0,
+                10_000_000,
+                u64::MAX,
+                [Some(150_000), None, Some(900_000)],
+                1
+            ),
             Some(0)
         );
         // Too little for any layer: the lowest there is.
-        assert_eq!(s.choose(t0, 10_000, RATES, 2), Some(0));
-        assert_eq!(s.choose(t0, 10_000, [None; MAX_LAYERS], 2), None);
+        assert_eq!(s.choose(t0, 10_000, u64::MAX, RATES, 2), Some(0));
+        assert_eq!(s.choose(t0, 10_000, u64::MAX, [None; MAX_LAYERS], 2), None);
+    }
+
+    #[test]
+    fn moves_up_only_to_a_proven_rate() {
+        let t0 = Instant::now();
+        let mut s = Selector::default();
+        assert_eq!(s.choose(t0, 100_000, 0, RATES, 2), Some(0));
+        let later = t0 + UP_AFTER_DOWN + UP_HOLD * 2;
+        // The estimate says layer 2 fits, nothing is proven: it stays, and
+        // the probe to make is for layer 1 (400 kb/s / 0.8).
+        assert_eq!(s.candidate(later, 2_000_000, RATES, 2), Some((1, 500_000)));
+        for i in 0..20 {
+            let at = later + Duration::from_millis(200 * i);
+            assert_eq!(s.choose(at, 2_000_000, 0, RATES, 2), Some(0));
+        }
+        // Proven 600 kb/s: layer 1 after the hold, not 2.
+        let at = later + Duration::from_secs(5);
+        s.choose(at, 2_000_000, 600_000, RATES, 2);
+        assert_eq!(
+            s.choose(at + UP_HOLD, 2_000_000, 600_000, RATES, 2),
+            Some(1)
+        );
+        assert_eq!(
+            s.candidate(at + UP_HOLD, 2_000_000, RATES, 2),
+            Some((2, 1_125_000))
+        );
+        // The cap and the estimate bound the candidate.
+        assert_eq!(s.candidate(at + UP_HOLD, 2_000_000, RATES, 1), None);
+        assert_eq!(s.candidate(at + UP_HOLD, 1_000_000, RATES, 2), None);
     }
 }

@@ -172,6 +172,9 @@ pub struct EgressStats {
     pub legs_undecided: u64,
     /// Sender reports sent for player legs.
     pub sender_reports: u64,
+    /// Bandwidth probes (`probe.rs`) that proved their rate, and failed.
+    pub probes_proven: u64,
+    pub probes_failed: u64,
 }
 
 impl EgressStats {
@@ -188,10 +191,10 @@ impl EgressStats {
 /// The media plane's egress totals, added to by every worker once per loop
 /// turn in which something changed.
 #[derive(Default)]
-pub(crate) struct EgressTotals([AtomicU64; 10]);
+pub(crate) struct EgressTotals([AtomicU64; 12]);
 
 impl EgressTotals {
-    fn fields(s: &EgressStats) -> [u64; 10] {
+    fn fields(s: &EgressStats) -> [u64; 12] {
         [
             s.fast_packets,
             s.rtc_packets,
@@ -203,6 +206,8 @@ impl EgressTotals {
             s.legs_no_keys,
             s.legs_undecided,
             s.sender_reports,
+            s.probes_proven,
+            s.probes_failed,
         ]
     }
 
@@ -215,7 +220,7 @@ impl EgressTotals {
     }
 
     pub fn get(&self) -> EgressStats {
-        let v: [u64; 10] = std::array::from_fn(|i| self.0[i].load(Ordering::Relaxed));
+        let v: [u64; 12] = std::array::from_fn(|i| self.0[i].load(Ordering::Relaxed));
         EgressStats {
             fast_packets: v[0],
             rtc_packets: v[1],
@@ -227,6 +232,8 @@ impl EgressTotals {
             legs_no_keys: v[7],
             legs_undecided: v[8],
             sender_reports: v[9],
+            probes_proven: v[10],
+            probes_failed: v[11],
         }
     }
 }
@@ -246,13 +253,16 @@ fn leg_keys(capture: &KeyCapture, corrupt: bool) -> Vec<MasterKey> {
 
 /// An `rtc` packet from a router delivery (the `rtc` path only: it parses
 /// the header the router wrote, allocating its extension list).
+/// A padding packet goes with an empty payload: `rtc` writes the padding
+/// itself (4 bytes) when the header says so, after any payload it has.
 fn rtc_packet(out: &Outgoing<'_>) -> Option<rtc::rtp::Packet> {
     let mut header = out.header;
     let header = Header::unmarshal(&mut header).ok()?;
-    Some(rtc::rtp::Packet {
-        header,
-        payload: sent_payload(out),
-    })
+    let payload = match out.padding {
+        true => bytes::Bytes::new(),
+        false => sent_payload(out),
+    };
+    Some(rtc::rtp::Packet { header, payload })
 }
 
 /// The payload as sent: the publisher's, or (VP8 with rewritten picture
@@ -329,8 +339,11 @@ impl Worker {
                 None => out,
             };
             let e = &mut play.egress;
-            e.clock
-                .on_sent(out.sequence_number, out.timestamp, out.payload.len(), now);
+            // Padding is no media: not in the sender reports' counts.
+            if !out.padding {
+                e.clock
+                    .on_sent(out.sequence_number, out.timestamp, out.payload.len(), now);
+            }
             let verifier = match &mut e.path {
                 Path::Fast(fast) => {
                     let sent = match *send_to {
@@ -371,7 +384,7 @@ impl Worker {
             let Some(packet) = rtc_packet(&out) else {
                 return;
             };
-            if let Some(v) = verifier {
+            if let Some(v) = verifier.as_mut().filter(|_| !out.padding) {
                 v.sent_via_rtc(out.sequence_number, out.header, packet.payload.clone());
             }
             // `rtc` routes an outgoing packet by its SSRC and ignores the

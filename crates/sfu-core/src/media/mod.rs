@@ -31,6 +31,7 @@ pub mod loop_stats;
 pub mod offer_check;
 pub mod peer;
 pub mod peer_states;
+pub mod probe;
 pub mod relay;
 pub mod sender_report;
 mod service;

@@ -242,6 +242,8 @@ pub(crate) struct Worker {
     /// Where a packet's header is stamped with its transport-wide
     /// sequence number (`twcc.rs`), sized once.
     pub stamped: Vec<u8>,
+    /// Players with a bandwidth probe running (`worker/layers.rs`).
+    pub probing: Vec<MediaId>,
     /// Connections whose handling panicked this turn: ended as failed.
     pub panicked: Vec<MediaId>,
     /// Set by `Command::Shutdown`: close everything, answer, stop.
@@ -324,6 +326,7 @@ impl Worker {
             dirty: Vec::new(),
             written: Vec::new(),
             stamped: vec![0; stream_router::MAX_HEADER_LEN + 8],
+            probing: Vec::new(),
             panicked: Vec::new(),
             stopping: None,
             nacks: Vec::with_capacity(64),
@@ -358,6 +361,9 @@ impl Worker {
                 wake = wake.min(at);
             }
             if let Some(at) = self.nominations.iter().map(|n| n.due).min() {
+                wake = wake.min(at);
+            }
+            if let Some(at) = self.probe_wake(now) {
                 wake = wake.min(at);
             }
             // When this turn's work began (the select's wake-up).
@@ -435,6 +441,7 @@ impl Worker {
                 self.housekeeping(now);
                 housekeeping = now + HOUSEKEEPING;
             }
+            self.pace_probes(now);
             self.pump_router(now);
             self.flush().await;
             self.loop_counts.worked(woke.elapsed());

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use room_signal::media::MediaId;
 use stream_router::MediaKind;
 
+use super::super::probe;
 use super::{Role, Worker};
 
 /// Layers are chosen again at most this often per player (feedback comes
@@ -44,7 +45,29 @@ impl Worker {
         let budget = b.bwe.estimate().saturating_sub(audio);
         let rates = self.router.layer_rates(stream);
         let before = b.selector.layer();
-        if let Some(layer) = b.selector.choose(now, budget, rates, b.cap) {
+        // Moving up needs a probe's proof, where the player's feedback
+        // can give one (transport-cc); REMB-only players go on the estimate.
+        let proven = match b.bwe.ext_id {
+            Some(_) => b.bwe.prober.proven(now).saturating_sub(audio),
+            None => u64::MAX,
+        };
+        if b.bwe.ext_id.is_some() && b.bwe.prober.is_idle() {
+            if let (Some((_, need)), Some(current)) = (
+                b.selector.candidate(now, budget, rates, b.cap),
+                before.and_then(|l| rates[usize::from(l)]),
+            ) {
+                if need > proven {
+                    let target = ((need + audio) as f64 * probe::OVERSHOOT) as u64;
+                    if b.bwe.prober.start(now, target, current + audio) {
+                        tracing::debug!(media = id, target, need, "bandwidth probe started");
+                        if !self.probing.contains(&id) {
+                            self.probing.push(id);
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(layer) = b.selector.choose(now, budget, proven, rates, b.cap) {
             if before != Some(layer) {
                 tracing::debug!(
                     media = id,
@@ -75,6 +98,54 @@ impl Worker {
             let _ = self.router.set_max_layer(v.downtrack, cap);
         }
         self.choose_layer(id, now);
+    }
+
+    /// When a running probe next wants to pace or judge.
+    pub(crate) fn probe_wake(&self, now: Instant) -> Option<Instant> {
+        self.probing
+            .iter()
+            .filter_map(|id| match &self.peers.get(id)?.role {
+                Role::Player { bwe, .. } => bwe.bwe.prober.next_wake(now),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Queue the padding running probes owe by now, and judge those
+    /// whose feedback is in (each loop turn; O(probing players)).
+    pub(crate) fn pace_probes(&mut self, now: Instant) {
+        if self.probing.is_empty() {
+            return;
+        }
+        let mut i = 0;
+        while let Some(&id) = self.probing.get(i) {
+            let Some(Role::Player { legs, bwe }) = self.peers.get_mut(&id).map(|p| &mut p.role)
+            else {
+                self.probing.swap_remove(i);
+                continue;
+            };
+            let n = bwe.bwe.prober.pace(now);
+            if n > 0 {
+                if let Some(v) = legs.iter().find(|l| l.leg.kind == MediaKind::Video) {
+                    let queued = self.router.queue_padding(v.downtrack, n);
+                    bwe.bwe.prober.refund(n - queued);
+                }
+            }
+            if let Some(verdict) = bwe.bwe.judge_probe(now) {
+                match verdict {
+                    probe::Verdict::Proven(_) => self.egress.probes_proven += 1,
+                    probe::Verdict::Failed => self.egress.probes_failed += 1,
+                }
+                // Chosen again with the verdict.
+                bwe.chosen_at = None;
+            }
+            if bwe.bwe.prober.is_idle() {
+                self.probing.swap_remove(i);
+                self.choose_layer(id, now);
+            } else {
+                i += 1;
+            }
+        }
     }
 
     /// Housekeeping: forget unacknowledged packets of every estimator.
