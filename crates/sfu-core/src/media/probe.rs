@@ -368,9 +368,11 @@ mod tests {
         let (v, _) = probe(300_000.0);
         assert_eq!(v, Verdict::Failed);
         let t0 = Instant::now();
-        let mut p = Prober::default();
-        p.failures = 2;
-        p.last_end = Some(t0);
+        let mut p = Prober {
+            failures: 2,
+            last_end: Some(t0),
+            ..Prober::default()
+        };
         assert!(!p.start(t0 + GAP * 3, 800_000, 0));
         assert!(p.start(t0 + GAP * 4, 800_000, 0));
         assert_eq!(p.proven(t0), 0);
