@@ -364,12 +364,141 @@ fn fanout(c: &mut Criterion) {
     group.finish();
 }
 
+/// One VP9 picture of three spatial layers (two packets each) as
+/// datagrams, non-scalable (no layer indices) when `layered` is false.
+fn vp9_picture(i: usize, layered: bool) -> Vec<Bytes> {
+    let key = i == 0;
+    let tid = if key { 0 } else { [0u8, 2, 1, 2][i % 4] };
+    let mut out = Vec::new();
+    for sid in 0..3u8 {
+        for part in 0..2 {
+            let mut b0 = 0x80 | if key { 0 } else { 0x40 } | if part == 0 { 0x08 } else { 0x04 };
+            let mut payload = vec![0u8; PAYLOAD];
+            let [hi, lo] = ((i as u16) & 0x7fff).to_be_bytes();
+            if layered {
+                b0 |= 0x20;
+                payload[..5].copy_from_slice(&[
+                    b0,
+                    0x80 | hi,
+                    lo,
+                    (tid << 5) | (sid << 1),
+                    i as u8,
+                ]);
+            } else {
+                payload[..3].copy_from_slice(&[b0, 0x80 | hi, lo]);
+            }
+            let p = OutPacket {
+                payload_type: PT_VP8,
+                sequence_number: (i * 6 + out.len()) as u16,
+                timestamp: (i as u32).wrapping_mul(FRAME_TICKS),
+                marker: sid == 2 && part == 1,
+                payload: Bytes::from(payload),
+                ..OutPacket::default()
+            };
+            let mut hdr = [0u8; MAX_HEADER_LEN];
+            let n = p.write_header(&mut hdr);
+            let mut wire = hdr[..n].to_vec();
+            wire.extend_from_slice(&p.payload);
+            out.push(Bytes::from(wire));
+        }
+    }
+    out
+}
+
+/// SVC: one VP9 track, `players` spread over the three spatial levels (or
+/// all on the top one, or a non-scalable VP9 stream); one round pushes a
+/// picture's six packets.
+struct SvcFixture {
+    router: Router,
+    track: TrackHandle,
+    pictures: Vec<Vec<Bytes>>,
+    i: usize,
+    t0: Instant,
+}
+
+impl SvcFixture {
+    fn new(players: usize, layered: bool, spread: bool) -> Self {
+        let mut router = Router::new();
+        let stream = router.add_stream(StreamKey::new(1, "svc")).unwrap();
+        let info = TrackInfo {
+            codec: stream_router::Codec::Vp9,
+            ssrc: 0x3000_0000,
+            ..video_info(0x3000_0000)
+        };
+        let track = router.add_track(stream, info).unwrap();
+        for p in 0..players as u32 {
+            let dt = router
+                .subscribe(stream, MediaKind::Video, player(0x4000_0000 + p))
+                .unwrap();
+            if spread {
+                router.set_max_layer(dt, (p % 3) as u8);
+            }
+        }
+        let pictures = (0..64).map(|i| vp9_picture(i, layered)).collect();
+        let mut f = SvcFixture {
+            router,
+            track,
+            pictures,
+            i: 0,
+            t0: Instant::now(),
+        };
+        for _ in 0..8 {
+            f.round();
+        }
+        f
+    }
+
+    fn round(&mut self) -> usize {
+        let now = self.t0 + PACKET_INTERVAL * self.i as u32;
+        // Picture 0 (the keyframe) once; then 1..64 again and again, with
+        // numbers that keep going up.
+        let k = if self.i == 0 {
+            0
+        } else {
+            1 + (self.i - 1) % 63
+        };
+        for (j, d) in self.pictures[k].iter().enumerate() {
+            let mut pkt = RtpPacket::parse(d.clone()).expect("valid");
+            pkt.ssrc = 0x3000_0000;
+            pkt.sequence_number = (self.i * 6 + j) as u16;
+            pkt.timestamp = (self.i as u32).wrapping_mul(FRAME_TICKS);
+            black_box(self.router.push_rtp(self.track, pkt, now).unwrap());
+        }
+        self.i += 1;
+        while self.router.poll_upstream(now).is_some() {}
+        self.router.drain_output(|dt, out| {
+            black_box(out.header);
+            black_box((dt, out.payload.as_ptr(), out.payload.len()));
+        })
+    }
+}
+
+fn svc(c: &mut Criterion) {
+    // Per delivered packet: a non-scalable VP9 stream, SVC with every
+    // player on the top level (nothing dropped), and players spread over
+    // the three levels (drops, gaps closed, markers set).
+    let mut group = c.benchmark_group("svc");
+    for players in [10usize, 100] {
+        for (name, layered, spread) in [
+            ("vp9_single", false, false),
+            ("svc_top", true, false),
+            ("svc_spread", true, true),
+        ] {
+            let mut f = SvcFixture::new(players, layered, spread);
+            let per_round = f.round();
+            group.throughput(Throughput::Elements(per_round as u64));
+            group.bench_function(BenchmarkId::new(name, players), |b| b.iter(|| f.round()));
+        }
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = fanout
+    targets = fanout, svc
 }
 criterion_main!(benches);
