@@ -184,6 +184,11 @@ enum Op {
         downtrack: u8,
         fb: Fb,
     },
+    /// A bandwidth probe's padding on a down-track.
+    Padding {
+        downtrack: u8,
+        count: u8,
+    },
     Drain,
     Poll(u8),
     PollDowntrack(u8),
@@ -311,6 +316,7 @@ impl Model {
         rtx: bool,
         header: Option<&[u8]>,
         payload: &Bytes,
+        padding: bool,
     ) {
         let dt = self
             .dts
@@ -325,8 +331,15 @@ impl Model {
             assert_eq!(hdr[1] & 0x7f, dt.payload_type);
             assert_eq!(u16::from_be_bytes([hdr[2], hdr[3]]), seq);
             assert_eq!(u32::from_be_bytes([hdr[8], hdr[9], hdr[10], hdr[11]]), ssrc);
+            assert_eq!(hdr[0] & 0x20 != 0, padding, "the P bit is set on padding only");
         }
-        if !payload.is_empty() {
+        if padding {
+            // A probe's padding: on video, never a retransmission, only
+            // padding bytes (the count last) or none.
+            assert_eq!(dt.kind.media(), MediaKind::Video, "padding on audio");
+            assert!(!rtx);
+            assert!(payload.is_empty() || payload.last() == Some(&(payload.len() as u8)));
+        } else if !payload.is_empty() {
             let p = payload.as_ptr();
             let stream = self
                 .payloads
@@ -374,10 +387,11 @@ impl Model {
                 o.is_retransmission,
                 o.header.to_vec(),
                 o.payload.clone(),
+                o.padding,
             ))
         });
-        for (h, ssrc, pt, seq, rtx, header, payload) in out {
-            self.check_out(h, ssrc, pt, seq, rtx, Some(&header), &payload);
+        for (h, ssrc, pt, seq, rtx, header, payload, padding) in out {
+            self.check_out(h, ssrc, pt, seq, rtx, Some(&header), &payload, padding);
         }
         self.queues_emptied();
     }
@@ -536,6 +550,18 @@ fuzz_target!(|ops: Vec<Op>| {
                     m.dts[i].allowed.insert(s);
                 }
             }
+            Op::Padding { downtrack, count } => {
+                if let Some(i) = m.dt(*downtrack) {
+                    let h = m.dts[i].handle;
+                    let before = m.router.pending(h);
+                    let n = m.router.queue_padding(h, usize::from(*count));
+                    assert!(n <= usize::from(*count));
+                    if m.dts[i].kind.media() == MediaKind::Audio {
+                        assert_eq!(n, 0, "padding on audio");
+                    }
+                    assert_eq!(m.router.pending(h), before + n);
+                }
+            }
             Op::SetMaxLayer { downtrack, layer } => {
                 if let Some(i) = m.dt(*downtrack) {
                     let h = m.dts[i].handle;
@@ -681,6 +707,7 @@ fuzz_target!(|ops: Vec<Op>| {
                         p.is_retransmission,
                         Some(&header),
                         &p.payload,
+                        p.padding,
                     );
                 }
             }
@@ -696,6 +723,7 @@ fuzz_target!(|ops: Vec<Op>| {
                         p.is_retransmission,
                         None,
                         &p.payload,
+                        p.padding,
                     );
                 }
             }
