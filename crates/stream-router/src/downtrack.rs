@@ -336,7 +336,9 @@ impl DownTrack {
                     let cap = self.svc_cap(src.spatial_levels);
                     let before = self.point;
                     let admit = self.point.admit(l, cap);
-                    if self.point.level(src.spatial_levels) != before.level(src.spatial_levels) {
+                    if self.point != before
+                        && self.point.level(src.spatial_levels) != before.level(src.spatial_levels)
+                    {
                         self.stats.layer_switches += 1;
                     }
                     match admit {
