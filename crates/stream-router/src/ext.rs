@@ -28,13 +28,9 @@ pub enum ExtKind {
     Rid,
     /// `sdes:repaired-rtp-stream-id`. Per-hop: stripped.
     RepairedRid,
-    /// AV1's dependency descriptor: read by the router (AV1 layers,
-    /// `dd.rs`), not forwarded (a player's layers differ from the
-    /// publisher's; it decodes from the bitstream and the marker).
-    DependencyDescriptor,
 }
 
-const KIND_COUNT: usize = 10;
+const KIND_COUNT: usize = 9;
 
 impl ExtKind {
     /// Every kind, in a fixed order.
@@ -48,7 +44,6 @@ impl ExtKind {
         ExtKind::Mid,
         ExtKind::Rid,
         ExtKind::RepairedRid,
-        ExtKind::DependencyDescriptor,
     ];
 
     /// The kind named by an SDP `a=extmap` URI, or `None` for unknown URIs.
@@ -72,9 +67,6 @@ impl ExtKind {
             ExtKind::Mid => "urn:ietf:params:rtp-hdrext:sdes:mid",
             ExtKind::Rid => "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
             ExtKind::RepairedRid => "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
-            ExtKind::DependencyDescriptor => {
-                "https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension"
-            }
         }
     }
 

@@ -149,7 +149,6 @@
 mod cache;
 mod counters;
 mod datapath;
-mod dd;
 mod downtrack;
 mod ext;
 mod feedback;

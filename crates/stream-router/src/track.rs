@@ -130,8 +130,6 @@ pub(crate) struct Track {
     pub(crate) stalled: bool,
     /// SVC: bytes and bitrate per layer (`svc.rs`).
     pub(crate) svc: crate::svc::LayerBytes,
-    /// AV1: the dependency descriptor's structure in force (`dd.rs`).
-    pub(crate) av1: crate::dd::Av1Layers,
 }
 
 impl Track {
@@ -154,7 +152,6 @@ impl Track {
             last_packet: None,
             stalled: false,
             svc: Default::default(),
-            av1: Default::default(),
         }
     }
 

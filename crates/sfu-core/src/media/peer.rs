@@ -53,11 +53,7 @@ const SCTP_MAX_MESSAGE: u32 = 1024;
 
 /// Header extensions we negotiate (and forward where they are end-to-end).
 const AUDIO_EXTS: &[&str] = &["urn:ietf:params:rtp-hdrext:ssrc-audio-level"];
-const VIDEO_EXTS: &[&str] = &[
-    "urn:3gpp:video-orientation",
-    // AV1's layers (read, not forwarded: `stream-router/src/dd.rs`).
-    "https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension",
-];
+const VIDEO_EXTS: &[&str] = &["urn:3gpp:video-orientation"];
 /// Transport-wide congestion control (players only): the sequence number
 /// our egress writes into every packet (`twcc.rs`) and the feedback it asks
 /// for (`bwe.rs`).
