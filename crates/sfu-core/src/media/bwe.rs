@@ -61,6 +61,10 @@ const CAPPED_HORIZON: Duration = Duration::from_millis(500);
 pub const UP_HOLD: Duration = Duration::from_secs(2);
 /// No switch up this soon after a switch down.
 pub const UP_AFTER_DOWN: Duration = Duration::from_secs(5);
+/// After a switch up, the new layer's rate is taken as it was measured
+/// before the switch for this long (its keyframe inflates the next
+/// measurements: without this, a player flaps straight back down).
+const SETTLE_UP: Duration = Duration::from_secs(3);
 /// A switch up that lasted this long worked.
 const UP_LASTS: Duration = Duration::from_secs(10);
 /// Budget share a layer may use to stay on it.
@@ -293,6 +297,10 @@ pub struct Selector {
     /// The last switch up, and how many switches up in a row did not last
     /// [`UP_LASTS`] (then the hold before the next is doubled).
     last_up: Option<Instant>,
+    /// The layer switched up to and its bitrate then: for [`SETTLE_UP`]
+    /// after the switch that layer's need is taken as at most this (its
+    /// measured rate jumps with the keyframe that starts it).
+    up_rate: Option<(u8, f64)>,
     failed_ups: u32,
     /// Switches decided (for the metric).
     pub switches: u64,
@@ -310,9 +318,17 @@ impl Selector {
         rates: [Option<u64>; MAX_LAYERS],
         cap: u8,
     ) -> Option<u8> {
+        let settling = self
+            .last_up
+            .is_some_and(|at| now.saturating_duration_since(at) < SETTLE_UP);
+        let up_rate = self.up_rate.filter(|_| settling);
         let need = |l: usize| -> Option<f64> {
             let rate = rates[l]?;
-            Some(if rate == 0 { UNMEASURED_LAYER[l] } else { rate } as f64)
+            let rate = if rate == 0 { UNMEASURED_LAYER[l] } else { rate } as f64;
+            Some(match up_rate {
+                Some((u, r)) if usize::from(u) == l => rate.min(r),
+                _ => rate,
+            })
         };
         let budget = budget as f64;
         // Live layers, lowest first (no allocation: at most MAX_LAYERS).
@@ -363,6 +379,7 @@ impl Selector {
             if !recently_down && now.saturating_duration_since(since) >= hold {
                 self.up_since = None;
                 self.last_up = Some(now);
+                self.up_rate = need(usize::from(up)).map(|r| (up, r));
                 return Some(self.set(up, now));
             }
         } else {
@@ -373,14 +390,16 @@ impl Selector {
 
     /// The layer above the current one that the estimate alone would let
     /// it move up to (with headroom), and the video rate that needs: what
-    /// a probe should prove. `None` when nothing above fits or it is
-    /// too soon after a down-switch.
+    /// a probe should prove. The best such layer, or with `next_only` (the
+    /// last probe failed) the next one. `None` when nothing above fits or
+    /// it is too soon after a down-switch.
     pub fn candidate(
         &self,
         now: Instant,
         budget: u64,
         rates: [Option<u64>; MAX_LAYERS],
         cap: u8,
+        next_only: bool,
     ) -> Option<(u8, u64)> {
         let current = self.layer?;
         if self
@@ -400,7 +419,9 @@ impl Selector {
                 };
                 Some((l, (rate as f64 / UP_HEADROOM) as u64))
             })
-            .find(|&(_, need)| need <= budget)
+            .take_while(|&(_, need)| need <= budget)
+            .take(if next_only { 1 } else { MAX_LAYERS })
+            .last()
     }
 
     fn set(&mut self, layer: u8, _now: Instant) -> u8 {
@@ -602,8 +623,16 @@ mod tests {
         assert_eq!(s.choose(t0, 100_000, 0, RATES, 2), Some(0));
         let later = t0 + UP_AFTER_DOWN + UP_HOLD * 2;
         // The estimate says layer 2 fits, nothing is proven: it stays, and
-        // the probe to make is for layer 1 (400 kb/s / 0.8).
-        assert_eq!(s.candidate(later, 2_000_000, RATES, 2), Some((1, 500_000)));
+        // the probe to make is for layer 2 (900 kb/s / 0.8), or after a
+        // failed one for layer 1 (400 kb/s / 0.8).
+        assert_eq!(
+            s.candidate(later, 2_000_000, RATES, 2, false),
+            Some((2, 1_125_000))
+        );
+        assert_eq!(
+            s.candidate(later, 2_000_000, RATES, 2, true),
+            Some((1, 500_000))
+        );
         for i in 0..20 {
             let at = later + Duration::from_millis(200 * i);
             assert_eq!(s.choose(at, 2_000_000, 0, RATES, 2), Some(0));
@@ -616,11 +645,31 @@ mod tests {
             Some(1)
         );
         assert_eq!(
-            s.candidate(at + UP_HOLD, 2_000_000, RATES, 2),
+            s.candidate(at + UP_HOLD, 2_000_000, RATES, 2, false),
             Some((2, 1_125_000))
         );
         // The cap and the estimate bound the candidate.
-        assert_eq!(s.candidate(at + UP_HOLD, 2_000_000, RATES, 1), None);
-        assert_eq!(s.candidate(at + UP_HOLD, 1_000_000, RATES, 2), None);
+        assert_eq!(s.candidate(at + UP_HOLD, 2_000_000, RATES, 1, false), None);
+        assert_eq!(s.candidate(at + UP_HOLD, 1_000_000, RATES, 2, false), None);
+    }
+
+    #[test]
+    fn a_keyframe_burst_after_a_switch_up_does_not_switch_back() {
+        let t0 = Instant::now();
+        let mut s = Selector::default();
+        let budget = 1_300_000;
+        assert_eq!(s.choose(t0, 100_000, u64::MAX, RATES, 2), Some(0));
+        let t1 = t0 + UP_AFTER_DOWN;
+        s.choose(t1, budget, u64::MAX, RATES, 2);
+        assert_eq!(s.choose(t1 + UP_HOLD, budget, u64::MAX, RATES, 2), Some(2));
+        // Layer 2 measures 1.6 Mb/s just after (its keyframe): it stays.
+        let burst = [Some(150_000), Some(400_000), Some(1_600_000)];
+        let t2 = t1 + UP_HOLD + Duration::from_millis(500);
+        assert_eq!(s.choose(t2, budget, u64::MAX, burst, 2), Some(2));
+        // Still that high once settled: down.
+        assert_eq!(
+            s.choose(t2 + SETTLE_UP, budget, u64::MAX, burst, 2),
+            Some(1)
+        );
     }
 }

@@ -124,6 +124,11 @@ impl Prober {
         }
     }
 
+    /// The last probe failed (the next one tries a smaller step).
+    pub fn failed_last(&self) -> bool {
+        self.failures > 0
+    }
+
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Idle)
     }

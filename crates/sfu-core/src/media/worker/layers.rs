@@ -53,7 +53,8 @@ impl Worker {
         };
         if b.bwe.ext_id.is_some() && b.bwe.prober.is_idle() {
             if let (Some((_, need)), Some(current)) = (
-                b.selector.candidate(now, budget, rates, b.cap),
+                b.selector
+                    .candidate(now, budget, rates, b.cap, b.bwe.prober.failed_last()),
                 before.and_then(|l| rates[usize::from(l)]),
             ) {
                 if need > proven {
