@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use stream_router::{
-    MediaKind, OutPacket, Router, RtpPacket, StreamKey, TrackInfo, MAX_HEADER_LEN,
-};
+use stream_router::{MediaKind, OutPacket, Router, RtpPacket, StreamKey, TrackInfo};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -52,11 +50,7 @@ fn datagram(info: &TrackInfo, l: u8, i: usize) -> Bytes {
         payload: Bytes::from(payload),
         ..OutPacket::default()
     };
-    let mut hdr = [0u8; MAX_HEADER_LEN];
-    let n = p.write_header(&mut hdr);
-    let mut wire = hdr[..n].to_vec();
-    wire.extend_from_slice(&p.payload);
-    Bytes::from(wire)
+    common::datagram(&p)
 }
 
 #[test]

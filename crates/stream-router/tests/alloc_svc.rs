@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use stream_router::{
-    Codec, MediaKind, OutPacket, Router, RtpPacket, StreamKey, TrackInfo, MAX_HEADER_LEN,
-};
+use stream_router::{Codec, MediaKind, OutPacket, Router, RtpPacket, StreamKey, TrackInfo};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -58,11 +56,7 @@ fn picture(info: &TrackInfo, i: usize) -> Vec<Bytes> {
                 payload: Bytes::from(payload),
                 ..OutPacket::default()
             };
-            let mut hdr = [0u8; MAX_HEADER_LEN];
-            let len = p.write_header(&mut hdr);
-            let mut wire = hdr[..len].to_vec();
-            wire.extend_from_slice(&p.payload);
-            out.push(Bytes::from(wire));
+            out.push(datagram(&p));
         }
     }
     out

@@ -118,6 +118,13 @@ impl Svc {
         self.ts = self.ts.wrapping_add(3_000);
     }
 
+    /// A video player with a 256-packet queue.
+    fn play(&mut self, ssrc: u32) -> DownTrackHandle {
+        self.r
+            .subscribe(self.stream, MediaKind::Video, player(ssrc, 256))
+            .unwrap()
+    }
+
     fn sent(&mut self, dt: DownTrackHandle) -> Vec<OutPacket> {
         std::iter::from_fn(|| self.r.poll_downtrack(dt)).collect()
     }
@@ -149,15 +156,9 @@ fn assert_continuous(ps: &[OutPacket]) {
 fn vp9_players_get_their_spatial_layers_numbered_without_gaps() {
     let mut s = Svc::new(Codec::Vp9);
     let t0 = Instant::now();
-    let full =
-        s.r.subscribe(s.stream, MediaKind::Video, player(1, 256))
-            .unwrap();
-    let low =
-        s.r.subscribe(s.stream, MediaKind::Video, player(2, 256))
-            .unwrap();
-    let mid =
-        s.r.subscribe(s.stream, MediaKind::Video, player(3, 256))
-            .unwrap();
+    let full = s.play(1);
+    let low = s.play(2);
+    let mid = s.play(3);
     s.r.set_max_layer(low, 0).unwrap();
     s.r.set_max_layer(mid, 1).unwrap();
     s.picture(true, t0);
@@ -244,9 +245,7 @@ fn vp9_players_get_their_spatial_layers_numbered_without_gaps() {
 fn vp9_switch_up_waits_for_a_keyframe_and_asks_for_it() {
     let mut s = Svc::new(Codec::Vp9);
     let t0 = Instant::now();
-    let low =
-        s.r.subscribe(s.stream, MediaKind::Video, player(2, 256))
-            .unwrap();
+    let low = s.play(2);
     s.r.set_max_layer(low, 0).unwrap();
     s.picture(true, t0);
     s.picture(false, t0);
@@ -279,9 +278,7 @@ fn vp9_switch_up_waits_for_a_keyframe_and_asks_for_it() {
 fn reordered_packet_behind_a_drop_keeps_its_number() {
     let mut s = Svc::new(Codec::Vp9);
     let t0 = Instant::now();
-    let low =
-        s.r.subscribe(s.stream, MediaKind::Video, player(2, 256))
-            .unwrap();
+    let low = s.play(2);
     s.r.set_max_layer(low, 0).unwrap();
     s.picture(true, t0);
     let base = s.sent(low);
@@ -313,12 +310,8 @@ fn reordered_packet_behind_a_drop_keeps_its_number() {
 fn vp8_temporal_cap_keeps_the_lower_frame_rates() {
     let mut s = Svc::new(Codec::Vp8);
     let t0 = Instant::now();
-    let full =
-        s.r.subscribe(s.stream, MediaKind::Video, player(1, 256))
-            .unwrap();
-    let base =
-        s.r.subscribe(s.stream, MediaKind::Video, player(2, 256))
-            .unwrap();
+    let full = s.play(1);
+    let base = s.play(2);
     s.r.set_max_layer(base, 0).unwrap();
     let tid_of = |p: &OutPacket| p.payload[5] >> 6;
     s.vp8_frame(true, 0, t0);
@@ -359,9 +352,7 @@ fn vp8_temporal_cap_keeps_the_lower_frame_rates() {
 fn a_lossy_player_falling_a_level_gets_a_keyframe() {
     let mut s = Svc::new(Codec::Vp9);
     let t0 = Instant::now();
-    let p =
-        s.r.subscribe(s.stream, MediaKind::Video, player(2, 256))
-            .unwrap();
+    let p = s.play(2);
     s.picture(true, t0);
     s.picture(false, t0);
     let out = s.sent(p);

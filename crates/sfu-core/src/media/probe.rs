@@ -5,11 +5,12 @@
 //! but a player on a low layer sends little, so "nothing says" is weak
 //! evidence: switching up on it alone is the probe, and a failed one costs
 //! a keyframe burst into a full queue (with SVC, pictures the player can
-//! no longer complete). So when the estimate says the next layer fits, the
+//! no longer complete). So when the estimate says a higher layer fits (the
+//! best one; after a failed probe the next one up), the
 //! worker first sends padding (`Router::queue_padding`: RTP packets with
 //! only padding, numbered into the player's video sequence, carrying the
 //! transport-wide sequence number like everything else) for [`DURATION`],
-//! paced so that media plus padding make [`OVERSHOOT`] times what the next
+//! paced so that media plus padding make [`OVERSHOOT`] times what that
 //! layer needs. The packets sent during the probe, as the player's TWCC
 //! feedback reports them, give the rate its link delivered; the probe
 //! succeeds when that is at least [`DELIVERED`] of the rate they were sent
@@ -28,7 +29,7 @@ use rtc::interceptor::PacketReport;
 pub const DURATION: Duration = Duration::from_millis(400);
 /// Feedback for the probe's last packets is awaited this long.
 const SETTLE: Duration = Duration::from_millis(400);
-/// Media plus padding, relative to what the next layer needs.
+/// Media plus padding, relative to what the probed layer needs.
 pub const OVERSHOOT: f64 = 1.4;
 /// The share of the rate sent during the probe the link must deliver.
 pub const DELIVERED: f64 = 0.85;

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use stream_router::{
     Codec, DownTrackConfig, DownTrackHandle, ExtKind, ExtMap, MediaKind, OutPacket, Router,
-    RtpPacket, TrackInfo,
+    RtpPacket, TrackInfo, MAX_HEADER_LEN,
 };
 
 pub const PT_OPUS: u8 = 111;
@@ -103,4 +103,13 @@ impl Rng {
     pub fn bytes(&mut self, len: usize) -> Vec<u8> {
         (0..len).map(|_| self.next_u64() as u8).collect()
     }
+}
+
+/// A datagram as a publisher sends it: `p`'s header, then its payload.
+pub fn datagram(p: &OutPacket) -> Bytes {
+    let mut hdr = [0u8; MAX_HEADER_LEN];
+    let n = p.write_header(&mut hdr);
+    let mut wire = hdr[..n].to_vec();
+    wire.extend_from_slice(&p.payload);
+    Bytes::from(wire)
 }
