@@ -28,6 +28,10 @@ pub struct LoadArgs {
     pub video_kbps: u32,
     #[arg(long, default_value_t = 48)]
     pub audio_kbps: u32,
+    /// Publish video as three simulcast layers (RIDs q/h/f at 20 %, 45 %
+    /// and 100 % of --video-kbps); players get the top layer.
+    #[arg(long)]
+    pub simulcast: bool,
     /// Measurement window, e.g. `10s`.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
@@ -56,6 +60,7 @@ pub async fn run(cli: LoadArgs) -> anyhow::Result<()> {
         rooms: cli.rooms,
         video_kbps: cli.video_kbps,
         audio_kbps: cli.audio_kbps,
+        simulcast: cli.simulcast,
         duration: cli.duration,
         server_pid: cli.server_pid,
         threads: cli.threads,

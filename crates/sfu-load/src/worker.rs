@@ -77,7 +77,8 @@ pub enum NewRole {
 
 struct Sending {
     tracks: PubTracks,
-    video_seq: u16,
+    /// Per video encoding (`tracks.layers`).
+    video_seq: Vec<u16>,
     audio_seq: u16,
     frame: u32,
     audio_frame: u32,
@@ -205,8 +206,8 @@ impl Worker {
         }
         let role = match new.role {
             NewRole::Publisher(tracks) => Role::Publisher(Box::new(Sending {
+                video_seq: tracks.layers.iter().map(|_| rand::random()).collect(),
                 tracks,
-                video_seq: rand::random(),
                 audio_seq: rand::random(),
                 frame: 0,
                 audio_frame: 0,
@@ -418,25 +419,37 @@ impl Worker {
             while start + Duration::from_secs(1) * s.frame / FPS <= now {
                 let ts = s.frame.wrapping_mul(VIDEO_CLOCK / FPS);
                 let key = s.frame % FPS == 0;
-                let bytes = (plan.video_kbps as usize * 1000 / 8 / FPS as usize).max(16);
-                let count = bytes.div_ceil(MAX_RTP_PAYLOAD);
-                let size = (bytes / count).max(VP8_TS_OFFSET + 8);
-                for k in 0..count {
-                    let payload = vp8_payload(k == 0, key, size);
-                    let header = rtp::Header {
-                        version: 2,
-                        marker: k + 1 == count,
-                        payload_type: VP8_PT,
-                        sequence_number: s.video_seq,
-                        timestamp: ts,
-                        ssrc: s.tracks.video.1,
-                        ..Default::default()
-                    };
-                    s.video_seq = s.video_seq.wrapping_add(1);
-                    self.tally.pkts_out += 1;
-                    self.tally.bytes_out += size as u64 + 12;
-                    if let Some(mut sender) = peer.pc.rtp_sender(s.tracks.video.0) {
-                        let _ = sender.write_rtp(now, rtp::Packet { header, payload });
+                for (layer, seq) in s.tracks.layers.iter().zip(s.video_seq.iter_mut()) {
+                    let kbps = plan.video_kbps as usize * layer.share as usize / 100;
+                    let bytes = (kbps * 1000 / 8 / FPS as usize).max(16);
+                    let count = bytes.div_ceil(MAX_RTP_PAYLOAD);
+                    let size = (bytes / count).max(VP8_TS_OFFSET + 8);
+                    for k in 0..count {
+                        let payload = vp8_payload(k == 0, key, size);
+                        let mut header = rtp::Header {
+                            version: 2,
+                            marker: k + 1 == count,
+                            payload_type: VP8_PT,
+                            sequence_number: *seq,
+                            timestamp: ts,
+                            ssrc: layer.ssrc,
+                            ..Default::default()
+                        };
+                        // MID and RID for the first second, as browsers do
+                        // until the receiver has seen them.
+                        if let (Some((mid, mid_value, rid)), true) =
+                            (&s.tracks.rid_ext, s.frame < FPS)
+                        {
+                            let _ = header.set_extension(*mid, mid_value.clone());
+                            let _ = header
+                                .set_extension(*rid, Bytes::from_static(layer.rid.as_bytes()));
+                        }
+                        *seq = seq.wrapping_add(1);
+                        self.tally.pkts_out += 1;
+                        self.tally.bytes_out += size as u64 + 12;
+                        if let Some(mut sender) = peer.pc.rtp_sender(s.tracks.video.0) {
+                            let _ = sender.write_rtp(now, rtp::Packet { header, payload });
+                        }
                     }
                 }
                 s.frame += 1;
