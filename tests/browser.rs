@@ -37,7 +37,12 @@ fn run_script_args(server: &TestServer, script: &str, args: &[&str]) -> String {
         .expect("run node");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+    // The error first: a long stdout (timelines) is what a truncated CI
+    // log cuts.
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{stderr}\n--- stdout ---\n{stdout}\n--- again ---\n{stderr}"
+    );
     eprintln!("{stdout}");
     stdout
 }

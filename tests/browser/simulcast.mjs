@@ -309,7 +309,7 @@ try {
   if (result.uWidths.some((w) => w !== TOP_WIDTH)) problems.push(`U left the top layer: ${result.uWidths}`);
   if (track.u.maxGap > FREEZE_MS) problems.push(`U froze for ${track.u.maxGap} ms`);
   if (track.c.maxGap > FREEZE_MS) problems.push(`C froze for ${track.c.maxGap} ms`);
-  if (problems.length) throw new Error(problems.join('; '));
+  if (problems.length) throw new Error(`${problems.join('; ')}: ${JSON.stringify(result)}`);
   console.log(`${mode} passed (${publisherKind}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 } finally {
   for (const s of shapers) s.close();

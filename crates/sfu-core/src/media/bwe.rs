@@ -18,7 +18,8 @@
 //! [`Selector`] turns the estimate into the highest simulcast layer the
 //! player can take (within its own requested cap): down at once when the
 //! current layer no longer fits, up only after the higher layer has fit
-//! with headroom for [`UP_HOLD`], and not within [`UP_AFTER_DOWN`] of a
+//! with headroom for [`UP_HOLD`] (for a probed player: a probe proved its
+//! rate, then [`PROBED_HOLD`]), and not within [`UP_AFTER_DOWN`] of a
 //! down-switch, so a player on a fluctuating link does not flap.
 
 use std::time::{Duration, Instant};
@@ -59,6 +60,9 @@ const HISTORY_CAP: usize = 1024;
 const CAPPED_HORIZON: Duration = Duration::from_millis(500);
 /// A higher layer must fit, with [`UP_HEADROOM`], this long before a switch up.
 pub const UP_HOLD: Duration = Duration::from_secs(2);
+/// ... or, for a player whose probes prove rates (transport-cc), this
+/// long once proven.
+pub const PROBED_HOLD: Duration = Duration::from_millis(500);
 /// No switch up this soon after a switch down.
 pub const UP_AFTER_DOWN: Duration = Duration::from_secs(5);
 /// After a switch up, the new layer's rate is taken as it was measured
@@ -138,7 +142,15 @@ impl Bwe {
         let reports = self.history.take_reports();
         self.lost += reports.iter().filter(|r| !r.arrived).count() as u64;
         self.estimator.on_reports(now, &reports);
-        self.prober.on_reports(&reports);
+        self.prober.on_reports(now, &reports);
+        // The estimator saw overuse: a sending probe has failed already.
+        if self
+            .prober
+            .sending_since()
+            .is_some_and(|start| self.estimator.decreased_since(start))
+        {
+            self.prober.abort(now);
+        }
     }
 
     /// The verdict of a probe whose feedback is in: a proven rate also
@@ -308,8 +320,9 @@ pub struct Selector {
 
 impl Selector {
     /// The layer to take now, given the estimate left for video `budget`,
-    /// the layers' measured bitrates (`None`: not live) and the player's
-    /// own cap.
+    /// the video rate a probe proved lately (`u64::MAX`: the player is
+    /// not probed, the estimate alone decides), the layers' measured
+    /// bitrates (`None`: not live) and the player's own cap.
     pub fn choose(
         &mut self,
         now: Instant,
@@ -375,7 +388,14 @@ impl Selector {
                     now
                 }
             };
-            let hold = UP_HOLD * (1 << self.failed_ups.min(1));
+            // A probe's proof is stronger evidence than the estimate
+            // holding: a shorter wait.
+            let hold = if proven == u64::MAX {
+                UP_HOLD
+            } else {
+                PROBED_HOLD
+            };
+            let hold = hold * (1 << self.failed_ups.min(1));
             if !recently_down && now.saturating_duration_since(since) >= hold {
                 self.up_since = None;
                 self.last_up = Some(now);
@@ -388,11 +408,15 @@ impl Selector {
         Some(current)
     }
 
-    /// The layer above the current one that the estimate alone would let
-    /// it move up to (with headroom), and the video rate that needs: what
-    /// a probe should prove. The best such layer, or with `next_only` (the
-    /// last probe failed) the next one. `None` when nothing above fits or
-    /// it is too soon after a down-switch.
+    /// The layer a probe should aim at, and the video rate that layer
+    /// needs (with headroom): what the probe should prove. The best layer
+    /// above the current one that the estimate lets it move up to, or
+    /// with `next_only` (the last probe failed) the next one. When the
+    /// estimate allows none, still the next one: a player on a low layer
+    /// sends little, so its estimate grows slowly and says little about
+    /// its link (after congestion it would take 10 s and more to climb
+    /// back); the probe asks the link itself. `None` at the top (within
+    /// the cap) or too soon after a down-switch.
     pub fn candidate(
         &self,
         now: Instant,
@@ -408,7 +432,7 @@ impl Selector {
         {
             return None;
         }
-        (current + 1..MAX_LAYERS as u8)
+        let mut above = (current + 1..MAX_LAYERS as u8)
             .filter(|&l| l <= cap)
             .filter_map(|l| {
                 let rate = rates[usize::from(l)]?;
@@ -418,10 +442,17 @@ impl Selector {
                     rate
                 };
                 Some((l, (rate as f64 / UP_HEADROOM) as u64))
-            })
-            .take_while(|&(_, need)| need <= budget)
-            .take(if next_only { 1 } else { MAX_LAYERS })
-            .last()
+            });
+        let next = above.next()?;
+        if next_only || next.1 > budget {
+            return Some(next);
+        }
+        Some(
+            above
+                .take_while(|&(_, need)| need <= budget)
+                .last()
+                .unwrap_or(next),
+        )
     }
 
     fn set(&mut self, layer: u8, _now: Instant) -> u8 {
@@ -637,20 +668,50 @@ mod tests {
             let at = later + Duration::from_millis(200 * i);
             assert_eq!(s.choose(at, 2_000_000, 0, RATES, 2), Some(0));
         }
-        // Proven 600 kb/s: layer 1 after the hold, not 2.
+        // Proven 600 kb/s: layer 1 after the (shorter) hold of a proof, not 2.
         let at = later + Duration::from_secs(5);
         s.choose(at, 2_000_000, 600_000, RATES, 2);
         assert_eq!(
-            s.choose(at + UP_HOLD, 2_000_000, 600_000, RATES, 2),
-            Some(1)
+            s.choose(at + PROBED_HOLD / 2, 2_000_000, 600_000, RATES, 2),
+            Some(0)
         );
+        let at = at + PROBED_HOLD;
+        assert_eq!(s.choose(at, 2_000_000, 600_000, RATES, 2), Some(1));
         assert_eq!(
-            s.candidate(at + UP_HOLD, 2_000_000, RATES, 2, false),
+            s.candidate(at, 2_000_000, RATES, 2, false),
             Some((2, 1_125_000))
         );
-        // The cap and the estimate bound the candidate.
-        assert_eq!(s.candidate(at + UP_HOLD, 2_000_000, RATES, 1, false), None);
-        assert_eq!(s.candidate(at + UP_HOLD, 1_000_000, RATES, 2, false), None);
+        // The cap bounds the candidate; an estimate too low for the next
+        // layer still probes it (the link is asked, not the estimate).
+        assert_eq!(s.candidate(at, 2_000_000, RATES, 1, false), None);
+        assert_eq!(
+            s.candidate(at, 1_000_000, RATES, 2, false),
+            Some((2, 1_125_000))
+        );
+    }
+
+    #[test]
+    fn a_player_brought_down_probes_the_next_layer_after_the_wait() {
+        let t0 = Instant::now();
+        let mut s = Selector::default();
+        assert_eq!(s.choose(t0, 2_000_000, u64::MAX, RATES, 2), Some(2));
+        // Congestion: down to layer 0 on a 300 kb/s estimate.
+        assert_eq!(s.choose(t0, 300_000, u64::MAX, RATES, 2), Some(0));
+        // No probe while the down-switch is recent, then the next layer
+        // although the estimate is below what it needs.
+        assert_eq!(
+            s.candidate(t0 + UP_AFTER_DOWN / 2, 300_000, RATES, 2, false),
+            None
+        );
+        assert_eq!(
+            s.candidate(t0 + UP_AFTER_DOWN, 300_000, RATES, 2, false),
+            Some((1, 500_000))
+        );
+        // Top layer within the cap: nothing to probe.
+        assert_eq!(
+            s.candidate(t0 + UP_AFTER_DOWN, 300_000, RATES, 0, false),
+            None
+        );
     }
 
     #[test]

@@ -17,6 +17,8 @@
 //! at (which proves the delivered rate), their
 //! loss stayed under [`MAX_LOSS`] and the estimator saw no overuse. Only
 //! a rate proven so (for [`PROVEN_FOR`]) lets the selector move up; a
+//! probe stops sending as soon as the feedback shows it lost packets or
+//! the estimator saw overuse; a
 //! failed probe leaves the estimator's own reaction (it saw the overuse)
 //! and the next probe waits longer ([`GAP`], doubled per failure up to
 //! four times).
@@ -34,6 +36,9 @@ pub const OVERSHOOT: f64 = 1.4;
 /// The share of the rate sent during the probe the link must deliver.
 pub const DELIVERED: f64 = 0.85;
 const MAX_LOSS: f64 = 0.05;
+/// A sending probe stops once this many of its packets (and more than
+/// [`MAX_LOSS`] of them) are reported lost.
+const ABORT_LOST: usize = 3;
 /// A proven rate lets the player move up for this long.
 pub const PROVEN_FOR: Duration = Duration::from_secs(10);
 /// Between two probes (the first); doubled per failure in a row, at most
@@ -210,8 +215,11 @@ impl Prober {
         }
     }
 
-    /// Feedback reports: those of packets sent during the probe count.
-    pub fn on_reports(&mut self, reports: &[PacketReport]) {
+    /// Feedback reports (arrived `now`): those of packets sent during the
+    /// probe count. A probe whose packets are lost beyond [`MAX_LOSS`]
+    /// while it still sends stops at once: it has failed, and every more
+    /// packet would only deepen the player's loss.
+    pub fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
         let (start, until) = match self.state {
             State::Sending { start, until, .. } | State::Waiting { start, until, .. } => {
                 (start, until)
@@ -236,6 +244,31 @@ impl Prober {
                 }
                 _ => m.lost += 1,
             }
+        }
+        let m = &self.meter;
+        if m.lost >= ABORT_LOST && m.lost as f64 > MAX_LOSS * m.reported as f64 {
+            self.abort(now);
+        }
+    }
+
+    /// The probe that is sending began at this instant.
+    pub fn sending_since(&self) -> Option<Instant> {
+        match self.state {
+            State::Sending { start, .. } => Some(start),
+            _ => None,
+        }
+    }
+
+    /// Stop sending padding now (the probe has failed already): it is
+    /// judged on what it sent once that feedback is in.
+    pub fn abort(&mut self, now: Instant) {
+        if let State::Sending { start, target, .. } = self.state {
+            tracing::debug!(target, "bandwidth probe stopped early");
+            self.state = State::Waiting {
+                start,
+                until: now,
+                target,
+            };
         }
     }
 
@@ -350,7 +383,7 @@ mod tests {
                 sent += 1;
             }
         }
-        p.on_reports(&reports);
+        p.on_reports(t0 + DURATION, &reports);
         let end = t0 + DURATION;
         assert_eq!(p.judge(end, |_| false), None, "waits for the feedback");
         let v = p.judge(end + SETTLE, |_| false).unwrap();
@@ -385,6 +418,29 @@ mod tests {
     }
 
     #[test]
+    fn a_probe_losing_packets_stops_sending_at_once() {
+        let t0 = Instant::now();
+        let mut p = Prober::default();
+        assert!(p.start(t0, 800_000, 0));
+        let mut reports = Vec::new();
+        let mut id = 0;
+        for ms in (0..=100u64).step_by(5) {
+            let at = Duration::from_millis(ms);
+            for _ in 0..p.pace(t0 + at) {
+                // Every other packet lost.
+                let arrival = (id % 2 == 0).then_some(at + Duration::from_millis(5));
+                reports.push(report(id, t0, at, arrival));
+                id += 1;
+            }
+        }
+        let at = t0 + Duration::from_millis(100);
+        p.on_reports(at, &reports);
+        assert!(p.sending_since().is_none(), "stopped");
+        assert_eq!(p.pace(at + Duration::from_millis(50)), 0);
+        assert_eq!(p.judge(at + SETTLE, |_| false), Some(Verdict::Failed));
+    }
+
+    #[test]
     fn overuse_fails_a_probe_and_proof_expires() {
         let t0 = Instant::now();
         let mut p = Prober::default();
@@ -398,7 +454,7 @@ mod tests {
                 id += 1;
             }
         }
-        p.on_reports(&reports);
+        p.on_reports(t0 + DURATION, &reports);
         let v = p.judge(t0 + Duration::from_secs(1), |since| since == t0);
         assert_eq!(v, Some(Verdict::Failed));
         // Proof holds PROVEN_FOR.
