@@ -9,7 +9,10 @@
 //! loss-based controller — and does its own rate control: `rtc`'s `Gcc`
 //! rate controller, once it has backed off, climbs by 12 kb/s per 200 ms
 //! for good, which takes a minute to get from a low to a high simulcast
-//! layer; ours backs off to 85 % of the received rate on overuse, holds
+//! layer; ours backs off on overuse to 85 % of what the link delivered
+//! (the received rate, or lower, the rate packets arrived at by the
+//! player's clock over the last 250 ms, which is the link's rate as soon
+//! as its queue is full), holds
 //! while the queue drains, then grows by [`INCREASE_PER_SECOND`]. Heavy
 //! loss ([`HEAVY_LOSS`] over the last reports) counts as overuse: a
 //! drop-tail bottleneck with a short queue fills in a fraction of a second,
@@ -202,6 +205,7 @@ pub struct Estimator {
     slope: SlopeEstimator,
     detector: OveruseDetector,
     received: RateCalculator,
+    arrivals: ArrivalRate,
     loss: LossController,
     delay_target: f64,
     last_change: Option<Instant>,
@@ -216,6 +220,7 @@ impl Estimator {
             slope: SlopeEstimator::new(),
             detector: OveruseDetector::new(),
             received: RateCalculator::default(),
+            arrivals: ArrivalRate::default(),
             loss: LossController::new(initial, MIN_BITRATE, MAX_BITRATE),
             delay_target: initial,
             last_change: None,
@@ -233,12 +238,24 @@ impl Estimator {
         for r in reports {
             if r.arrived {
                 self.received.add(now, r.size);
+                if let Some(at) = r.arrival {
+                    self.arrivals.add(at, r.size);
+                }
             }
             if let Some(trend) = self.slope.accumulate(r) {
                 usage = self.detector.update(trend.at, trend.estimate_ms);
             }
         }
         let received = self.received.rate_bits_per_second(now);
+        // What a decrease starts from: the lower of the received rate
+        // (over 500 ms of feedback) and the rate packets reached the player
+        // lately by its own clock. A full bottleneck queue drains at the
+        // link's rate, so the second is the link's rate as soon as loss or
+        // delay shows, while the first still holds what came before.
+        let delivered = match (received, self.arrivals.rate()) {
+            (Some(rx), Some(at)) => Some(rx.min(at)),
+            (rx, at) => rx.or(at),
+        };
         let since = |at: Option<Instant>| at.map(|at| now.saturating_duration_since(at));
         let lost = reports.iter().filter(|r| !r.arrived).count();
         let batch_loss = lost as f64 / reports.len() as f64;
@@ -252,7 +269,7 @@ impl Estimator {
             Usage::Over => {
                 // Once per interval: the evidence of one queue is acted on once.
                 if let (Some(rx), false) = (
-                    received,
+                    delivered,
                     since(self.last_decrease).is_some_and(|d| d < CHANGE_INTERVAL),
                 ) {
                     self.delay_target = self.delay_target.min(rx * DECREASE_FACTOR);
@@ -296,6 +313,63 @@ impl Estimator {
         self.delay_target
             .min(self.loss.target())
             .clamp(MIN_BITRATE, MAX_BITRATE)
+    }
+}
+
+/// How far back [`ArrivalRate`] looks, by the player's clock.
+const ARRIVAL_WINDOW: Duration = Duration::from_millis(250);
+/// ... and the least it needs to say anything.
+const ARRIVAL_MIN_SPAN: Duration = Duration::from_millis(60);
+const ARRIVAL_MIN_PACKETS: usize = 5;
+/// Samples kept at most (a 250 ms window at 20 Mb/s of 1200-byte packets
+/// is ~520): the meter's memory is bounded whatever the player reports.
+const ARRIVAL_CAP: usize = 1024;
+
+/// The rate packets arrived at the player over the last
+/// [`ARRIVAL_WINDOW`] of its arrival clock (TWCC arrival times).
+#[derive(Debug, Default)]
+struct ArrivalRate {
+    samples: std::collections::VecDeque<(Duration, usize)>,
+    bytes: usize,
+    latest: Duration,
+}
+
+impl ArrivalRate {
+    fn add(&mut self, at: Duration, size: usize) {
+        // A clock that jumped back (a new reference time base): start over.
+        if at + Duration::from_secs(1) < self.latest {
+            self.samples.clear();
+            self.bytes = 0;
+            self.latest = at;
+        }
+        self.latest = self.latest.max(at);
+        if self.samples.len() >= ARRIVAL_CAP {
+            if let Some((_, s)) = self.samples.pop_front() {
+                self.bytes -= s;
+            }
+        }
+        self.samples.push_back((at, size));
+        self.bytes += size;
+        let cutoff = self.latest.saturating_sub(ARRIVAL_WINDOW);
+        while let Some(&(t, s)) = self.samples.front() {
+            if t >= cutoff {
+                break;
+            }
+            self.samples.pop_front();
+            self.bytes -= s;
+        }
+    }
+
+    /// Bits per second, `None` while the window holds too little.
+    fn rate(&self) -> Option<f64> {
+        let (first, _) = *self.samples.front()?;
+        let span = self.latest.saturating_sub(first);
+        if self.samples.len() < ARRIVAL_MIN_PACKETS || span < ARRIVAL_MIN_SPAN {
+            return None;
+        }
+        // The first packet's bytes arrived before the span began.
+        let bytes = self.bytes - self.samples.front().map_or(0, |s| s.1);
+        Some(bytes as f64 * 8.0 / span.as_secs_f64())
     }
 }
 
@@ -536,8 +610,9 @@ mod tests {
     }
 
     /// The estimator on a simulated path, closed loop: a 30 fps sender at
-    /// min(estimate, 1.2 Mb/s) into a 500 kb/s bottleneck with a 300 ms
-    /// drop-tail queue for 8 s, then no bottleneck. Feedback every 50 ms.
+    /// min(estimate, 1.2 Mb/s), free for 2 s, then into a 500 kb/s
+    /// bottleneck with a 300 ms drop-tail queue for 8 s, then free again.
+    /// Feedback every 50 ms.
     #[test]
     fn estimate_follows_a_bottleneck_down_and_back_up() {
         use rtc::rtcp::transport_feedbacks::cc_feedback_report::Ecn;
@@ -550,13 +625,15 @@ mod tests {
         let mut id = 0u64;
         let frame = Duration::from_micros(33_333);
         let mut next_feedback = ms(50);
-        for f in 0..600u32 {
+        const CUT: Duration = Duration::from_secs(2);
+        const RESTORE: Duration = Duration::from_secs(10);
+        for f in 0..660u32 {
             let at = frame * f;
             let rate = e.target().min(1_200_000.0);
             let packets = ((rate / 30.0 / 8.0) / 1_000.0).ceil().max(1.0) as u64;
             for k in 0..packets {
                 let sent = at + Duration::from_micros(500 * k);
-                let (arrived, arrival) = if sent < ms(8_000) {
+                let (arrived, arrival) = if sent >= CUT && sent < RESTORE {
                     let start = free_at.max(sent);
                     if start + ms(16) - sent > ms(300) {
                         (false, None)
@@ -593,13 +670,14 @@ mod tests {
                 }
                 e.on_reports(t0 + now, &batch);
                 let t = now.as_secs_f64();
-                if dropped_below.is_none() && e.target() < 500_000.0 {
-                    dropped_below = Some(t);
+                let (cut, restore) = (CUT.as_secs_f64(), RESTORE.as_secs_f64());
+                if t > cut && dropped_below.is_none() && e.target() < 500_000.0 {
+                    dropped_below = Some(t - cut);
                 }
-                if t > 8.0 && back_above.is_none() && e.target() > 1_100_000.0 {
-                    back_above = Some(t - 8.0);
+                if t > restore && back_above.is_none() && e.target() > 1_100_000.0 {
+                    back_above = Some(t - restore);
                 }
-                if t < 8.0 && t > 3.0 {
+                if t < restore && t > cut + 1.0 {
                     // Held near the bottleneck while it lasts.
                     assert!(e.target() < 900_000.0, "{t:.2}: {}", e.target());
                 }
@@ -607,12 +685,34 @@ mod tests {
             }
         }
         let down = dropped_below.expect("never fell below the bottleneck");
-        assert!(down < 3.0, "fell below 500 kb/s only after {down:.1} s");
+        // The rate packets reached the receiver at tells the link's rate
+        // at the first loss (the received rate over 500 ms still holds
+        // what came before the cut).
+        assert!(down < 0.6, "fell below 500 kb/s only after {down:.2} s");
         let up = back_above.expect("never climbed back");
         assert!(
             up < 10.0,
             "climbed back above 1.1 Mb/s only after {up:.1} s"
         );
+    }
+
+    #[test]
+    fn arrival_rate_reads_the_link_and_survives_a_clock_jump() {
+        let mut a = ArrivalRate::default();
+        assert_eq!(a.rate(), None);
+        // 1000-byte packets every 16 ms: 500 kb/s, whatever came before.
+        for i in 0..100u64 {
+            a.add(Duration::from_millis(10 * i), 5_000);
+        }
+        for i in 0..40u64 {
+            a.add(Duration::from_millis(1_000 + 16 * i), 1_000);
+        }
+        let r = a.rate().unwrap();
+        assert!((r - 500_000.0).abs() < 1_000.0, "{r}");
+        // The player's clock base changes: the old samples go.
+        a.add(Duration::from_millis(5), 1_000);
+        assert_eq!(a.rate(), None);
+        assert!(a.samples.len() <= ARRIVAL_CAP);
     }
 
     /// A player that never answers: the history stays bounded.
