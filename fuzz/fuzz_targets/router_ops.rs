@@ -83,6 +83,7 @@ enum FuzzExt {
     TransportCc,
     AbsSendTime,
     Mid,
+    DependencyDescriptor,
 }
 
 impl FuzzExt {
@@ -95,6 +96,7 @@ impl FuzzExt {
             FuzzExt::TransportCc => ExtKind::TransportCc,
             FuzzExt::AbsSendTime => ExtKind::AbsSendTime,
             FuzzExt::Mid => ExtKind::Mid,
+            FuzzExt::DependencyDescriptor => ExtKind::DependencyDescriptor,
         }
     }
 }

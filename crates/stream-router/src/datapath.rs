@@ -64,7 +64,16 @@ impl Router {
             crate::keyframe::Codec::Vp8 => crate::vp8::parse(&packet.payload),
             _ => None,
         };
-        let layering = crate::svc::parse(t.info.codec, &packet.payload);
+        let layering = match t.info.codec {
+            // AV1's layers are in its dependency descriptor (`dd.rs`).
+            crate::keyframe::Codec::Av1 => t
+                .info
+                .extensions
+                .id_of(crate::ext::ExtKind::DependencyDescriptor)
+                .and_then(|id| packet.extensions.get(id))
+                .and_then(|v| t.av1.layering(&v, packet.timestamp)),
+            codec => crate::svc::parse(codec, &packet.payload),
+        };
         let payload_len = packet.payload.len();
         let (ext, keyframe, slot, uncached) = match t.ingest(&packet) {
             Ingest::Rejected => {
@@ -219,11 +228,11 @@ impl Router {
         };
         let mut n = 0;
         let (slots, free) = pool.parts();
-        // (pool slot << 32 | player map key) whose extension block sits at
+        // (pool slot << 64 | player map key) whose extension block sits at
         // `buf[12..]`, and its length: consecutive deliveries of one packet
         // to players with the same map reuse it instead of copying it.
         // Key 0 (slot 0, a map forwarding nothing) has no block: length 0.
-        let mut block = 0u64;
+        let mut block = 0u128;
         let mut ext_len = 0;
         while let Some(h) = ready.pop_front() {
             let Some(dt) = downtracks.get_mut(h.0) else {
@@ -231,7 +240,7 @@ impl Router {
             };
             dt.in_ready = false;
             let (exts, ssrc, payload_type) = dt.leg();
-            let map = u64::from(exts.key());
+            let map = u128::from(exts.key());
             // The SSRC is the player's: written once for its whole queue.
             buf[8..12].copy_from_slice(&ssrc.to_be_bytes());
             let mut sent = Sent::default();
@@ -259,7 +268,7 @@ impl Router {
                 let Some(shared) = slots.get_mut(e.slot as usize) else {
                     continue;
                 };
-                let key = (u64::from(e.slot) << 32) | map;
+                let key = (u128::from(e.slot) << 64) | map;
                 if key != block {
                     ext_len = shared.write_ext_block(exts, buf);
                     block = key;

@@ -28,9 +28,14 @@ pub enum ExtKind {
     Rid,
     /// `sdes:repaired-rtp-stream-id`. Per-hop: stripped.
     RepairedRid,
+    /// AV1's dependency descriptor: read by the router (AV1 layers,
+    /// `dd.rs`) and forwarded (a receiver assembles and decodes AV1 SVC
+    /// frames by it; the frames a player does not get are never
+    /// referenced by the ones it gets).
+    DependencyDescriptor,
 }
 
-const KIND_COUNT: usize = 9;
+const KIND_COUNT: usize = 10;
 
 impl ExtKind {
     /// Every kind, in a fixed order.
@@ -44,6 +49,7 @@ impl ExtKind {
         ExtKind::Mid,
         ExtKind::Rid,
         ExtKind::RepairedRid,
+        ExtKind::DependencyDescriptor,
     ];
 
     /// The kind named by an SDP `a=extmap` URI, or `None` for unknown URIs.
@@ -67,6 +73,9 @@ impl ExtKind {
             ExtKind::Mid => "urn:ietf:params:rtp-hdrext:sdes:mid",
             ExtKind::Rid => "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
             ExtKind::RepairedRid => "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
+            ExtKind::DependencyDescriptor => {
+                "https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension"
+            }
         }
     }
 
@@ -79,6 +88,7 @@ impl ExtKind {
                 | ExtKind::VideoOrientation
                 | ExtKind::PlayoutDelay
                 | ExtKind::AbsCaptureTime
+                | ExtKind::DependencyDescriptor
         )
     }
 
@@ -93,12 +103,14 @@ impl ExtKind {
 }
 
 /// The forwardable kinds, in the order of [`ExtMap::forward_ids`].
-pub(crate) const FORWARDABLE: [ExtKind; 4] = [
+pub(crate) const FORWARDABLE: [ExtKind; FORWARDABLE_COUNT] = [
     ExtKind::AudioLevel,
     ExtKind::VideoOrientation,
     ExtKind::PlayoutDelay,
     ExtKind::AbsCaptureTime,
+    ExtKind::DependencyDescriptor,
 ];
+pub(crate) const FORWARDABLE_COUNT: usize = 5;
 
 /// One leg's negotiated extension IDs: ID (1..=255) <-> [`ExtKind`].
 ///
@@ -200,7 +212,7 @@ impl ExtMap {
 
     /// The IDs of the [`FORWARDABLE`] kinds on this leg (0 = not
     /// negotiated): all a player leg needs to remap forwarded extensions.
-    pub(crate) fn forward_ids(&self) -> [u8; 4] {
+    pub(crate) fn forward_ids(&self) -> [u8; FORWARDABLE_COUNT] {
         FORWARDABLE.map(|k| self.id_of(k).unwrap_or(0))
     }
 }
@@ -233,7 +245,8 @@ mod tests {
                 ExtKind::AudioLevel,
                 ExtKind::VideoOrientation,
                 ExtKind::PlayoutDelay,
-                ExtKind::AbsCaptureTime
+                ExtKind::AbsCaptureTime,
+                ExtKind::DependencyDescriptor
             ]
         );
     }

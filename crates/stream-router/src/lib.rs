@@ -149,6 +149,7 @@
 mod cache;
 mod counters;
 mod datapath;
+mod dd;
 mod downtrack;
 mod ext;
 mod feedback;

@@ -16,7 +16,7 @@
 
 use bytes::Bytes;
 
-use crate::ext::{ExtKind, ExtMap};
+use crate::ext::{ExtKind, ExtMap, FORWARDABLE_COUNT};
 use crate::out::{put_element, OutPacket, MAX_HEADER_LEN};
 use crate::packet::{Extensions, RtpPacket, MAX_EXTENSIONS};
 
@@ -33,7 +33,7 @@ const NOT_FORWARDED: u8 = u8::MAX;
 /// nothing, so it never looks a block up).
 #[derive(Clone, Copy)]
 struct Block {
-    key: u32,
+    key: u64,
     len: u8,
     data: [u8; BLOCK_INLINE],
 }
@@ -50,22 +50,34 @@ impl Block {
 /// data path (see [`ExtMap::forward_ids`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PlayerExts {
-    ids: [u8; 4],
-    key: u32,
+    /// The IDs, one byte each in `FORWARDABLE` order (the rest zero): the
+    /// map is its own key, in one word (the down-track's hot cache lines
+    /// have room for no more).
+    key: u64,
 }
 
 impl PlayerExts {
     /// The map's IDs as one word: equal keys, equal extension blocks.
     #[inline]
-    pub(crate) fn key(self) -> u32 {
+    pub(crate) fn key(self) -> u64 {
         self.key
     }
 
     pub(crate) fn new(map: &ExtMap) -> Self {
-        let ids = map.forward_ids();
+        let mut key = [0u8; 8];
+        key[..FORWARDABLE_COUNT].copy_from_slice(&map.forward_ids());
         PlayerExts {
-            ids,
-            key: u32::from_ne_bytes(ids),
+            key: u64::from_ne_bytes(key),
+        }
+    }
+
+    /// The player's ID for forwardable kind `k` (its `FORWARDABLE` index;
+    /// 0: not negotiated, or `k` out of range).
+    #[inline]
+    fn id(self, k: u8) -> u8 {
+        match usize::from(k) {
+            i if i < FORWARDABLE_COUNT => self.key.to_ne_bytes()[i],
+            _ => 0,
         }
     }
 }
@@ -178,7 +190,7 @@ impl Shared {
         let mut ids = [0u8; MAX_EXTENSIONS];
         let (mut count, mut bytes, mut one_byte) = (0usize, 0usize, true);
         for (i, (slot, &k)) in ids.iter_mut().zip(&self.fwd).enumerate().take(exts.len()) {
-            let id = player.ids.get(usize::from(k)).copied().unwrap_or(0);
+            let id = player.id(k);
             let n = exts.value(i).len();
             if id == 0 || n > 255 {
                 continue;
@@ -236,11 +248,11 @@ impl Shared {
         if self.forwards_any(player) {
             let values = self.pkt.extensions.iter().map(|e| e.value);
             for (value, k) in values.zip(self.fwd) {
-                match player.ids.get(usize::from(k)) {
-                    Some(&id) if id != 0 => {
+                match player.id(k) {
+                    0 => {}
+                    id => {
                         extensions.push(id, value);
                     }
-                    _ => {}
                 }
             }
         }

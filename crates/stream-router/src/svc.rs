@@ -1,6 +1,6 @@
 //! Scalable video inside one RTP stream: VP9's spatial and temporal layers
-//! (payload descriptor, RFC 9628 §4.2) and VP8's temporal layers (RFC 7741
-//! §4.2, TID). Where simulcast sends each quality as its own track
+//! (payload descriptor, RFC 9628 §4.2), VP8's temporal layers (RFC 7741
+//! §4.2, TID) and AV1's (dependency descriptor, `dd.rs`). Where simulcast sends each quality as its own track
 //! (`layers.rs`), SVC sends them all under one SSRC and a player gets a
 //! lower quality by *not* receiving some packets: a down-track drops the
 //! layer frames above its operating point (`downtrack.rs`) and its

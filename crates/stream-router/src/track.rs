@@ -130,6 +130,8 @@ pub(crate) struct Track {
     pub(crate) stalled: bool,
     /// SVC: bytes and bitrate per layer (`svc.rs`).
     pub(crate) svc: crate::svc::LayerBytes,
+    /// AV1: the dependency descriptor's structure in force (`dd.rs`).
+    pub(crate) av1: crate::dd::Av1Layers,
 }
 
 impl Track {
@@ -152,6 +154,7 @@ impl Track {
             last_packet: None,
             stalled: false,
             svc: Default::default(),
+            av1: Default::default(),
         }
     }
 

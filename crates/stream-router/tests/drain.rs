@@ -68,12 +68,14 @@ fn player_cfg(i: u32, queue: usize) -> DownTrackConfig {
         0 | 1 => player(0, 0).extensions,
         2 => ExtMap::new()
             .with(200, ExtKind::AudioLevel)
-            .with(15, ExtKind::VideoOrientation),
+            .with(15, ExtKind::VideoOrientation)
+            .with(16, ExtKind::DependencyDescriptor),
         3 => ExtMap::new()
             .with(1, ExtKind::AudioLevel)
             .with(2, ExtKind::VideoOrientation)
             .with(3, ExtKind::PlayoutDelay)
-            .with(4, ExtKind::AbsCaptureTime),
+            .with(4, ExtKind::AbsCaptureTime)
+            .with(5, ExtKind::DependencyDescriptor),
         _ => ExtMap::new(),
     };
     DownTrackConfig {
@@ -88,6 +90,7 @@ fn publisher_map() -> ExtMap {
     publisher_exts()
         .with(6, ExtKind::PlayoutDelay)
         .with(7, ExtKind::AbsCaptureTime)
+        .with(8, ExtKind::DependencyDescriptor)
 }
 
 struct Side {

@@ -54,6 +54,13 @@ const SCTP_MAX_MESSAGE: u32 = 1024;
 /// Header extensions we negotiate (and forward where they are end-to-end).
 const AUDIO_EXTS: &[&str] = &["urn:ietf:params:rtp-hdrext:ssrc-audio-level"];
 const VIDEO_EXTS: &[&str] = &["urn:3gpp:video-orientation"];
+/// AV1's dependency descriptor (`stream-router/src/dd.rs`): read from an
+/// AV1 publisher and forwarded to players. A publisher's answer accepts it
+/// only when its video is AV1: Chromium, once it is negotiated, signals a
+/// VP8 publish's temporal layers in it instead of the VP8 descriptor.
+/// Players always accept it (a later publisher of the stream may be AV1).
+const DD_EXT: &str =
+    "https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension";
 /// Transport-wide congestion control (players only): the sequence number
 /// our egress writes into every packet (`twcc.rs`) and the feedback it asks
 /// for (`bwe.rs`).
@@ -189,7 +196,16 @@ fn video_feedback() -> Vec<RTCPFeedback> {
         .collect()
 }
 
-fn register_exts(engine: &mut MediaEngine, twcc: bool) -> Result<(), RtcError> {
+fn register_exts(engine: &mut MediaEngine, twcc: bool, dd: bool) -> Result<(), RtcError> {
+    if dd {
+        engine.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: DD_EXT.to_string(),
+            },
+            RtpCodecKind::Video,
+            None,
+        )?;
+    }
     if twcc {
         for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
             engine.register_header_extension(
@@ -621,7 +637,10 @@ pub fn publisher(
     for n in &negotiated {
         register(&mut engine, n, false)?;
     }
-    register_exts(&mut engine, false).map_err(bad_sdp)?;
+    let av1 = negotiated
+        .iter()
+        .any(|n| n.kind == MediaKind::Video && codec_of(&n.codec.mime_type) == Codec::Av1);
+    register_exts(&mut engine, false, av1).map_err(bad_sdp)?;
     let registry = register_default_interceptors(Registry::new(), &mut engine).map_err(bad_sdp)?;
     let mut pc = build(engine, registry, role, ufrag, pwd, candidates, now).map_err(bad_sdp)?;
     pc.set_remote_description(now, offer).map_err(bad_sdp)?;
@@ -685,7 +704,7 @@ pub fn player(
             "the offer receives no codec we forward (Opus, VP8, VP9, H.264 packetization-mode 1, AV1)",
         ));
     }
-    register_exts(&mut engine, true).map_err(bad_sdp)?;
+    register_exts(&mut engine, true, true).map_err(bad_sdp)?;
     // A player only sends RTP: it needs its feedback delivered, and sender
     // reports (lip sync, RTT), which the worker makes itself
     // (`sender_report.rs`) since the fast path's RTP never passes through
@@ -856,6 +875,43 @@ mod tests {
                 panic!("{e:?}\n{sdp}");
             }
         }
+    }
+
+    /// A publisher's answer accepts AV1's dependency descriptor only when
+    /// the video it takes is AV1 (with it negotiated, Chromium moves a VP8
+    /// publish's temporal layer indices out of the VP8 descriptor); a
+    /// player's always does.
+    #[test]
+    fn the_dependency_descriptor_is_negotiated_for_av1_publishers_and_players() {
+        let (u, p, c) = (
+            "testUfrag0000001",
+            "testPassword00000000000000000001",
+            candidates(),
+        );
+        let offer = crlf(include_str!("fixtures/chromium_publish.sdp")).replace(
+            "a=extmap:13 urn:3gpp:video-orientation\r\n",
+            &format!("a=extmap:13 urn:3gpp:video-orientation\r\na=extmap:12 {DD_EXT}\r\n"),
+        );
+        assert!(offer.contains(DD_EXT));
+        let answer = |sdp: &str| publisher(sdp, u, p, &c, Instant::now()).map(|(_, a, _)| a);
+        let vp8 = answer(&offer).expect("VP8 answer");
+        assert!(vp8.contains("VP8/90000") && !vp8.contains(DD_EXT), "{vp8}");
+        let av1_first = offer.replace("UDP/TLS/RTP/SAVPF 96 97 ", "UDP/TLS/RTP/SAVPF 45 96 97 ");
+        let av1 = answer(&av1_first).expect("AV1 answer");
+        assert!(av1.contains("AV1/90000"), "{av1}");
+        assert!(av1.contains(&format!("a=extmap:12 {DD_EXT}")), "{av1}");
+
+        let play = crlf(include_str!("fixtures/chromium_play.sdp"));
+        let play = play.replacen(
+            "a=extmap:13 urn:3gpp:video-orientation\r\n",
+            &format!("a=extmap:13 urn:3gpp:video-orientation\r\na=extmap:12 {DD_EXT}\r\n"),
+            1,
+        );
+        let (_, played, _) = player(&play, "s", &[], u, p, &c, Instant::now()).expect("play");
+        assert!(
+            played.contains(&format!("a=extmap:12 {DD_EXT}")),
+            "{played}"
+        );
     }
 
     /// Found by `fuzz/` (`sdp_offer`): `rtc` answered this play offer (its
