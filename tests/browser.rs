@@ -386,6 +386,15 @@ fn chromium_vp9_svc_players_get_the_layers_they_ask_for() {
     svc("vp9");
 }
 
+/// AV1 SVC (tests/browser/svc.mjs av1): the same with one AV1 L3T3_KEY
+/// encoding; the server reads its layers from the dependency descriptor
+/// and forwards that to the players (the SDK adds it to their offers).
+#[test]
+fn chromium_av1_svc_players_get_the_layers_they_ask_for() {
+    let _cpu = cpu_shared();
+    svc("av1");
+}
+
 /// VP8 temporal layers (L1T3): a player capped low decodes the base
 /// layer, under half the frame rate of an uncapped one.
 #[test]

@@ -1,5 +1,5 @@
 // SVC: players capped to different layers of one scalable encoding.
-//   SERVER=... node svc.mjs vp9|vp8 [chromium|firefox]
+//   SERVER=... node svc.mjs vp9|av1|vp8 [chromium|firefox]
 // (the publisher's browser; players are Chromium pages)
 // vp9: Chromium publishes its fake camera at 1280x720 as one VP9 encoding
 // with three spatial and three temporal layers (SDK options
@@ -8,6 +8,9 @@
 // 640 and 1280 px wide frames. Then the low player asks for 'high' and
 // must reach 1280 px (the switch up waits for a keyframe, which the
 // server requests) without a freeze longer than a second.
+// av1: the same with one AV1 encoding (L3T3_KEY; the server reads the
+// layers from the dependency descriptor header extension and forwards it;
+// the SDK adds it to the players' offers, which Chromium does not).
 // vp8: one VP8 encoding with three temporal layers ('L1T3'); a player
 // capped 'low' decodes the base layer only: a quarter of the frame rate
 // of an uncapped player (under half is asserted), at the same width.
@@ -20,7 +23,7 @@ const FREEZE_MS = 1000;
 const server = process.env.SERVER;
 if (!server) throw new Error('SERVER is not set');
 const codec = process.argv[2] || 'vp9';
-if (!['vp9', 'vp8'].includes(codec)) throw new Error(`unknown codec ${codec}`);
+if (!['vp9', 'av1', 'vp8'].includes(codec)) throw new Error(`unknown codec ${codec}`);
 const publisherKind = process.argv[3] || 'chromium';
 setTimeout(() => {
   console.error('svc.mjs: still running after 150 s, giving up');
@@ -71,9 +74,13 @@ const firefox = publisherKind === 'firefox' ? await launchFirefox() : null;
 try {
   const pubPage = firefox ? await firefoxSdkPage(firefox, server) : await sdkPage(browser, server);
   await pubPage.evaluate(install, 'svc-pub');
-  const options = codec === 'vp9' ? { videoCodec: 'VP9', scalabilityMode: 'L3T3_KEY' } : { videoCodec: 'VP8', scalabilityMode: 'L1T3' };
+  const options = {
+    vp9: { videoCodec: 'VP9', scalabilityMode: 'L3T3_KEY' },
+    av1: { videoCodec: 'AV1', scalabilityMode: 'L3T3_KEY' },
+    vp8: { videoCodec: 'VP8', scalabilityMode: 'L1T3' },
+  }[codec];
   await pubPage.evaluate(publish, { stream: STREAM, options });
-  const qualities = codec === 'vp9' ? ['low', 'medium', 'auto'] : ['low', 'auto'];
+  const qualities = codec !== 'vp8' ? ['low', 'medium', 'auto'] : ['low', 'auto'];
   const players = [];
   for (const quality of qualities) {
     const page = await sdkPage(browser, server);
@@ -86,9 +93,9 @@ try {
     return s.length === 1 && s[0].width > 0 && s;
   });
   console.log(`publisher sends ${JSON.stringify(sent)}`);
-  const want = codec === 'vp9' ? 'L3T3_KEY' : 'L1T3';
+  const want = codec !== 'vp8' ? 'L3T3_KEY' : 'L1T3';
   if (sent[0].mode !== want) throw new Error(`the publisher does not send ${want}: ${JSON.stringify(sent)}`);
-  const widths = codec === 'vp9' ? [320, 640, 1280] : [1280, 1280];
+  const widths = codec !== 'vp8' ? [320, 640, 1280] : [1280, 1280];
   let seen = null;
   await until(
     `players decode ${widths}`,
@@ -113,7 +120,7 @@ try {
   const fps = after.map((a, i) => ((a.frames - before[i].frames) * 1000) / (Date.now() - t));
   const result = { codec, publisher: publisherKind, sent, widths: after.map((a) => a.width), fps: fps.map((f) => Math.round(f * 10) / 10) };
   const problems = [];
-  if (codec === 'vp9' && after.some((a, i) => a.width !== widths[i])) problems.push(`widths ${result.widths}, want ${widths}`);
+  if (codec !== 'vp8' && after.some((a, i) => a.width !== widths[i])) problems.push(`widths ${result.widths}, want ${widths}`);
   if (codec === 'vp8' && after[0].width !== after[1].width) problems.push(`widths ${result.widths} differ`);
   if (codec === 'vp8') {
     // The base layer of L1T3 is a quarter of the frames.

@@ -9,7 +9,7 @@
 
 import { Emitter, ErrorCode, EVENTS, EVENT_FIELDS, argsOf, isTransportError, sdkError, toSdkError } from './common.js';
 import { Connection, deriveWsURL } from './signaling.js';
-import { checkStreamID, closePc, openMedia, preferCodec, rtc, simulcastEncodings } from './media.js';
+import { checkStreamID, closePc, openMedia, preferCodec, rtc, simulcastEncodings, withDependencyDescriptor } from './media.js';
 import { applyLists, newRoom, runReconnect } from './rooms.js';
 import { digestStats } from './stats.js';
 
@@ -372,7 +372,9 @@ export class Engine {
       this._watch(play);
       if (options.audio !== false) pc.addTransceiver('audio', { direction: 'recvonly' });
       if (options.video !== false) pc.addTransceiver('video', { direction: 'recvonly' });
-      const offer = await rtc('createOffer', () => pc.createOffer());
+      const created = await rtc('createOffer', () => pc.createOffer());
+      // AV1 SVC needs the dependency descriptor (see media.js).
+      const offer = { type: 'offer', sdp: withDependencyDescriptor(created.sdp) };
       await rtc('setLocalDescription', () => pc.setLocalDescription(offer));
       this._checkCancelled(play);
       play.requested = true;

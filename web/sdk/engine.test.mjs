@@ -3,6 +3,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine, ZegoExpressEngine, ErrorCode, EVENTS, deriveWsURL, digestStats } from './engine.js';
+import { DEPENDENCY_DESCRIPTOR, withDependencyDescriptor } from './media.js';
 
 // Destroy every engine at the end even when a test failed midway (no stray timers).
 const engines = [];
@@ -571,4 +572,29 @@ test('createZegoStream: a local stream with playVideo/stopVideo; publish takes i
   e.destroyStream(local);
   assert.ok(video.stopped && v.removed && v.srcObject === null);
   e.destroy();
+});
+
+test('play offers advertise the dependency descriptor once, on a free ID, in video sections only', () => {
+  const offer = [
+    'v=0',
+    'm=audio 9 UDP/TLS/RTP/SAVPF 111',
+    'a=mid:0',
+    'a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level',
+    'm=video 9 UDP/TLS/RTP/SAVPF 96',
+    'a=mid:1',
+    'a=extmap:2 urn:3gpp:video-orientation',
+    'a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01',
+    'a=rtpmap:96 VP8/90000',
+    '',
+  ].join('\r\n');
+  const out = withDependencyDescriptor(offer);
+  const lines = out.split('\r\n');
+  const at = lines.indexOf(`a=extmap:4 ${DEPENDENCY_DESCRIPTOR}`);
+  assert.ok(at > lines.indexOf('m=video 9 UDP/TLS/RTP/SAVPF 96'), out);
+  assert.equal(lines[at - 1], 'a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01');
+  assert.equal(out.split(DEPENDENCY_DESCRIPTOR).length, 2, 'added once');
+  assert.equal(withDependencyDescriptor(out), out, 'already there: unchanged');
+  // No free one-byte ID: unchanged.
+  const full = offer.replace('a=rtpmap:96', [...Array(14).keys()].map((i) => `a=extmap:${i + 1} urn:x:${i}`).join('\r\n') + '\r\na=rtpmap:96');
+  assert.equal(withDependencyDescriptor(full), full);
 });

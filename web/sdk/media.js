@@ -95,3 +95,42 @@ export function simulcastEncodings(option) {
     return typeof rate === 'number' && rate > 0 ? { ...e, maxBitrate: rate } : e;
   });
 }
+
+/** AV1's dependency descriptor RTP header extension. */
+export const DEPENDENCY_DESCRIPTOR = 'https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension';
+
+/**
+ * A play offer that also receives AV1's dependency descriptor: Chromium
+ * does not advertise it by default, and without it cannot decode an AV1
+ * SVC play above its base spatial layer (it needs the descriptor to tell
+ * the layer frames of one temporal unit apart). Adds one `a=extmap` line,
+ * with an ID no other extension uses, to every video section that lacks
+ * it; returns the SDP unchanged when no ID 1..14 is free.
+ */
+export function withDependencyDescriptor(sdp) {
+  if (typeof sdp !== 'string' || sdp.includes(DEPENDENCY_DESCRIPTOR)) return sdp;
+  const used = new Set([...sdp.matchAll(/^a=extmap:(\d+)/gm)].map((m) => Number(m[1])));
+  let id = 0;
+  for (let i = 1; i <= 14; i++) {
+    if (!used.has(i)) {
+      id = i;
+      break;
+    }
+  }
+  if (!id) return sdp;
+  const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
+  const sections = sdp.split(/(?=^m=)/m);
+  return sections
+    .map((sec) => {
+      if (!sec.startsWith('m=video')) return sec;
+      const lines = sec.split(eol);
+      let at = -1;
+      lines.forEach((l, i) => {
+        if (l.startsWith('a=extmap:') || l.startsWith('a=mid:')) at = i;
+      });
+      if (at < 0) return sec;
+      lines.splice(at + 1, 0, `a=extmap:${id} ${DEPENDENCY_DESCRIPTOR}`);
+      return lines.join(eol);
+    })
+    .join('');
+}
