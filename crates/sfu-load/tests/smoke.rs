@@ -25,23 +25,29 @@ async fn start_server() -> anyhow::Result<SocketAddr> {
     Ok(addr)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_publisher_three_players() -> anyhow::Result<()> {
+/// One publisher and three players for 3 s against a fresh server.
+async fn run(rooms: usize, video_kbps: u32, simulcast: bool) -> anyhow::Result<sfu_load::Report> {
     let addr = start_server().await?;
-    let report = sfu_load::run(sfu_load::Config {
+    sfu_load::run(sfu_load::Config {
         server: addr.to_string(),
         publishers: 1,
         players: 3,
-        rooms: 2,
-        video_kbps: 500,
+        rooms,
+        video_kbps,
         audio_kbps: 32,
+        simulcast,
         duration: Duration::from_secs(3),
         threads: 2,
         progress: false,
         connect_timeout: Duration::from_secs(10),
         ..Default::default()
     })
-    .await?;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_publisher_three_players() -> anyhow::Result<()> {
+    let report = run(2, 500, false).await?;
     println!("{report}");
     assert_eq!(report.per_player.len(), 3, "{report}");
     for p in &report.per_player {
@@ -56,22 +62,7 @@ async fn one_publisher_three_players() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_simulcast_publisher_plays_its_top_layer() -> anyhow::Result<()> {
-    let addr = start_server().await?;
-    let report = sfu_load::run(sfu_load::Config {
-        server: addr.to_string(),
-        publishers: 1,
-        players: 3,
-        rooms: 1,
-        video_kbps: 1500,
-        audio_kbps: 32,
-        simulcast: true,
-        duration: Duration::from_secs(3),
-        threads: 2,
-        progress: false,
-        connect_timeout: Duration::from_secs(10),
-        ..Default::default()
-    })
-    .await?;
+    let report = run(1, 1500, true).await?;
     println!("{report}");
     assert_eq!(report.per_player.len(), 3, "{report}");
     for p in &report.per_player {
