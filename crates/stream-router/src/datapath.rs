@@ -64,16 +64,7 @@ impl Router {
             crate::keyframe::Codec::Vp8 => crate::vp8::parse(&packet.payload),
             _ => None,
         };
-        let layering = match t.info.codec {
-            // AV1's layers are in its dependency descriptor (`dd.rs`).
-            crate::keyframe::Codec::Av1 => t
-                .info
-                .extensions
-                .id_of(crate::ext::ExtKind::DependencyDescriptor)
-                .and_then(|id| packet.extensions.get(id))
-                .and_then(|v| t.av1.layering(&v, packet.timestamp)),
-            codec => crate::svc::parse(codec, &packet.payload),
-        };
+        let layering = t.layering(&packet);
         let payload_len = packet.payload.len();
         let (ext, keyframe, slot, uncached) = match t.ingest(&packet) {
             Ingest::Rejected => {

@@ -158,6 +158,25 @@ impl Track {
         }
     }
 
+    /// The SVC layers of `pkt` (`svc.rs`): from the payload descriptor
+    /// (VP8, VP9), or for AV1 from the dependency descriptor extension
+    /// through the structure this track last received (`dd.rs`).
+    #[inline]
+    pub(crate) fn layering(&mut self, pkt: &RtpPacket) -> Option<crate::svc::Layering> {
+        match self.info.codec {
+            crate::keyframe::Codec::Av1 => {
+                let id = self
+                    .info
+                    .extensions
+                    .id_of(crate::ext::ExtKind::DependencyDescriptor)?;
+                let exts = &pkt.extensions;
+                let i = exts.ids().iter().position(|&x| x == id)?;
+                self.av1.layering(exts.value(i), pkt.timestamp)
+            }
+            codec => crate::svc::parse(codec, &pkt.payload),
+        }
+    }
+
     /// Validates, numbers and deduplicates one incoming packet, counting
     /// it. The packet is only looked at: an accepted one is then moved once,
     /// straight into its pool slot (see [`Track::cache_packet`]).
