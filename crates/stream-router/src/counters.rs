@@ -70,6 +70,10 @@ pub struct RouterTotals {
     pub layers_forwarded: u64,
     /// ... live and forwarded to none of them.
     pub layers_unused: u64,
+    /// Simulcast layers its publisher was asked to pause. Not counted by
+    /// the router (it only holds them, `Router::set_held`): the I/O layer
+    /// that decides fills it in, once per stream.
+    pub layers_paused: u64,
 }
 
 impl RouterTotals {
@@ -79,6 +83,7 @@ impl RouterTotals {
         self.add_downtrack(&o.egress);
         self.layers_forwarded += o.layers_forwarded;
         self.layers_unused += o.layers_unused;
+        self.layers_paused += o.layers_paused;
     }
 
     pub(crate) fn add_track(&mut self, t: &TrackStats) {

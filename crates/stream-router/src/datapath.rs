@@ -49,6 +49,17 @@ impl Router {
         packet: RtpPacket,
         now: Instant,
     ) -> Result<PushSummary, RouterError> {
+        // A stalled (or paused) layer that sends again is live before its
+        // packet fans out: its players are retargeted first, so that the
+        // keyframe it resumes with (a browser resuming an encoding starts
+        // with one) is their switch point rather than a wasted one.
+        if let Some(t) = self.tracks.get_mut(track.0) {
+            if t.stalled && t.info.ssrc == packet.ssrc {
+                t.stalled = false;
+                let stream = t.stream;
+                self.retarget(stream);
+            }
+        }
         let Router {
             streams,
             tracks,
@@ -89,7 +100,6 @@ impl Router {
             ),
         };
         t.last_packet = Some(now);
-        let revived = std::mem::replace(&mut t.stalled, false);
         if let Some(l) = &layering {
             t.svc.count(l, payload_len);
         }
@@ -155,10 +165,6 @@ impl Router {
         }
         if want_keyframe && t.request_keyframe() {
             pli_list.push(track);
-        }
-        if revived {
-            let stream = t.stream;
-            self.retarget(stream);
         }
         Ok(summary)
     }

@@ -18,6 +18,13 @@
 //! sending its top layer (its own bandwidth or CPU limit) moves that
 //! layer's players down instead of freezing them.
 //!
+//! A layer its publisher was asked to pause is *held* ([`Router::set_held`]):
+//! not live, so nobody is switched to it, but still in
+//! [`Router::layer_rates`] at the bitrate it had, so that a player's
+//! estimate can choose it again; the layers players choose are the
+//! stream's demand ([`Router::layer_demand`]), from which the I/O layer
+//! decides what to pause and resume.
+//!
 //! The fan-out list of a stream's kind holds one [`Sub`] per down-track
 //! with its current and target layer, so a packet of one layer skips the
 //! players of other layers without touching their down-tracks.
@@ -89,7 +96,7 @@ fn some(layer: u8) -> Option<u8> {
 
 impl Router {
     /// Which video layers of `stream` are live.
-    pub(crate) fn live_layers(&self, stream: StreamHandle) -> [bool; MAX_LAYERS] {
+    pub fn live_layers(&self, stream: StreamHandle) -> [bool; MAX_LAYERS] {
         let mut live = [false; MAX_LAYERS];
         if let Some(s) = self.streams.get(stream.0) {
             for (l, t) in s.tracks[1..].iter().enumerate() {
@@ -125,14 +132,54 @@ impl Router {
         let mut rates = [None; MAX_LAYERS];
         if let Some(s) = self.streams.get(stream.0) {
             for l in 0..MAX_LAYERS {
-                if live[l] {
-                    rates[l] = s.tracks[1 + l]
+                rates[l] = match live[l] {
+                    true => s.tracks[1 + l]
                         .and_then(|t| self.tracks.get(t.0))
-                        .map(|t| t.rate.bits_per_second());
-                }
+                        .map(|t| t.rate.bits_per_second()),
+                    false => s.held[l],
+                };
             }
         }
         rates
+    }
+
+    /// Sets the video layers of `stream` that its publisher was asked to
+    /// pause, each with the bitrate it had (the I/O layer decides, from
+    /// [`Router::layer_demand`] on every router with players of the
+    /// stream). A held layer that sends nothing stays in
+    /// [`Router::layer_rates`] at that rate, so that a player's estimate
+    /// can still choose it, and that choice is the demand that resumes it;
+    /// players are never switched to it before it is live again.
+    pub fn set_held(&mut self, stream: StreamHandle, held: [Option<u64>; MAX_LAYERS]) {
+        if let Some(s) = self.streams.get_mut(stream.0) {
+            s.held = held;
+        }
+    }
+
+    /// Which video layers of `stream` this router's players want: for
+    /// each video player, the highest layer at or below its cap
+    /// ([`Router::set_max_layer`]) that the stream has (a track, live or
+    /// not, or a held layer); the lowest such layer when its cap is below
+    /// them all. All `false` without video players.
+    pub fn layer_demand(&self, stream: StreamHandle) -> [bool; MAX_LAYERS] {
+        let mut demand = [false; MAX_LAYERS];
+        let Some(s) = self.streams.get(stream.0) else {
+            return demand;
+        };
+        let mut exists = [false; MAX_LAYERS];
+        for (l, e) in exists.iter_mut().enumerate() {
+            *e = s.tracks[1 + l].is_some() || s.held[l].is_some();
+        }
+        for sub in &s.subs[MediaKind::Video.index()] {
+            let Some(dt) = self.downtracks.get(sub.dt.0) else {
+                continue;
+            };
+            let wanted = resolve(dt.max_layer, exists);
+            if wanted != NO_LAYER {
+                demand[usize::from(wanted)] = true;
+            }
+        }
+        demand
     }
 
     /// The track of `stream`'s video layer `layer`.

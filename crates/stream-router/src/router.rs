@@ -72,6 +72,9 @@ pub(crate) struct Stream {
     /// Down-tracks per kind (indexed by `MediaKind::index`) with their
     /// layers, in subscription order (the fan-out order).
     pub(crate) subs: [Vec<Sub>; 2],
+    /// Video layers its publisher was asked to pause, with the bitrate
+    /// each had ([`Router::set_held`]).
+    pub(crate) held: [Option<u64>; MAX_LAYERS],
 }
 
 /// A publisher track as [`Router::stream_media`] reports it.
@@ -152,6 +155,7 @@ impl Router {
             key: key.clone(),
             tracks: [None; 1 + MAX_LAYERS],
             subs: [Vec::new(), Vec::new()],
+            held: [None; MAX_LAYERS],
         }));
         let mut subs: [Vec<Sub>; 2] = [Vec::new(), Vec::new()];
         for h in self.waiting.remove(&key).unwrap_or_default() {

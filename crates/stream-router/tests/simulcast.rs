@@ -158,6 +158,23 @@ fn stalled_layer_moves_its_players_down_and_back() {
     assert_eq!(s.r.downtrack_layer(dt).unwrap().target, Some(2));
     s.frame(true, now + Duration::from_millis(33));
     assert_eq!(s.r.downtrack_layer(dt).unwrap().current, Some(2));
+    // Stalled again, it comes back with a keyframe (a resumed encoding):
+    // that very keyframe is the switch point.
+    for _ in 0..60 {
+        now += Duration::from_millis(33);
+        s.frame_of(0..2, false, now);
+        s.r.measure(now);
+    }
+    assert_eq!(s.r.downtrack_layer(dt).unwrap().current, Some(1));
+    s.sent(dt);
+    now += Duration::from_millis(33);
+    s.frame_of(2..3, true, now);
+    assert_eq!(s.r.downtrack_layer(dt).unwrap().current, Some(2));
+    assert_eq!(
+        s.sent(dt).len(),
+        1,
+        "the resumed layer's keyframe is forwarded"
+    );
 }
 
 #[test]
@@ -179,4 +196,71 @@ fn a_missing_layer_is_replaced_by_the_nearest() {
     assert_eq!(r.downtrack_layer(dt).unwrap().target, Some(1));
     r.remove_track(t1).unwrap();
     assert_eq!(r.downtrack_layer(dt).unwrap().current, None);
+}
+
+/// A held (paused) layer stays in the rates at its held bitrate while it
+/// sends nothing, players wanting it are its demand, and no player is
+/// switched to it before it is live again.
+#[test]
+fn a_held_layer_keeps_its_rate_and_its_demand() {
+    let mut s = Sim::new();
+    let t0 = Instant::now();
+    let low =
+        s.r.subscribe(s.stream, MediaKind::Video, player(1, 64))
+            .unwrap();
+    s.r.set_max_layer(low, 0);
+    // No players at all would want nothing; this one wants layer 0.
+    assert_eq!(s.r.layer_demand(s.stream), [true, false, false]);
+    s.frame(true, t0);
+    // Layers 1 and 2 paused by their publisher: held, then silent.
+    s.r.set_held(s.stream, [None, Some(400_000), Some(1_200_000)]);
+    let mut now = t0;
+    for _ in 0..60 {
+        now += Duration::from_millis(33);
+        s.frame_of(0..1, false, now);
+        s.r.measure(now);
+    }
+    assert_eq!(s.r.live_layers(s.stream), [true, false, false]);
+    let rates = s.r.layer_rates(s.stream);
+    assert_eq!((rates[1], rates[2]), (Some(400_000), Some(1_200_000)));
+    // A player that may take anything wants the top layer (held), but is
+    // served layer 0 until layer 2 is live.
+    let top =
+        s.r.subscribe(s.stream, MediaKind::Video, player(2, 64))
+            .unwrap();
+    assert_eq!(s.r.layer_demand(s.stream), [true, false, true]);
+    assert_eq!(s.r.downtrack_layer(top).unwrap().target, Some(0));
+    s.r.set_max_layer(top, 1);
+    assert_eq!(s.r.layer_demand(s.stream), [true, true, false]);
+    // Not held any more and still silent: absent, demanded as the nearest
+    // existing track (its track is still there).
+    s.r.set_held(s.stream, [None; 3]);
+    let rates = s.r.layer_rates(s.stream);
+    assert!(
+        rates[0].is_some() && rates[1..] == [None, None],
+        "{rates:?}"
+    );
+    assert_eq!(s.r.layer_demand(s.stream), [true, true, false]);
+    // Layer 1 resumes: the capped player switches on its keyframe.
+    now += Duration::from_millis(33);
+    s.frame_of(0..2, true, now);
+    assert_eq!(s.r.downtrack_layer(top).unwrap().current, Some(1));
+    s.sent(top);
+    s.sent(low);
+}
+
+/// A router that relays a stream may never have seen a held layer's track
+/// (it paused before this router's players came): the held layer still
+/// counts, so its players can ask for it.
+#[test]
+fn a_held_layer_without_a_track_is_still_wanted() {
+    let mut r = Router::new();
+    let stream = r.add_stream(StreamKey::new(1, "relayed")).unwrap();
+    r.add_track(stream, video_info(9)).unwrap();
+    let dt = r.subscribe(stream, MediaKind::Video, player(1, 8)).unwrap();
+    assert_eq!(r.layer_demand(stream), [true, false, false]);
+    r.set_held(stream, [None, None, Some(1_000_000)]);
+    assert_eq!(r.layer_demand(stream), [false, false, true]);
+    assert_eq!(r.layer_rates(stream)[2], Some(1_000_000));
+    assert_eq!(r.downtrack_layer(dt).unwrap().target, Some(0));
 }
