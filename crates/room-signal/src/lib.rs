@@ -32,6 +32,7 @@ pub mod resume;
 pub mod room;
 pub mod session;
 mod session_media;
+pub mod simulcast;
 pub mod token;
 pub mod wire;
 

@@ -48,6 +48,10 @@ pub enum MediaEvent {
     /// A play: the stream's new publisher sends a codec the play's answer
     /// did not accept; the media plane ended the connection (`1005001`).
     CodecRefused,
+    /// A publish: the simulcast layers (a bit per layer, 0 the lowest) no
+    /// player takes, which the publisher may stop sending (told on every
+    /// change; 0: send them all).
+    VideoLayers { paused: u8 },
 }
 
 /// What the control plane needs from the media plane.

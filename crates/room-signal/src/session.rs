@@ -46,6 +46,10 @@ pub(crate) struct Publish {
     pub(crate) media: MediaId,
     /// Its media connection is up (ICE and DTLS).
     pub(crate) connected: bool,
+    /// Its simulcast RIDs, in the offer's order (empty without simulcast).
+    pub(crate) layers: Arc<[Arc<str>]>,
+    /// The RIDs last told paused (`publisherVideoLayersUpdate`).
+    pub(crate) paused: u8,
 }
 
 /// A stream this connection plays, bound to one of its rooms.

@@ -15,6 +15,7 @@ use crate::media::{MediaEvent, MediaId, PlayRequest, PublishRequest};
 use crate::outbox::Outbound;
 use crate::room::{DeleteReason, Room};
 use crate::session::{not_in_room, one, OpResult, Play, Publish, Session};
+use crate::simulcast;
 use crate::token::EXP_LEEWAY_SECS;
 use crate::wire::{self, User};
 
@@ -138,7 +139,7 @@ impl Session {
         self.app.set_publish_media(&stream, accepted.id);
         let user_id = self.user_id().unwrap_or_default().to_string();
         let layers = wire::simulcast_rids(&req.sdp);
-        if let Err(e) = room.add_stream(&user_id, join, stream.clone(), extra, layers) {
+        if let Err(e) = room.add_stream(&user_id, join, stream.clone(), extra, layers.clone()) {
             self.app.end_stream(&stream);
             return Err(e);
         }
@@ -149,6 +150,8 @@ impl Session {
             room_id: room.id.clone(),
             media: accepted.id,
             connected: false,
+            layers,
+            paused: 0,
         });
         Ok(Some(one("sdp", json!(accepted.answer_sdp))))
     }
@@ -447,6 +450,9 @@ impl Session {
                 _ => Vec::new(),
             };
         }
+        if let MediaEvent::VideoLayers { paused } = event {
+            return self.on_paused_layers(id, paused).into_iter().collect();
+        }
         if event == MediaEvent::CodecRefused {
             return self.end_play(id, code::BAD_SDP).into_iter().collect();
         }
@@ -468,6 +474,26 @@ impl Session {
         self.end_play(id, code::MEDIA_DISCONNECTED)
             .into_iter()
             .collect()
+    }
+
+    /// The media plane paused (or resumed) simulcast layers of publish
+    /// `id`: tell its publisher which RIDs it may stop sending.
+    fn on_paused_layers(&mut self, id: MediaId, paused: u8) -> Option<Bytes> {
+        let p = self.publishes.iter_mut().find(|p| p.media == id)?;
+        if p.layers.is_empty() || p.paused == paused {
+            return None;
+        }
+        p.paused = paused;
+        let rids: Vec<&str> = p.layers.iter().map(|r| &**r).collect();
+        let names: Vec<&str> = rids
+            .iter()
+            .copied()
+            .filter(|r| simulcast::layer_of(r, &rids).is_some_and(|l| paused & (1 << l) != 0))
+            .collect();
+        Some(wire::event(
+            "publisherVideoLayersUpdate",
+            json!({"streamID": &*p.stream_id, "pausedLayers": names}),
+        ))
     }
 
     /// The server ends play `id` (media failure, codec refused): its
@@ -585,6 +611,8 @@ impl Session {
             room_id: room.id.clone(),
             media: 0,
             connected: true,
+            layers: Arc::from([]),
+            paused: 0,
         });
         Ok(())
     }

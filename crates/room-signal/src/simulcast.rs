@@ -1,5 +1,7 @@
-//! A publisher's simulcast encodings (`a=rid` / `a=simulcast`) as router
+//! A publisher's simulcast encodings (`a=rid` / `a=simulcast`) as
 //! layers: which RTP stream ID is which layer (0 = lowest resolution).
+//! Both planes need it: the media plane to rank the encodings it receives,
+//! the control plane to name the layers it tells a publisher to pause.
 //!
 //! SDP does not say which encoding is the small one. The names the SDK
 //! and most stacks use do (`q`/`h`/`f`, `l`/`m`/`h`, `low`/`mid`/`high`,
@@ -8,7 +10,8 @@
 //! offer lists them, lowest first, which is how browsers list
 //! `sendEncodings` scaled down by 4, 2 and 1 (and what mediasoup assumes).
 
-use stream_router::MAX_LAYERS;
+/// Simulcast layers a stream has at most (the router's `MAX_LAYERS`).
+pub const MAX_LAYERS: usize = 3;
 
 /// RID families, each lowest first.
 const FAMILIES: &[&[&str]] = &[

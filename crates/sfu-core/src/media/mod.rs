@@ -35,7 +35,6 @@ pub mod probe;
 pub mod relay;
 pub mod sender_report;
 mod service;
-mod simulcast;
 pub mod srtp;
 pub mod stun;
 pub mod tcp_framing;

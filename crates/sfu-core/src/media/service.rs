@@ -21,7 +21,10 @@ use super::convert::{self, PlayerFeedback};
 use super::notify;
 use super::peer;
 use super::relay::Relay;
-use super::simulcast;
+use room_signal::simulcast;
+
+// The control plane names the same layers the router forwards.
+const _: () = assert!(simulcast::MAX_LAYERS == stream_router::MAX_LAYERS);
 use super::worker::{Origin, PubTrack, Role, Worker};
 
 impl Worker {
@@ -118,6 +121,7 @@ impl Worker {
                         stream: Some(stream),
                         tracks,
                         targets,
+                        ..
                     } = &mut peer.role
                     else {
                         continue;
