@@ -384,13 +384,14 @@ fn media(e: &mut DescriptorEncoder, m: &MediaSnapshot) -> std::fmt::Result {
     }
     let mut family = e.encode_descriptor(
         "sfu_simulcast_layers",
-        "Live simulcast layers (or SVC levels) of streams with video players on a media worker, by whether one of those players takes them (counted per worker)",
+        "Live simulcast layers (or SVC levels) of streams with video players on a media worker, by whether one of those players takes them (counted per worker); paused: simulcast layers their publisher was asked to stop because no player takes them (counted once, by the publisher's worker)",
         None,
         MetricType::Gauge,
     )?;
     for (state, n) in [
         ("forwarded", m.router.layers_forwarded),
         ("unused", m.router.layers_unused),
+        ("paused", m.router.layers_paused),
     ] {
         ConstGauge::new(n as i64).encode(family.encode_family(&label("state", state))?)?;
     }

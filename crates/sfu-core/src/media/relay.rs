@@ -59,6 +59,22 @@ pub enum Command {
     },
     /// Publisher `publisher` of `key` is gone (sent after its last packet).
     RelayEnd { key: StreamKey, publisher: MediaId },
+    /// Worker `from`'s players of `key` want these simulcast layers (sent
+    /// to the publisher's worker when it changes; `worker/pause.rs`).
+    LayerDemand {
+        key: StreamKey,
+        publisher: MediaId,
+        from: usize,
+        demand: [bool; stream_router::MAX_LAYERS],
+    },
+    /// The publisher's worker paused (or resumed) layers of `key`: the
+    /// rates its routers hold them at (`Router::set_held`).
+    RelayHeld {
+        key: StreamKey,
+        publisher: MediaId,
+        from: usize,
+        held: [Option<u64>; stream_router::MAX_LAYERS],
+    },
     /// Report the sizes of every map.
     Stats(oneshot::Sender<WorkerStats>),
     /// Answer at once (readiness: the worker's loop is turning).
@@ -183,6 +199,9 @@ pub struct RelayIn {
     pub from: usize,
     pub stream: StreamHandle,
     pub tracks: Vec<(TrackHandle, TrackInfo)>,
+    /// The layers this worker's players want, as last told the
+    /// publisher's worker.
+    pub demand_sent: [bool; stream_router::MAX_LAYERS],
 }
 
 impl Worker {
@@ -203,10 +222,47 @@ impl Worker {
                         targets.push(to);
                     }
                 }
+                // Its routers must know the paused layers before the rest.
+                if let Some(held) = self.layer_pause(&key, publisher).map(|p| p.held()) {
+                    if held.iter().any(Option::is_some) {
+                        let cmd = Command::RelayHeld {
+                            key,
+                            publisher,
+                            from: self.idx,
+                            held,
+                        };
+                        self.shared.command(to, cmd);
+                    }
+                }
             }
             Command::RelayStop { key, publisher, to } => {
                 if let Some(targets) = self.publisher_targets(&key, publisher) {
                     targets.retain(|t| *t != to);
+                }
+                if let Some(pause) = self.layer_pause(&key, publisher) {
+                    pause.forget(to);
+                }
+            }
+            Command::LayerDemand {
+                key,
+                publisher,
+                from,
+                demand,
+            } => {
+                if let Some(pause) = self.layer_pause(&key, publisher) {
+                    pause.set_remote(from, demand);
+                }
+            }
+            Command::RelayHeld {
+                key,
+                publisher,
+                from,
+                held,
+            } => {
+                // It may come before the relay's first packet.
+                if let Some(r) = self.relay_in(&key, publisher, from) {
+                    let stream = r.stream;
+                    self.router.set_held(stream, held);
                 }
             }
             Command::RelayPli {
@@ -238,7 +294,9 @@ impl Worker {
                 let _ = reply.send(self.stats());
             }
             Command::Totals(reply) => {
-                let _ = reply.send((self.router.totals(), self.peer_states()));
+                let mut totals = self.router.totals();
+                totals.layers_paused = self.layers_paused;
+                let _ = reply.send((totals, self.peer_states()));
             }
             Command::Shutdown(reply) => {
                 self.stopping = Some(reply);
@@ -305,47 +363,71 @@ impl Worker {
         }
     }
 
-    /// A packet of a stream published on another worker.
-    fn on_relay(&mut self, relay: Relay, now: std::time::Instant) {
-        self.sends.since(relay.received);
-        let replace = match self.sources.get(&relay.key) {
+    /// The relayed copy of `key` for publisher `publisher` on worker
+    /// `from`, made when this worker has players of the key; a newer
+    /// publisher of the key replaces an older one's tracks. `None` for a
+    /// stale publisher (or a key published here, or nobody plays it).
+    fn relay_in(
+        &mut self,
+        key: &StreamKey,
+        publisher: MediaId,
+        from: usize,
+    ) -> Option<&mut RelayIn> {
+        let replace = match self.sources.get(key) {
             // A publisher of this key lives here: the packet is stale.
-            Some(Source::Local(_)) => return,
-            Some(Source::Relayed(r)) if r.publisher == relay.publisher => false,
+            Some(Source::Local(_)) => return None,
+            Some(Source::Relayed(r)) if r.publisher == publisher => false,
             // A newer publisher of the same stream ID: it replaces the old.
-            Some(Source::Relayed(r)) if r.publisher < relay.publisher => true,
-            Some(Source::Relayed(_)) => return,
+            Some(Source::Relayed(r)) if r.publisher < publisher => true,
+            Some(Source::Relayed(_)) => return None,
             None => {
                 // Only a worker with players of the key keeps a copy.
-                if !self.router.is_awaited(&relay.key) {
-                    return;
+                if !self.router.is_awaited(key) {
+                    return None;
                 }
-                let Ok(stream) = self.router.add_stream(relay.key.clone()) else {
-                    return;
-                };
+                let stream = self.router.add_stream(key.clone()).ok()?;
                 self.sources.insert(
-                    relay.key.clone(),
+                    key.clone(),
                     Source::Relayed(RelayIn {
-                        publisher: relay.publisher,
-                        from: relay.from,
+                        publisher,
+                        from,
                         stream,
                         tracks: Vec::new(),
+                        demand_sent: [false; stream_router::MAX_LAYERS],
                     }),
                 );
                 false
             }
         };
-        let Some(Source::Relayed(r)) = self.sources.get_mut(&relay.key) else {
-            return;
+        let Some(Source::Relayed(r)) = self.sources.get_mut(key) else {
+            return None;
         };
         if replace {
             for (t, _) in r.tracks.drain(..) {
                 self.router_tracks.remove(&t);
                 let _ = self.router.remove_track(t);
             }
-            r.publisher = relay.publisher;
-            r.from = relay.from;
+            self.router
+                .set_held(r.stream, [None; stream_router::MAX_LAYERS]);
+            r.publisher = publisher;
+            r.from = from;
+            r.demand_sent = [false; stream_router::MAX_LAYERS];
         }
+        Some(r)
+    }
+
+    /// A packet of a stream published on another worker.
+    fn on_relay(&mut self, relay: Relay, now: std::time::Instant) {
+        self.sends.since(relay.received);
+        if self
+            .relay_in(&relay.key, relay.publisher, relay.from)
+            .is_none()
+        {
+            return;
+        }
+        let Some(Source::Relayed(r)) = self.sources.get_mut(&relay.key) else {
+            return;
+        };
         let existing = r
             .tracks
             .iter()

@@ -54,6 +54,7 @@ use super::Shared;
 mod ice;
 mod io;
 mod layers;
+mod pause;
 mod plays;
 mod tcp;
 mod teardown;
@@ -124,6 +125,8 @@ pub(crate) enum Role {
         tracks: Vec<PubTrack>,
         /// Other workers with players of this stream.
         targets: Vec<usize>,
+        /// Which of its simulcast layers are paused (`worker/pause.rs`).
+        pause: Box<pause::LayerPause>,
     },
     Player {
         legs: Vec<PlayLeg>,
@@ -244,6 +247,8 @@ pub(crate) struct Worker {
     pub stamped: Vec<u8>,
     /// Players with a bandwidth probe running (`worker/layers.rs`).
     pub probing: Vec<MediaId>,
+    /// Simulcast layers of local publishers paused now (`worker/pause.rs`).
+    pub layers_paused: u64,
     /// Connections whose handling panicked this turn: ended as failed.
     pub panicked: Vec<MediaId>,
     /// Set by `Command::Shutdown`: close everything, answer, stop.
@@ -327,6 +332,7 @@ impl Worker {
             written: Vec::new(),
             stamped: vec![0; stream_router::MAX_HEADER_LEN + 8],
             probing: Vec::new(),
+            layers_paused: 0,
             panicked: Vec::new(),
             stopping: None,
             nacks: Vec::with_capacity(64),
@@ -493,6 +499,7 @@ impl Worker {
                     stream,
                     tracks: Vec::new(),
                     targets,
+                    pause: Box::default(),
                 }
             }
             ConnRole::Play => {
@@ -747,6 +754,7 @@ impl Worker {
         );
         self.send_reports(now);
         self.router.measure(now);
+        self.update_pauses(now);
         self.prune_estimators(now);
         // Timers that were never armed (new peers) get armed by `flush`.
         let ids: Vec<MediaId> = self.peers.keys().copied().collect();

@@ -63,6 +63,7 @@ impl Worker {
                 stream,
                 tracks,
                 targets,
+                ..
             } => {
                 for t in &tracks {
                     if let Some((h, _)) = t.router {
