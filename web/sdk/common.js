@@ -51,6 +51,7 @@ export const EVENTS = Object.freeze([
   'tokenWillExpire',
   'playerStateUpdate',
   'publisherStateUpdate',
+  'publisherVideoLayersUpdate',
 ]);
 
 /**
@@ -70,6 +71,7 @@ export const EVENT_FIELDS = Object.freeze({
   tokenWillExpire: ['roomID'],
   playerStateUpdate: ['streamID', 'state', 'errorCode'],
   publisherStateUpdate: ['streamID', 'state', 'errorCode'],
+  publisherVideoLayersUpdate: ['streamID', 'pausedLayers'],
 });
 
 export function argsOf(name, obj) {

@@ -116,6 +116,8 @@ export interface EngineEvents {
   tokenWillExpire: (roomID: string) => void;
   playerStateUpdate: (streamID: string, state: PlayerState, errorCode: number) => void;
   publisherStateUpdate: (streamID: string, state: PublisherState, errorCode: number) => void;
+  /** The simulcast layers (RIDs) of a publish that no player takes; the SDK has stopped encoding them. */
+  publisherVideoLayersUpdate: (streamID: string, pausedLayers: string[]) => void;
 }
 export type EngineEventName = keyof EngineEvents;
 export declare const EVENTS: ReadonlyArray<EngineEventName>;

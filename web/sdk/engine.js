@@ -9,7 +9,7 @@
 
 import { Emitter, ErrorCode, EVENTS, EVENT_FIELDS, argsOf, isTransportError, sdkError, toSdkError } from './common.js';
 import { Connection, deriveWsURL } from './signaling.js';
-import { checkStreamID, closePc, openMedia, preferCodec, rtc, simulcastEncodings, withDependencyDescriptor } from './media.js';
+import { checkStreamID, closePc, openMedia, preferCodec, rtc, setPausedLayers, simulcastEncodings, withDependencyDescriptor } from './media.js';
 import { applyLists, newRoom, runReconnect } from './rooms.js';
 import { digestStats } from './stats.js';
 
@@ -661,6 +661,17 @@ export class Engine {
       case 'roomExtraInfoUpdate':
         if (room) room.extraInfoList = msg.roomExtraInfoList || [];
         break;
+      case 'publisherVideoLayersUpdate': {
+        // Simulcast layers no player takes: stop encoding them. One update
+        // at a time (setParameters wants the last getParameters' result).
+        const pub = this._publishers.get(msg.streamID);
+        if (!pub || !pub.pc) return;
+        const pc = pub.pc;
+        pub.layersApplied = (pub.layersApplied || Promise.resolve())
+          .then(() => setPausedLayers(pc, msg.pausedLayers))
+          .catch((err) => console.warn('[engine] cannot pause simulcast layers', err));
+        break;
+      }
       case 'publisherStateUpdate':
       case 'playerStateUpdate': {
         const map = name === 'publisherStateUpdate' ? this._publishers : this._players;

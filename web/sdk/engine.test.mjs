@@ -598,3 +598,37 @@ test('play offers advertise the dependency descriptor once, on a free ID, in vid
   const full = offer.replace('a=rtpmap:96', [...Array(14).keys()].map((i) => `a=extmap:${i + 1} urn:x:${i}`).join('\r\n') + '\r\na=rtpmap:96');
   assert.equal(withDependencyDescriptor(full), full);
 });
+
+test('simulcast publish: the layers the server pauses stop encoding, and resume', async () => {
+  const net = fakeNet(loginHandler({ startPublishingStream: () => ({ sdp: 'v=0 answer' }) }));
+  const applied = [];
+  class SimulcastPC extends FakePC {
+    getSenders() {
+      return this.transceivers.map((t) => ({
+        track: t.trackOrKind,
+        getParameters: () => ({ encodings: (t.init.sendEncodings || []).map((e) => ({ ...e, active: t.active?.[e.rid] ?? true })) }),
+        setParameters: async (p) => {
+          t.active = Object.fromEntries(p.encodings.map((e) => [e.rid, e.active]));
+          applied.push(p.encodings.map((e) => `${e.rid}:${e.active}`).join(' '));
+        },
+      }));
+    }
+  }
+  const e = track(new Engine(1, 'http://x', { WebSocket: net.WebSocket, RTCPeerConnection: SimulcastPC, MediaStream: FakeMediaStream }));
+  const log = recorder(e);
+  await e.loginRoom('r1', 't', { userID: 'alice' });
+  const local = new FakeMediaStream();
+  local.addTrack({ kind: 'audio' });
+  local.addTrack({ kind: 'video' });
+  await e.startPublishingStream('cam', local, { simulcast: true });
+  const ws = net.sockets[0];
+  ws.push({ event: 'publisherVideoLayersUpdate', streamID: 'cam', pausedLayers: ['h', 'f'] });
+  ws.push({ event: 'publisherVideoLayersUpdate', streamID: 'cam', pausedLayers: ['h'] });
+  // Another stream's update is not ours.
+  ws.push({ event: 'publisherVideoLayersUpdate', streamID: 'other', pausedLayers: ['q'] });
+  await e._publishers.get('cam').layersApplied;
+  assert.deepEqual(applied, ['q:true h:false f:false', 'q:true h:false f:true']);
+  const events = log.filter((l) => l[0] === 'publisherVideoLayersUpdate').map((l) => [l[1], l[2]]);
+  assert.deepEqual(events, [['cam', ['h', 'f']], ['cam', ['h']]]);
+  e.destroy();
+});

@@ -96,6 +96,32 @@ export function simulcastEncodings(option) {
   });
 }
 
+/**
+ * Stop sending the simulcast encodings the server says no player takes
+ * (`publisherVideoLayersUpdate`'s `pausedLayers`, by RID) and send the
+ * others again: `encodings[i].active` through `setParameters`. Resolves
+ * when applied; senders without RIDs are left alone.
+ */
+export async function setPausedLayers(pc, pausedLayers) {
+  const paused = Array.isArray(pausedLayers) ? pausedLayers.map(String) : [];
+  const senders = typeof pc.getSenders === 'function' ? pc.getSenders() : [];
+  for (const sender of senders) {
+    if (!sender.track || sender.track.kind !== 'video') continue;
+    const params = sender.getParameters();
+    const encodings = params.encodings || [];
+    if (encodings.length < 2 || !encodings.every((e) => e.rid)) continue;
+    let changed = false;
+    for (const e of encodings) {
+      const active = !paused.includes(e.rid);
+      if (e.active !== active) {
+        e.active = active;
+        changed = true;
+      }
+    }
+    if (changed) await sender.setParameters(params);
+  }
+}
+
 /** AV1's dependency descriptor RTP header extension. */
 export const DEPENDENCY_DESCRIPTOR = 'https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension';
 
