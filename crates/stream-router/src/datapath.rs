@@ -103,6 +103,8 @@ impl Router {
         if let Some(l) = &layering {
             t.svc.count(l, payload_len);
         }
+        let simulcast =
+            layering.is_some() && streams.get(t.stream.0).is_some_and(|s| s.is_simulcast());
         let src = Source {
             handle: track,
             info: &t.info,
@@ -111,6 +113,7 @@ impl Router {
             vp8,
             layering,
             spatial_levels: t.svc.spatial(),
+            simulcast,
         };
         // Audio and video layer 0 share the value 0; see `layers.rs`.
         let layer = t.info.layer;

@@ -108,14 +108,15 @@ impl Router {
         live
     }
 
-    /// The scalable (SVC) video track of `stream`: its only live layer
-    /// track, when that track's last measured period had several levels.
+    /// The scalable (SVC) video track of `stream`: its only layer track,
+    /// live, when that track's last measured period had several levels.
+    /// Never one layer of a simulcast stream, even when the others
+    /// stalled or are paused: its layers are then taken whole.
     pub(crate) fn svc_track(&self, stream: StreamHandle) -> Option<&crate::track::Track> {
-        let live = self.live_layers(stream);
-        if live[1..].iter().any(|&l| l) || !live[0] {
+        let s = self.streams.get(stream.0)?;
+        if s.is_simulcast() || !self.live_layers(stream)[0] {
             return None;
         }
-        let s = self.streams.get(stream.0)?;
         let t = self.tracks.get(s.tracks[1]?.0)?;
         t.svc.top_level().is_some().then_some(t)
     }

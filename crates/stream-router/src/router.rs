@@ -77,6 +77,15 @@ pub(crate) struct Stream {
     pub(crate) held: [Option<u64>; MAX_LAYERS],
 }
 
+impl Stream {
+    /// Its video comes as several simulcast layers: more than one layer
+    /// track (live or not), or a layer held paused.
+    pub(crate) fn is_simulcast(&self) -> bool {
+        self.tracks[1..].iter().filter(|t| t.is_some()).count() > 1
+            || self.held.iter().any(Option::is_some)
+    }
+}
+
 /// A publisher track as [`Router::stream_media`] reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrackMedia {

@@ -372,3 +372,45 @@ fn a_lossy_player_falling_a_level_gets_a_keyframe() {
     s.r.set_max_layer(p, 0).unwrap();
     assert_eq!(s.plis(t0 + Duration::from_secs(20)), 0);
 }
+
+/// A simulcast layer with temporal layers (Chromium's VP8 simulcast sends
+/// three per encoding) goes to its players whole: their cap chose the
+/// simulcast layer, not a frame rate. Also when the stream's other layers
+/// are paused (held) and silent: it is still one layer of several, never
+/// an SVC track of its own.
+#[test]
+fn a_simulcast_layers_temporal_layers_all_go_to_its_players() {
+    let mut s = Svc::new(Codec::Vp8);
+    let upper = TrackInfo {
+        layer: 1,
+        ..video_info(0x501)
+    };
+    let t1 = s.r.add_track(s.stream, upper).unwrap();
+    let t0 = Instant::now();
+    let first = packet(&upper, 1, 1, Bytes::from_static(VP8_KEY));
+    s.r.push_rtp(t1, first, t0).unwrap();
+    let low = s.play(2);
+    s.r.set_max_layer(low, 0).unwrap();
+    s.vp8_frame(true, 0, t0);
+    for i in 1..12 {
+        s.vp8_frame(false, TIDS[i % 4], t0);
+    }
+    let b = s.sent(low);
+    assert_eq!(b.len(), 12, "every frame of layer 0");
+    assert_continuous(&b);
+    // Layer 1 paused: held, and silent long enough to stall.
+    s.r.set_held(s.stream, [None, Some(500_000), None]);
+    let mut now = t0;
+    for i in 12..72 {
+        now += Duration::from_millis(33);
+        s.vp8_frame(false, TIDS[i % 4], now);
+        s.r.measure(now);
+    }
+    assert_eq!(s.sent(low).len(), 60);
+    let rates = s.r.layer_rates(s.stream);
+    assert_eq!(
+        rates[1],
+        Some(500_000),
+        "simulcast rates, not levels: {rates:?}"
+    );
+}
