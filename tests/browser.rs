@@ -369,6 +369,29 @@ fn firefox_simulcast_follows_each_players_bandwidth() {
     simulcast("firefox");
 }
 
+/// Pausing layers nobody takes (tests/browser/pause.mjs): of a Chromium
+/// simulcast publish played by one player capped low, the server pauses h
+/// and f (the SDK stops encoding them, getStats shows no new frame of
+/// either for 2 s, the metric counts 2); the player raised to high
+/// decodes 1280 px within 15 s, and never freezes for a second.
+#[test]
+fn chromium_simulcast_layers_nobody_takes_are_paused_and_resumed() {
+    let _cpu = cpu_shared();
+    let server = TestServer::start_dev();
+    let out = run_script_args(&server, "pause.mjs", &["chromium"]);
+    assert!(out.contains("pause passed (chromium)"), "{out}");
+}
+
+/// The same with Firefox publishing.
+#[test]
+fn firefox_simulcast_layers_nobody_takes_are_paused_and_resumed() {
+    require_firefox();
+    let _cpu = cpu_shared();
+    let server = TestServer::start_dev();
+    let out = run_script_args(&server, "pause.mjs", &["firefox"]);
+    assert!(out.contains("pause passed (firefox)"), "{out}");
+}
+
 /// The same with one VP9 encoding of three spatial and three temporal
 /// layers (L3T3_KEY): the constrained player gets fewer spatial layers of
 /// the one track instead of another track.
