@@ -26,9 +26,9 @@ const server = process.env.SERVER;
 if (!server) throw new Error('SERVER is not set');
 const publisherKind = process.argv[2] || 'chromium';
 setTimeout(() => {
-  console.error('pause.mjs: still running after 150 s, giving up');
+  console.error('pause.mjs: still running after 160 s, giving up');
   process.exit(1);
-}, 150000).unref();
+}, 160000).unref();
 
 async function install(user) {
   window.e = new window.sdk.Engine(1, location.origin, { RTCPeerConnection: window.RecordedPeerConnection });
@@ -106,11 +106,16 @@ try {
   };
   const tick = () => new Promise((r) => setTimeout(r, 250));
 
-  // The low player decodes (the fake camera at a quarter: 320 px).
+  // The low player decodes (the fake camera at a quarter: 320 px), and
+  // the publisher has encoded every layer (Firefox may start f only
+  // after its own bandwidth estimate grew, 25 s and more).
   for (;;) {
-    const { p } = await sample('start');
-    if (p.frames > 30 && p.width > 0 && p.width < TOP_WIDTH) break;
-    if (Date.now() - t0 > 60000) throw new Error(`the low player does not decode: ${JSON.stringify(p)}`);
+    const { p, enc } = await sample('start');
+    const all = ['q', 'h', 'f'].every((r) => enc[r] && enc[r].frames > 0);
+    if (all && p.frames > 30 && p.width > 0 && p.width < TOP_WIDTH) break;
+    if (Date.now() - t0 > 70000) {
+      throw new Error(`no low play of three encodings after 70 s: ${JSON.stringify({ p, enc })}`);
+    }
     await tick();
   }
   player.watching = true;
@@ -121,11 +126,14 @@ try {
   const before = { played: player.frames, q: (await pubPage.evaluate(encoded)).q.frames };
   let frameRatio = null;
   let pauseMs = null;
+  let stoppedAt = null;
   let metric = null;
   while (Date.now() - startedAt < PAUSE_LIMIT_MS + STILL_MS) {
     const { stillMs } = await sample('pausing');
+    // (A layer paused before the phase began counts from its last frame.)
     if (stillMs.h >= STILL_MS && stillMs.f >= STILL_MS && stillMs.q < 1000) {
       pauseMs = Date.now() - startedAt - STILL_MS;
+      stoppedAt = { h: (still.h.since - t0) / 1000, f: (still.f.since - t0) / 1000, playing: (startedAt - t0) / 1000 };
       metric = await pausedMetric();
       frameRatio = (player.frames - before.played) / Math.max(1, still.q.frames - before.q);
       break;
@@ -150,6 +158,7 @@ try {
     publisher: publisherKind,
     lowWidth,
     pauseMs,
+    stoppedAt,
     pausedMetric: metric,
     updates: finalUpdates,
     raiseMs,

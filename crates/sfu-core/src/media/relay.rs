@@ -606,6 +606,79 @@ mod tests {
         assert!(w.router_tracks.is_empty());
     }
 
+    fn demand_sent(w: &Worker, key: &StreamKey) -> Option<[bool; 3]> {
+        match w.sources.get(key) {
+            Some(Source::Relayed(r)) => Some(r.demand_sent),
+            _ => None,
+        }
+    }
+
+    /// A worker that starts relaying a stream whose upper layer is paused
+    /// learns it before any packet (the layer never sends, so no track of
+    /// it would ever come): its players can want that layer, and it tells
+    /// the publisher's worker what they want. A stale publisher's held
+    /// rates are ignored.
+    #[tokio::test]
+    async fn paused_layers_reach_a_relaying_worker_before_its_packets() {
+        let plane = MediaPlane::start(MediaConfig {
+            udp_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            workers: 1,
+            ..MediaConfig::default()
+        })
+        .unwrap();
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut w = Worker::new(1, socket, plane.shared.clone()).unwrap();
+        let now = Instant::now();
+        let key = StreamKey::new(1, "cam");
+        let held = |publisher| {
+            Inbound::Command(Command::RelayHeld {
+                key: key.clone(),
+                publisher,
+                from: 0,
+                held: [None, None, Some(900_000)],
+            })
+        };
+        // Nobody plays it here: nothing is kept.
+        w.on_inbound(held(5), now);
+        assert!(w.sources.is_empty());
+        let dt = w.router.subscribe_key(
+            &key,
+            MediaKind::Video,
+            DownTrackConfig {
+                ssrc: 42,
+                payload_type: 96,
+                extensions: ExtMap::new(),
+                queue_capacity: 16,
+            },
+        );
+        w.on_inbound(held(5), now);
+        assert_eq!(relayed_from(&w, &key), Some(5));
+        let stream = w.router.find_stream(&key).unwrap();
+        assert_eq!(w.router.layer_rates(stream)[2], Some(900_000));
+        // The layer-0 packets come; the uncapped player wants layer 2.
+        w.on_inbound(relay(&key, 5, 111, 1), now);
+        assert_eq!(feeding(&w, &key), Some(111));
+        assert_eq!(demand_sent(&w, &key), Some([false; 3]));
+        w.update_pauses(now);
+        assert_eq!(demand_sent(&w, &key), Some([false, false, true]));
+        // Capped low: layer 0, told on the next turn.
+        w.router.set_max_layer(dt, 0);
+        w.update_pauses(now);
+        assert_eq!(demand_sent(&w, &key), Some([true, false, false]));
+        // An older publisher's message changes nothing.
+        w.on_inbound(
+            Inbound::Command(Command::RelayHeld {
+                key: key.clone(),
+                publisher: 3,
+                from: 0,
+                held: [None, Some(1), Some(2)],
+            }),
+            now,
+        );
+        assert_eq!(w.router.layer_rates(stream)[1], None);
+        assert_eq!(w.router.layer_rates(stream)[2], Some(900_000));
+    }
+
     #[test]
     fn the_mailbox_keeps_order_and_bounds_relays() {
         let (tx, mut rx) = mailbox();
