@@ -238,6 +238,55 @@ impl WebhooksSection {
     }
 }
 
+/// Cluster mode (`[cluster]`): several nodes as one app, on one Redis.
+/// `redis` empty (the default): a single node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct ClusterSection {
+    /// `redis://host:port[/db]`; empty: no cluster.
+    pub redis: String,
+    /// This node's ID, unique in the cluster (1-64 of `A-Za-z0-9_.-`).
+    #[serde(rename = "nodeID")]
+    pub node_id: String,
+    /// `host:port` other nodes reach this node's node-to-node link at.
+    pub advertise: String,
+    /// How often this node renews its registry entry.
+    pub heartbeat_ms: u64,
+    /// A node whose entry was not renewed for this long is gone.
+    pub node_ttl_ms: u64,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        let d = sfu_core::cluster::ClusterConfig::new("", "", "");
+        ClusterSection {
+            redis: String::new(),
+            node_id: String::new(),
+            advertise: String::new(),
+            heartbeat_ms: d.heartbeat.as_millis() as u64,
+            node_ttl_ms: d.node_ttl.as_millis() as u64,
+        }
+    }
+}
+
+impl ClusterSection {
+    /// The membership these keys describe (`None`: no `redis`), checked.
+    pub fn config(&self) -> anyhow::Result<Option<sfu_core::cluster::ClusterConfig>> {
+        if self.redis.trim().is_empty() {
+            return Ok(None);
+        }
+        let mut c = sfu_core::cluster::ClusterConfig::new(
+            self.redis.trim(),
+            self.node_id.trim(),
+            self.advertise.trim(),
+        );
+        c.heartbeat = std::time::Duration::from_millis(self.heartbeat_ms);
+        c.node_ttl = std::time::Duration::from_millis(self.node_ttl_ms);
+        c.check().map_err(anyhow::Error::msg)?;
+        Ok(Some(c))
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct FileConfig {
@@ -246,6 +295,7 @@ pub struct FileConfig {
     pub apps: Vec<AppConfig>,
     pub log: LogSection,
     pub webhooks: WebhooksSection,
+    pub cluster: ClusterSection,
 }
 
 impl FileConfig {

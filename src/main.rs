@@ -115,6 +115,7 @@ fn check_config(cli: &Cli) -> anyhow::Result<()> {
     // What `serve` would build from it, so a bad address or profile fails here too.
     cfg.server.media()?;
     sfu_core::webhooks::check(&cfg.apps)?;
+    cfg.cluster.config()?;
     println!(
         "{}: ok (http {}, udp port {}, tcp port {}, {} app(s), log format {:?})",
         cli.config
@@ -227,6 +228,7 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
             dev: cli.dev,
             admin_token: Some(cfg.server.admin_token.clone()),
             webhooks: cfg.webhooks.config(),
+            cluster: cfg.cluster.config()?,
         })
         .await?;
         let addr = server.local_addr()?;

@@ -26,6 +26,7 @@ async fn start_server_with(signal: SignalConfig) -> anyhow::Result<String> {
         dev: false,
         admin_token: None,
         webhooks: Default::default(),
+        cluster: None,
     })
     .await?;
     let addr = server.local_addr()?.to_string();

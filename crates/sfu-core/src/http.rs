@@ -124,7 +124,11 @@ pub const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
 /// `GET /readyz`: `200` when the listeners are bound (this answer comes
 /// through the HTTP one; the media socket is bound before the server
 /// starts) and every media worker answered a ping within
-/// [`READY_WITHIN`]; `503` naming the workers that did not.
+/// [`READY_WITHIN`]; `503` naming the workers that did not. In cluster
+/// mode also `cluster` (Redis's state, this node's ID, the live nodes) and
+/// `503` until this node is registered, and again once its last good
+/// heartbeat is older than the node TTL (the other nodes no longer see
+/// it; a shorter Redis outage keeps it ready).
 async fn readyz(AxumState(state): AxumState<Arc<State>>) -> Response {
     let (workers, silent) = match &state.media {
         Some(media) => (
@@ -133,12 +137,31 @@ async fn readyz(AxumState(state): AxumState<Arc<State>>) -> Response {
         ),
         None => (0, Vec::new()),
     };
-    let ready = silent.is_empty();
-    let body = serde_json::json!({
+    let mut ready = silent.is_empty();
+    let mut body = serde_json::json!({
         "ready": ready,
         "mediaWorkers": workers,
         "unansweringWorkers": silent,
     });
+    if let Some(c) = &state.cluster {
+        let health = c.health();
+        let registered = c.is_ready();
+        ready &= registered;
+        body["ready"] = ready.into();
+        body["cluster"] = serde_json::json!({
+            "nodeID": c.node_id(),
+            "incarnation": c.incarnation(),
+            "registered": registered,
+            "redis": health.state.as_str(),
+            "redisLatencyMs": health.latency.map(|l| l.as_secs_f64() * 1000.0),
+            "nodes": c.nodes().iter().map(|n| serde_json::json!({
+                "nodeID": n.id,
+                "advertise": n.advertise,
+                "incarnation": n.incarnation,
+                "lastSeenMs": n.last_seen_ms,
+            })).collect::<Vec<_>>(),
+        });
+    }
     let status = match ready {
         true => StatusCode::OK,
         false => StatusCode::SERVICE_UNAVAILABLE,

@@ -15,10 +15,12 @@
 //!   its OpenAPI document.
 //! - [`webhooks`]: the apps' events POSTed to their backends, signed, in
 //!   room order, with retries.
+//! - [`cluster`]: several nodes as one, on Redis (the node registry).
 
 pub mod admin;
 pub mod admin_views;
 pub mod assets;
+pub mod cluster;
 pub mod http;
 pub mod listener;
 pub mod media;
@@ -54,6 +56,9 @@ pub struct ServerConfig {
     pub admin_token: Option<String>,
     /// Webhook delivery (`[webhooks]`); each app's URL is in its config.
     pub webhooks: webhooks::WebhookConfig,
+    /// Cluster mode (`[cluster]`): this node's membership of a cluster on
+    /// Redis; `None`: a single node.
+    pub cluster: Option<cluster::ClusterConfig>,
 }
 
 /// Limits of the HTTP/WebSocket listener (`server.*` keys of `sfu.toml`).
@@ -110,6 +115,8 @@ pub struct State {
     pub resumes: resume::Registry,
     /// Sessions held for a resume now (`/metrics`).
     pub held_sessions: std::sync::atomic::AtomicUsize,
+    /// This node's cluster membership, in cluster mode.
+    pub cluster: Option<cluster::Cluster>,
 }
 
 impl State {
@@ -140,6 +147,10 @@ impl State {
         };
         // The sessions' last events (logouts, streams stopped, rooms closed).
         let hooks = self.webhooks.flush(deadline).await;
+        // Out of the registry at once rather than after the TTL.
+        if let Some(c) = &self.cluster {
+            let _ = tokio::time::timeout_at(deadline, c.leave()).await;
+        }
         tracing::info!(
             sessions_closed = sessions,
             media_stopped = media,
@@ -227,6 +238,10 @@ impl Server {
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding {}", config.bind))?;
+        let cluster = match config.cluster {
+            Some(c) => Some(cluster::Cluster::start(c).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
         Ok(Server {
             listener,
             state: Arc::new(State {
@@ -242,6 +257,7 @@ impl Server {
                 webhooks: hooks,
                 resumes: resume::Registry::default(),
                 held_sessions: Default::default(),
+                cluster,
             }),
             media_addr,
         })

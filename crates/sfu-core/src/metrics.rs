@@ -49,6 +49,19 @@ pub struct Snapshot {
     pub media: Option<MediaSnapshot>,
     pub process: Option<Process>,
     pub webhooks: WebhookCounts,
+    /// Cluster mode: the registry's view and the Redis connection.
+    pub cluster: Option<ClusterCounts>,
+}
+
+/// The cluster membership at one scrape.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ClusterCounts {
+    pub nodes: u64,
+    pub redis_up: bool,
+    pub registered: bool,
+    pub redis_latency_seconds: f64,
+    pub redis_errors: u64,
+    pub node_id_conflicts: u64,
 }
 
 /// The webhook sender's counters at one scrape.
@@ -175,12 +188,63 @@ pub async fn snapshot(state: &State) -> Snapshot {
                 pending: w.pending.load(Relaxed),
             }
         },
+        cluster: state.cluster.as_ref().map(|c| {
+            let h = c.health();
+            ClusterCounts {
+                nodes: c.nodes().len() as u64,
+                redis_up: h.state == crate::cluster::RedisState::Up,
+                registered: c.is_ready(),
+                redis_latency_seconds: h.latency.map_or(0.0, |l| l.as_secs_f64()),
+                redis_errors: h.errors,
+                node_id_conflicts: h.conflicts,
+            }
+        }),
     }
 }
 
 /// One scrape's snapshot as a `prometheus-client` collector.
 #[derive(Debug)]
 struct Scrape(Snapshot);
+
+fn cluster(e: &mut DescriptorEncoder, c: &ClusterCounts) -> std::fmt::Result {
+    gauge(
+        e,
+        "sfu_cluster_nodes",
+        "Live nodes of the cluster as this node's last good heartbeat read them (itself included)",
+        c.nodes as i64,
+    )?;
+    gauge(
+        e,
+        "sfu_cluster_registered",
+        "1 while this node's registry entry is fresh (a heartbeat within the node TTL)",
+        i64::from(c.registered),
+    )?;
+    gauge(
+        e,
+        "sfu_redis_up",
+        "1 when this node's last heartbeat reached Redis",
+        i64::from(c.redis_up),
+    )?;
+    let g = ConstGauge::new(c.redis_latency_seconds);
+    g.encode(e.encode_descriptor(
+        "sfu_redis_latency_seconds",
+        "Round trip of this node's last good heartbeat script",
+        None,
+        g.metric_type(),
+    )?)?;
+    counter(
+        e,
+        "sfu_redis_errors",
+        "Heartbeats that failed (Redis down, unreachable or slower than the heartbeat)",
+        c.redis_errors,
+    )?;
+    counter(
+        e,
+        "sfu_cluster_node_id_conflicts",
+        "Times another live process wrote this node's ID between two of its heartbeats",
+        c.node_id_conflicts,
+    )
+}
 
 fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
     let c = ConstCounter::new(v);
@@ -337,6 +401,9 @@ impl Collector for Scrape {
         )?;
         if let Some(m) = &s.media {
             media(&mut e, m)?;
+        }
+        if let Some(c) = &s.cluster {
+            cluster(&mut e, c)?;
         }
         if let Some(p) = s.process {
             let cpu = ConstCounter::new(p.cpu_seconds);

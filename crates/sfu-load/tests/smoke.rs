@@ -18,6 +18,7 @@ async fn start_server() -> anyhow::Result<SocketAddr> {
         dev: true,
         admin_token: None,
         webhooks: Default::default(),
+        cluster: None,
     })
     .await?;
     let addr = server.local_addr()?;
