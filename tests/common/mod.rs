@@ -289,6 +289,12 @@ impl TestServer {
         }
     }
 
+    /// `kill -9`: no shutdown, no goodbye to anyone.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub async fn client(&self, app: u32) -> Client {
         Client::connect(&format!("ws://{}/ws?appID={app}", self.addr)).await
     }
@@ -615,6 +621,7 @@ pub mod http;
 pub mod impair;
 pub mod media;
 pub mod proxy;
+pub mod redis;
 pub mod tcp_proxy;
 
 /// `GET /metrics` of `server` (blocking: for the tests that drive browsers
