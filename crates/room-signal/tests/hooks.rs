@@ -1,66 +1,19 @@
 //! The events the control plane emits for an app's backend (webhooks):
 //! exactly which, with which reason, in each room's order.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+mod common;
+
 use std::sync::Arc;
 
+use common::{answer, login, AcceptAll as FakeMedia};
 use room_signal::hooks::RecordedHooks;
-use room_signal::media::{Accepted, MediaControl, MediaId, PlayRequest, PublishRequest};
-use room_signal::token::{mint, Claims};
-use room_signal::{CloseReason, Hub, Session, SignalConfig, SignalError};
+use room_signal::{CloseReason, Hub, Session, SignalConfig};
 use serde_json::{json, Value};
 
-const NOW_MS: u64 = 1_900_000_000_000;
-
-#[derive(Default)]
-struct FakeMedia(AtomicU64);
-
-impl MediaControl for FakeMedia {
-    fn publish(&self, _req: PublishRequest<'_>) -> Result<Accepted, SignalError> {
-        Ok(Accepted {
-            id: self.0.fetch_add(1, Ordering::Relaxed),
-            answer_sdp: "v=0".into(),
-        })
-    }
-    fn play(&self, _req: PlayRequest<'_>) -> Result<Accepted, SignalError> {
-        Ok(Accepted {
-            id: self.0.fetch_add(1, Ordering::Relaxed),
-            answer_sdp: "v=0".into(),
-        })
-    }
-    fn add_candidate(&self, _id: MediaId, _c: &str) -> Result<(), SignalError> {
-        Ok(())
-    }
-    fn stop(&self, _id: MediaId) {}
-}
-
+/// Send one request; it must succeed.
 fn call(s: &mut Session, req: Value) {
-    let out = s.handle_text(&req.to_string(), NOW_MS).expect("an answer");
-    let r: Value = serde_json::from_slice(&out).unwrap();
+    let r = answer(s, req.clone());
     assert_eq!(r["code"], 0, "{req} → {r}");
-}
-
-fn token(user: &str) -> String {
-    mint(
-        "devsecret",
-        &Claims {
-            app_id: 1,
-            user_id: user.into(),
-            iat: NOW_MS / 1000,
-            exp: NOW_MS / 1000 + 3600,
-            room_id: None,
-            privilege: None,
-            stream_id_list: None,
-        },
-    )
-}
-
-fn login(s: &mut Session, user: &str, room: &str) {
-    call(
-        s,
-        json!({"id": 1, "op": "loginRoom", "roomID": room, "token": token(user),
-               "user": {"userID": user, "userName": user}}),
-    );
 }
 
 /// `room event user stream reason` of each recorded event, in order.

@@ -2,75 +2,15 @@
 //! that publisher, as the RIDs its offer named (`publisherVideoLayersUpdate`),
 //! once per change.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+mod common;
 
-use room_signal::media::{
-    Accepted, MediaControl, MediaEvent, MediaId, PlayRequest, PublishRequest,
-};
+use std::sync::Arc;
+
+use common::{answer as call, login, AcceptAll, NOW_MS};
+use room_signal::media::{MediaEvent, MediaId};
 use room_signal::outbox::Outbound;
-use room_signal::token::{mint, Claims};
-use room_signal::{Hub, Session, SignalConfig, SignalError};
+use room_signal::{Hub, Session, SignalConfig};
 use serde_json::{json, Value};
-
-const NOW_MS: u64 = 1_900_000_000_000;
-
-/// Accepts everything; remembers the media IDs it gave out.
-#[derive(Default)]
-struct FakeMedia {
-    next: AtomicU64,
-    given: Mutex<Vec<MediaId>>,
-}
-
-impl FakeMedia {
-    fn accept(&self) -> Result<Accepted, SignalError> {
-        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        self.given.lock().unwrap().push(id);
-        Ok(Accepted {
-            id,
-            answer_sdp: "v=0".into(),
-        })
-    }
-}
-
-impl MediaControl for FakeMedia {
-    fn publish(&self, _req: PublishRequest<'_>) -> Result<Accepted, SignalError> {
-        self.accept()
-    }
-    fn play(&self, _req: PlayRequest<'_>) -> Result<Accepted, SignalError> {
-        self.accept()
-    }
-    fn add_candidate(&self, _id: MediaId, _c: &str) -> Result<(), SignalError> {
-        Ok(())
-    }
-    fn stop(&self, _id: MediaId) {}
-}
-
-fn call(s: &mut Session, req: Value) -> Value {
-    let out = s.handle_text(&req.to_string(), NOW_MS).expect("an answer");
-    serde_json::from_slice(&out).unwrap()
-}
-
-fn login(s: &mut Session, user: &str) {
-    let token = mint(
-        "devsecret",
-        &Claims {
-            app_id: 1,
-            user_id: user.into(),
-            iat: NOW_MS / 1000,
-            exp: NOW_MS / 1000 + 3600,
-            room_id: None,
-            privilege: None,
-            stream_id_list: None,
-        },
-    );
-    let r = call(
-        s,
-        json!({"id": 1, "op": "loginRoom", "roomID": "r1", "token": token,
-               "user": {"userID": user, "userName": user}}),
-    );
-    assert_eq!(r["code"], 0, "{r}");
-}
 
 /// The frames a media event makes the session send.
 fn on_layers(s: &mut Session, id: MediaId, paused: u8) -> Vec<Value> {
@@ -86,11 +26,11 @@ fn on_layers(s: &mut Session, id: MediaId, paused: u8) -> Vec<Value> {
 
 #[test]
 fn paused_layers_reach_their_publisher_by_rid_once_per_change() {
-    let media = Arc::new(FakeMedia::default());
+    let media = Arc::new(AcceptAll::default());
     let hub = Hub::with_media(SignalConfig::dev(), media.clone()).unwrap();
     let app = hub.app(1).unwrap();
     let (mut a, _a_in) = hub.try_connect(app.clone()).unwrap();
-    login(&mut a, "a");
+    login(&mut a, "a", "r1");
     // Offer order f, h, q: the names rank them (q lowest).
     let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n\
                a=rid:f send\r\na=rid:h send\r\na=rid:q send\r\na=simulcast:send f;h;q\r\n";

@@ -3,46 +3,16 @@
 //! control plane produces, the own-stream exclusion, and the app-wide
 //! stream-ID uniqueness.
 
+mod common;
+
+use common::{answer as call, login, token};
 use room_signal::outbox::{Inbox, Outbound};
 use room_signal::room::DeleteReason;
-use room_signal::token::{mint, Claims};
-use room_signal::{CloseReason, Hub, Session, SignalConfig};
+use room_signal::{CloseReason, Hub, SignalConfig};
 use serde_json::{json, Value};
-
-const NOW_MS: u64 = 1_900_000_000_000;
 
 fn hub() -> Hub {
     Hub::new(SignalConfig::dev()).unwrap()
-}
-
-fn token(user: &str) -> String {
-    mint(
-        "devsecret",
-        &Claims {
-            app_id: 1,
-            user_id: user.into(),
-            iat: NOW_MS / 1000,
-            exp: NOW_MS / 1000 + 3600,
-            room_id: None,
-            privilege: None,
-            stream_id_list: None,
-        },
-    )
-}
-
-fn call(s: &mut Session, req: Value) -> Value {
-    let out = s.handle_text(&req.to_string(), NOW_MS).expect("an answer");
-    serde_json::from_slice(&out).unwrap()
-}
-
-fn login(s: &mut Session, user: &str, room: &str) -> Value {
-    let r = call(
-        s,
-        json!({"id": 1, "op": "loginRoom", "roomID": room, "token": token(user),
-               "user": {"userID": user, "userName": user}}),
-    );
-    assert_eq!(r["code"], 0, "{r}");
-    r
 }
 
 /// Every event frame queued so far.

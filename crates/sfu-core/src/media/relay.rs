@@ -530,6 +530,34 @@ mod tests {
         w.router.track_info(track).map(|i| i.ssrc)
     }
 
+    /// Worker 1 of a one-worker plane (its worker 0 the other end of
+    /// relays), with the plane that must outlive it.
+    async fn worker() -> (std::sync::Arc<MediaPlane>, Worker) {
+        let plane = MediaPlane::start(MediaConfig {
+            udp_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            workers: 1,
+            ..MediaConfig::default()
+        })
+        .unwrap();
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let w = Worker::new(1, socket, plane.shared.clone()).unwrap();
+        (plane, w)
+    }
+
+    /// A local video player of `key` (a down-track waiting for the key).
+    fn player_of(w: &mut Worker, key: &StreamKey) -> stream_router::DownTrackHandle {
+        w.router.subscribe_key(
+            key,
+            MediaKind::Video,
+            DownTrackConfig {
+                ssrc: 42,
+                payload_type: 96,
+                extensions: ExtMap::new(),
+                queue_capacity: 16,
+            },
+        )
+    }
+
     fn relayed_from(w: &Worker, key: &StreamKey) -> Option<MediaId> {
         match w.sources.get(key) {
             Some(Source::Relayed(r)) => Some(r.publisher),
@@ -543,14 +571,7 @@ mod tests {
     /// leaves the new one alone.
     #[tokio::test]
     async fn stale_relays_never_replace_a_newer_publisher() {
-        let plane = MediaPlane::start(MediaConfig {
-            udp_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            workers: 1,
-            ..MediaConfig::default()
-        })
-        .unwrap();
-        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let mut w = Worker::new(1, socket, plane.shared.clone()).unwrap();
+        let (_plane, mut w) = worker().await;
         let now = Instant::now();
         let key = StreamKey::new(1, "cam");
 
@@ -560,16 +581,7 @@ mod tests {
         assert_eq!(w.router.counts().0, 0);
 
         // A local player of `cam` (a down-track waiting for the key).
-        let dt = w.router.subscribe_key(
-            &key,
-            MediaKind::Video,
-            DownTrackConfig {
-                ssrc: 42,
-                payload_type: 96,
-                extensions: ExtMap::new(),
-                queue_capacity: 16,
-            },
-        );
+        let dt = player_of(&mut w, &key);
         w.on_inbound(relay(&key, 5, 111, 2), now);
         assert_eq!(relayed_from(&w, &key), Some(5));
         assert_eq!(feeding(&w, &key), Some(111));
@@ -620,14 +632,7 @@ mod tests {
     /// rates are ignored.
     #[tokio::test]
     async fn paused_layers_reach_a_relaying_worker_before_its_packets() {
-        let plane = MediaPlane::start(MediaConfig {
-            udp_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            workers: 1,
-            ..MediaConfig::default()
-        })
-        .unwrap();
-        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let mut w = Worker::new(1, socket, plane.shared.clone()).unwrap();
+        let (_plane, mut w) = worker().await;
         let now = Instant::now();
         let key = StreamKey::new(1, "cam");
         let held = |publisher| {
@@ -641,16 +646,7 @@ mod tests {
         // Nobody plays it here: nothing is kept.
         w.on_inbound(held(5), now);
         assert!(w.sources.is_empty());
-        let dt = w.router.subscribe_key(
-            &key,
-            MediaKind::Video,
-            DownTrackConfig {
-                ssrc: 42,
-                payload_type: 96,
-                extensions: ExtMap::new(),
-                queue_capacity: 16,
-            },
-        );
+        let dt = player_of(&mut w, &key);
         w.on_inbound(held(5), now);
         assert_eq!(relayed_from(&w, &key), Some(5));
         let stream = w.router.find_stream(&key).unwrap();
