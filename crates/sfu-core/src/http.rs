@@ -125,7 +125,8 @@ pub const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
 /// through the HTTP one; the media socket is bound before the server
 /// starts) and every media worker answered a ping within
 /// [`READY_WITHIN`]; `503` naming the workers that did not. In cluster
-/// mode also `cluster` (Redis's state, this node's ID, the live nodes) and
+/// mode also `cluster` (Redis's state, this node's ID, the live nodes'
+/// IDs) and
 /// `503` until this node is registered, and again once its last good
 /// heartbeat is older than the node TTL (the other nodes no longer see
 /// it; a shorter Redis outage keeps it ready).
@@ -154,12 +155,9 @@ async fn readyz(AxumState(state): AxumState<Arc<State>>) -> Response {
             "registered": registered,
             "redis": health.state.as_str(),
             "redisLatencyMs": health.latency.map(|l| l.as_secs_f64() * 1000.0),
-            "nodes": c.nodes().iter().map(|n| serde_json::json!({
-                "nodeID": n.id,
-                "advertise": n.advertise,
-                "incarnation": n.incarnation,
-                "lastSeenMs": n.last_seen_ms,
-            })).collect::<Vec<_>>(),
+            // IDs only: the probe is unauthenticated, and node-link
+            // addresses are nobody's business but the nodes'.
+            "nodes": c.nodes().iter().map(|n| n.id.clone()).collect::<Vec<_>>(),
         });
     }
     let status = match ready {
