@@ -183,6 +183,7 @@ fn state() -> Arc<State> {
         webhooks: hooks().clone(),
         resumes: Default::default(),
         held_sessions: Default::default(),
+        cluster: None,
     })
 }
 
