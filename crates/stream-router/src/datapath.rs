@@ -49,17 +49,6 @@ impl Router {
         packet: RtpPacket,
         now: Instant,
     ) -> Result<PushSummary, RouterError> {
-        // A stalled (or paused) layer that sends again is live before its
-        // packet fans out: its players are retargeted first, so that the
-        // keyframe it resumes with (a browser resuming an encoding starts
-        // with one) is their switch point rather than a wasted one.
-        if let Some(t) = self.tracks.get_mut(track.0) {
-            if t.stalled && t.info.ssrc == packet.ssrc {
-                t.stalled = false;
-                let stream = t.stream;
-                self.retarget(stream);
-            }
-        }
         let Router {
             streams,
             tracks,
@@ -70,6 +59,17 @@ impl Router {
             ..
         } = self;
         let t = tracks.get_mut(track.0).ok_or(RouterError::UnknownTrack)?;
+        if t.stalled && t.info.ssrc == packet.ssrc {
+            // A stalled (or paused) layer that sends again is live before
+            // its packet fans out: its players are retargeted first, so
+            // that the keyframe it resumes with (a browser resuming an
+            // encoding starts with one) is their switch point rather than
+            // a wasted one. Rare; the packet then takes the common path.
+            t.stalled = false;
+            let stream = t.stream;
+            self.retarget(stream);
+            return self.push_rtp(track, packet, now);
+        }
         let mut summary = PushSummary::default();
         let vp8 = match t.info.codec {
             crate::keyframe::Codec::Vp8 => crate::vp8::parse(&packet.payload),
@@ -103,22 +103,22 @@ impl Router {
         if let Some(l) = &layering {
             t.svc.count(l, payload_len);
         }
-        let simulcast =
-            layering.is_some() && streams.get(t.stream.0).is_some_and(|s| s.is_simulcast());
-        let src = Source {
-            handle: track,
-            info: &t.info,
-            ext,
-            keyframe,
-            vp8,
-            layering,
-            spatial_levels: t.svc.spatial(),
-            simulcast,
-        };
         // Audio and video layer 0 share the value 0; see `layers.rs`.
         let layer = t.info.layer;
         let mut want_keyframe = false;
         if let (Some(stream), Some(shared)) = (streams.get_mut(t.stream.0), pool.get(slot)) {
+            // A simulcast layer goes to its players whole, its own
+            // (temporal) layers too: their cap chose the simulcast layer.
+            let layering = layering.filter(|_| !stream.is_simulcast());
+            let src = Source {
+                handle: track,
+                info: &t.info,
+                ext,
+                keyframe,
+                vp8,
+                layering,
+                spatial_levels: t.svc.spatial(),
+            };
             for sub in stream.subs[t.info.kind.index()].iter_mut() {
                 if sub.layer != layer {
                     // Another layer's player, unless it switches to this one.

@@ -54,10 +54,6 @@ pub(crate) struct Source<'a> {
     pub(crate) layering: Option<Layering>,
     /// SVC: the track's levels are spatial layers (else temporal).
     pub(crate) spatial_levels: bool,
-    /// The track is one simulcast layer of several: the player's cap
-    /// chose it, and its own layers (a simulcast encoding's temporal
-    /// layers) all go to the player.
-    pub(crate) simulcast: bool,
 }
 
 /// What [`DownTrack::forward`] did with a packet.
@@ -192,13 +188,8 @@ impl DownTrack {
     }
 
     /// The SVC operating point its cap allows: `max_layer` counts spatial
-    /// or temporal layers (`svc.rs`); the top level means every layer. A
-    /// simulcast layer is taken whole: the cap counted simulcast layers.
-    fn svc_cap(&self, src: &Source<'_>) -> OperatingPoint {
-        if src.simulcast {
-            return OperatingPoint::default();
-        }
-        let spatial = src.spatial_levels;
+    /// or temporal layers (`svc.rs`); the top level means every layer.
+    fn svc_cap(&self, spatial: bool) -> OperatingPoint {
         let level = if usize::from(self.max_layer) >= crate::track::MAX_LAYERS - 1 {
             u8::MAX
         } else {
@@ -342,7 +333,7 @@ impl DownTrack {
         let (seq, ts) = match self.rewriter.epoch_track() {
             Some(t) if t == src.handle => {
                 if let Some(l) = &src.layering {
-                    let cap = self.svc_cap(src);
+                    let cap = self.svc_cap(src.spatial_levels);
                     let before = self.point;
                     let admit = self.point.admit(l, cap);
                     if self.point != before
@@ -397,7 +388,7 @@ impl DownTrack {
                 self.vp8.start_epoch();
                 if let Some(l) = &src.layering {
                     // Every layer of a keyframe is a switching point.
-                    let cap = self.svc_cap(src);
+                    let cap = self.svc_cap(src.spatial_levels);
                     self.point = OperatingPoint::at_keyframe(cap);
                     self.point.admit(l, cap);
                     marker = self.point.marker(l, false);
@@ -685,7 +676,6 @@ mod tests {
                 vp8: None,
                 layering: None,
                 spatial_levels: false,
-                simulcast: false,
             };
             let r = self.dt.forward(&src, &pkt, slot, self.t0);
             if r == Forwarded::Queued {
