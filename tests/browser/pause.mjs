@@ -10,7 +10,8 @@
 // RAISE_LIMIT_MS (the server resumes what the player's estimate climbs
 // to) and the publisher encodes f again. The player never freezes (no
 // second without a new frame) all along, and while low it decodes q at
-// q's frame rate (a simulcast layer's temporal layers all reach it).
+// q's frame rate (a simulcast layer's temporal layers all reach it); its
+// SDK is told layer 0 first and layer 2 last (`playerVideoLayerUpdate`).
 // Prints `timeline {json}` rows and `pause-result {json}`.
 import { launch, sdkPage } from './common.mjs';
 import { launchFirefox, firefoxSdkPage } from './firefox.mjs';
@@ -34,6 +35,8 @@ async function install(user) {
   window.e = new window.sdk.Engine(1, location.origin, { RTCPeerConnection: window.RecordedPeerConnection });
   window.layerUpdates = [];
   window.e.on('publisherVideoLayersUpdate', (streamID, paused) => window.layerUpdates.push({ streamID, paused }));
+  window.playLayers = [];
+  window.e.on('playerVideoLayerUpdate', (streamID, layer) => window.playLayers.push({ streamID, layer }));
   await window.e.loginRoom('pause', await window.token(user), { userID: user, userName: user });
 }
 
@@ -154,6 +157,8 @@ try {
     await tick();
   }
   const finalUpdates = await pubPage.evaluate(() => window.layerUpdates);
+  // What the player's SDK was told it receives: q while low, f at the end.
+  const playLayers = (await pPage.evaluate(() => window.playLayers)).map((u) => u.layer);
   const result = {
     publisher: publisherKind,
     lowWidth,
@@ -164,6 +169,7 @@ try {
     raiseMs,
     maxFreeze: player.maxGap,
     frameRatio,
+    playLayers,
   };
   console.log(`pause-result ${JSON.stringify(result)}`);
   const problems = [];
@@ -174,6 +180,7 @@ try {
   if (raiseMs === null || raiseMs > RAISE_LIMIT_MS) problems.push(`not at ${TOP_WIDTH} px with f encoding within ${RAISE_LIMIT_MS} ms of asking for high`);
   if (player.maxGap > FREEZE_MS) problems.push(`the player froze for ${player.maxGap} ms`);
   if (frameRatio !== null && frameRatio < 0.8) problems.push(`the low player decoded ${frameRatio} of q's frames`);
+  if (playLayers[0] !== 0 || playLayers[playLayers.length - 1] !== 2) problems.push(`the player was told layers ${playLayers}, not 0 first and 2 last`);
   if (problems.length) throw new Error(`${problems.join('; ')}: ${JSON.stringify(result)}`);
   console.log(`pause passed (${publisherKind}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 } finally {

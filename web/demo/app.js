@@ -17,7 +17,8 @@
 //   Play:     #play-stream-id + #play-btn
 //   Video:    #video-grid > [data-testid=video-tile][data-stream-id][data-role=publisher|player]
 //             (#tile-<role>-<streamID>) with video[data-testid=tile-video], [data-testid=tile-state][data-state],
-//             [data-testid=tile-stats] dd[data-stat=bitrateKbps|fps|resolution|packetsLost|rttMs|frames],
+//             [data-testid=tile-stats] dd[data-stat=bitrateKbps|fps|resolution|packetsLost|rttMs|frames
+//             |layer (players)|paused (publishers)], tile[data-layer] / tile[data-paused],
 //             tile[data-bitrate][data-frames] (updated every second), [data-testid=tile-stop],
 //             publisher tiles: [data-testid=tile-extra-input|tile-extra-set]
 //   Log:      #event-log > li[data-event]
@@ -265,6 +266,15 @@ function wireEvents(e) {
       if (errorCode) showError(`Publishing ${streamID} stopped`, { code: errorCode });
       removeTile('publisher', streamID);
     } else if (t) setBadge(t.parts.state, state);
+  });
+  e.on('playerVideoLayerUpdate', (streamID, layer) => {
+    const t = tiles.get(`player:${streamID}`);
+    if (t) t.parts.setLayer(layer);
+  });
+  e.on('publisherVideoLayersUpdate', (streamID, paused) => {
+    log('publisherVideoLayersUpdate', `${streamID}: ${paused.length ? `paused ${paused.join(', ')} (no player takes them)` : 'every layer sent'}`);
+    const t = tiles.get(`publisher:${streamID}`);
+    if (t) t.parts.setPaused(paused);
   });
   e.on('playerStateUpdate', (streamID, state, errorCode) => {
     log('playerStateUpdate', `${streamID} → ${state}${errorCode ? ` (${errorCode})` : ''}`, errorCode ? 'warn' : '');

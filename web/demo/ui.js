@@ -221,16 +221,19 @@ const STATS = [
   ['frames', 'Frames', (v) => String(v)],
 ];
 
-/** A video tile. role: publisher | player. Returns {tile, video, state, setStats}. */
+/** A video tile. role: publisher | player. Returns {tile, video, state, setStats, setLayer, setPaused, attach}. */
 export function videoTile({ streamID, role, subtitle, onStop, onExtra, onQuality }) {
   const video = h('video', { autoplay: true, playsinline: true, 'data-testid': 'tile-video' });
   if (role === 'publisher') video.muted = true;
   const state = h('span', { class: 'badge', 'data-testid': 'tile-state' });
   const cells = {};
+  // Players: the layer the server forwards (playerVideoLayerUpdate);
+  // publishers: the simulcast layers it paused (publisherVideoLayersUpdate).
+  const own = role === 'player' ? ['layer', 'Layer'] : ['paused', 'Paused'];
   const stats = h(
     'dl',
     { class: 'stats', 'data-testid': 'tile-stats' },
-    STATS.map(([key, label]) => h('div', {}, h('dt', {}, label), (cells[key] = h('dd', { dataset: { stat: key } }, '–')))),
+    [...STATS, own].map(([key, label]) => h('div', {}, h('dt', {}, label), (cells[key] = h('dd', { dataset: { stat: key } }, '–')))),
   );
   const unmute = h('button', { class: 'ghost small', 'data-testid': 'tile-unmute', hidden: true, onclick: () => ((video.muted = false), (unmute.hidden = true), video.play().catch(() => {})) }, 'Unmute');
   let extra = null;
@@ -277,7 +280,17 @@ export function videoTile({ streamID, role, subtitle, onStop, onExtra, onQuality
       video.play().catch(() => {});
     });
   };
-  return { tile, video, state, setStats, attach };
+  /** Players: layer 0, 1, 2 (simulcast layer or SVC level) as low/medium/high. */
+  const setLayer = (layer) => {
+    cells.layer.textContent = ['low', 'medium', 'high'][layer] || String(layer);
+    tile.dataset.layer = String(layer);
+  };
+  /** Publishers: the RIDs the server paused (none: '–'). */
+  const setPaused = (rids) => {
+    cells.paused.textContent = rids.length ? rids.join(', ') : '–';
+    tile.dataset.paused = rids.join(',');
+  };
+  return { tile, video, state, setStats, setLayer, setPaused, attach };
 }
 
 export function initials(name) {

@@ -52,6 +52,7 @@ export const EVENTS = Object.freeze([
   'playerStateUpdate',
   'publisherStateUpdate',
   'publisherVideoLayersUpdate',
+  'playerVideoLayerUpdate',
 ]);
 
 /**
@@ -72,6 +73,7 @@ export const EVENT_FIELDS = Object.freeze({
   playerStateUpdate: ['streamID', 'state', 'errorCode'],
   publisherStateUpdate: ['streamID', 'state', 'errorCode'],
   publisherVideoLayersUpdate: ['streamID', 'pausedLayers'],
+  playerVideoLayerUpdate: ['streamID', 'layer'],
 });
 
 export function argsOf(name, obj) {

@@ -118,6 +118,8 @@ export interface EngineEvents {
   publisherStateUpdate: (streamID: string, state: PublisherState, errorCode: number) => void;
   /** The simulcast layers (RIDs) of a publish that no player takes; the SDK has stopped encoding them. */
   publisherVideoLayersUpdate: (streamID: string, pausedLayers: string[]) => void;
+  /** The video layer a play receives now: its simulcast layer or SVC level, 0 the lowest. */
+  playerVideoLayerUpdate: (streamID: string, layer: number) => void;
 }
 export type EngineEventName = keyof EngineEvents;
 export declare const EVENTS: ReadonlyArray<EngineEventName>;

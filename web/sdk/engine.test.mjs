@@ -630,5 +630,8 @@ test('simulcast publish: the layers the server pauses stop encoding, and resume'
   assert.deepEqual(applied, ['q:true h:false f:false', 'q:true h:false f:true']);
   const events = log.filter((l) => l[0] === 'publisherVideoLayersUpdate').map((l) => [l[1], l[2]]);
   assert.deepEqual(events, [['cam', ['h', 'f']], ['cam', ['h']]]);
+  // A play's layer is passed on as it comes.
+  ws.push({ event: 'playerVideoLayerUpdate', streamID: 'cam', layer: 2 });
+  assert.deepEqual(log.filter((l) => l[0] === 'playerVideoLayerUpdate').map((l) => l.slice(1)), [['cam', 2]]);
   e.destroy();
 });

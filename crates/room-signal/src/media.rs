@@ -52,6 +52,9 @@ pub enum MediaEvent {
     /// player takes, which the publisher may stop sending (told on every
     /// change; 0: send them all).
     VideoLayers { paused: u8 },
+    /// A play: the video layer (simulcast layer, or SVC level; 0 the
+    /// lowest) it receives now (told on every change).
+    PlayLayer { layer: u8 },
 }
 
 /// What the control plane needs from the media plane.

@@ -453,6 +453,15 @@ impl Session {
         if let MediaEvent::VideoLayers { paused } = event {
             return self.on_paused_layers(id, paused).into_iter().collect();
         }
+        if let MediaEvent::PlayLayer { layer } = event {
+            return match self.plays.iter().find(|p| p.media == id) {
+                Some(p) => vec![wire::event(
+                    "playerVideoLayerUpdate",
+                    json!({"streamID": &*p.stream_id, "layer": layer}),
+                )],
+                None => Vec::new(),
+            };
+        }
         if event == MediaEvent::CodecRefused {
             return self.end_play(id, code::BAD_SDP).into_iter().collect();
         }

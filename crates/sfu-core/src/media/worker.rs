@@ -143,6 +143,9 @@ pub(crate) struct PlayerBwe {
     pub cap: u8,
     /// When the layer was last chosen.
     pub chosen_at: Option<Instant>,
+    /// The video layer (or SVC level) last told to the player's client
+    /// (`MediaEvent::PlayLayer`, `worker/layers.rs`).
+    pub told_layer: Option<u8>,
 }
 
 pub(crate) struct Peer {
@@ -519,6 +522,7 @@ impl Worker {
                     selector: Default::default(),
                     cap,
                     chosen_at: None,
+                    told_layer: None,
                 });
                 for (i, leg) in parked.legs.into_iter().enumerate() {
                     let dt = self.router.subscribe_key(
@@ -755,6 +759,7 @@ impl Worker {
         self.send_reports(now);
         self.router.measure(now);
         self.update_pauses(now);
+        self.report_play_layers();
         self.prune_estimators(now);
         // Timers that were never armed (new peers) get armed by `flush`.
         let ids: Vec<MediaId> = self.peers.keys().copied().collect();

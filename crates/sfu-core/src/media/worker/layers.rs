@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use room_signal::media::MediaId;
+use room_signal::media::{MediaEvent, MediaId};
 use stream_router::MediaKind;
 
 use super::super::probe;
@@ -99,6 +99,30 @@ impl Worker {
             let _ = self.router.set_max_layer(v.downtrack, cap);
         }
         self.choose_layer(id, now);
+    }
+
+    /// Housekeeping: tell each video player's client the layer (or SVC
+    /// level) it receives now, when that changed since last told.
+    pub(crate) fn report_play_layers(&mut self) {
+        for (&id, peer) in self.peers.iter_mut() {
+            let Role::Player { legs, bwe } = &mut peer.role else {
+                continue;
+            };
+            let Some(video) = legs.iter().find(|l| l.leg.kind == MediaKind::Video) else {
+                continue;
+            };
+            let Some(layer) = self
+                .router
+                .downtrack_layer(video.downtrack)
+                .and_then(|s| s.current)
+            else {
+                continue;
+            };
+            if bwe.told_layer != Some(layer) {
+                bwe.told_layer = Some(layer);
+                super::super::notify(&peer.notify, id, MediaEvent::PlayLayer { layer });
+            }
+        }
     }
 
     /// When a running probe next wants to pace or judge.

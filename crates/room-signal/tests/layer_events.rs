@@ -1,6 +1,7 @@
-//! The media plane pausing a publisher's simulcast layers reaches exactly
-//! that publisher, as the RIDs its offer named (`publisherVideoLayersUpdate`),
-//! once per change.
+//! Layer events of the media plane reach exactly their client: a
+//! publisher's paused simulcast layers as the RIDs its offer named
+//! (`publisherVideoLayersUpdate`, once per change), a player's current
+//! layer (`playerVideoLayerUpdate`).
 
 mod common;
 
@@ -13,15 +14,39 @@ use room_signal::{Hub, Session, SignalConfig};
 use serde_json::{json, Value};
 
 /// The frames a media event makes the session send.
-fn on_layers(s: &mut Session, id: MediaId, paused: u8) -> Vec<Value> {
-    let item = Outbound::Media {
-        id,
-        event: MediaEvent::VideoLayers { paused },
-    };
-    s.on_outbound(item, NOW_MS)
+fn on_event(s: &mut Session, id: MediaId, event: MediaEvent) -> Vec<Value> {
+    s.on_outbound(Outbound::Media { id, event }, NOW_MS)
         .iter()
         .map(|f| serde_json::from_slice(f).unwrap())
         .collect()
+}
+
+fn on_layers(s: &mut Session, id: MediaId, paused: u8) -> Vec<Value> {
+    on_event(s, id, MediaEvent::VideoLayers { paused })
+}
+
+#[test]
+fn a_players_layer_reaches_that_player_with_its_stream_id() {
+    let media = Arc::new(AcceptAll::default());
+    let hub = Hub::with_media(SignalConfig::dev(), media.clone()).unwrap();
+    let app = hub.app(1).unwrap();
+    let (mut p, _p_in) = hub.try_connect(app.clone()).unwrap();
+    login(&mut p, "p", "r1");
+    let r = call(
+        &mut p,
+        json!({"id": 2, "op": "startPlayingStream", "streamID": "cam", "sdp": "v=0"}),
+    );
+    assert_eq!(r["code"], 0, "{r}");
+    let play = *media.given.lock().unwrap().last().unwrap();
+    let frames = on_event(&mut p, play, MediaEvent::PlayLayer { layer: 1 });
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0]["event"], "playerVideoLayerUpdate");
+    assert_eq!(
+        (&frames[0]["streamID"], &frames[0]["layer"]),
+        (&json!("cam"), &json!(1))
+    );
+    // Not this session's play (or a publish's ID): nothing.
+    assert!(on_event(&mut p, play + 100, MediaEvent::PlayLayer { layer: 1 }).is_empty());
 }
 
 #[test]
