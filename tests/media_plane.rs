@@ -420,7 +420,17 @@ async fn connected_cycles_with_relays_leave_every_map_empty() {
         // Players are also told that media flows (once per publisher track
         // that reached them: the session reports it only after a wait).
         for inbox in [&mut a_inbox, &mut b_inbox] {
-            let mut got = events(inbox);
+            // And, from housekeeping (twice a second, so maybe not yet),
+            // the video layer they receive: the stream's one layer.
+            let (layers, mut got): (Vec<_>, Vec<_>) = events(inbox)
+                .into_iter()
+                .partition(|e| matches!(e, MediaEvent::PlayLayer { .. }));
+            assert!(
+                layers
+                    .iter()
+                    .all(|e| *e == MediaEvent::PlayLayer { layer: 0 }),
+                "{layers:?}"
+            );
             got.dedup();
             got.sort_by_key(|e| *e != MediaEvent::Connected);
             got.dedup();
