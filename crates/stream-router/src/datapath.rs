@@ -395,6 +395,15 @@ impl Router {
                     dt.in_ready = true;
                     ready.push_back(downtrack);
                 }
+                // Loss reported after an SVC level fell (`svc_recover`).
+                if std::mem::take(&mut dt.recover_on_nack) {
+                    if let Some((h, t)) = track.and_then(|h| Some((h, tracks.get_mut(h.0)?))) {
+                        if t.request_keyframe() {
+                            pli_list.push(h);
+                        }
+                        summary.keyframe_requested = true;
+                    }
+                }
             }
         }
         Ok(summary)

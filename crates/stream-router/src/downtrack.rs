@@ -130,6 +130,9 @@ pub(crate) struct DownTrack {
     pub(crate) max_layer: u8,
     /// `stats.nacked` when `max_layer` last changed (`Router::svc_recover`).
     pub(crate) nacked_mark: u64,
+    /// SVC: its level fell with no loss reported yet; the first NACK
+    /// still gets the keyframe (`Router::svc_recover`).
+    pub(crate) recover_on_nack: bool,
     /// VP8: picture numbering across epochs (`vp8.rs`).
     vp8: crate::vp8::Vp8Rewriter,
     /// SVC: the layers it forwards now (`svc.rs`).
@@ -165,6 +168,7 @@ impl DownTrack {
             point: OperatingPoint::default(),
             skips: None,
             nacked_mark: 0,
+            recover_on_nack: false,
         }
     }
 

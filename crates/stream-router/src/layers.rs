@@ -254,6 +254,7 @@ impl Router {
                     self.svc_recover(stream, downtrack);
                 } else {
                     dt.nacked_mark = dt.stats.nacked;
+                    dt.recover_on_nack = false;
                 }
                 self.retarget(stream);
             }
@@ -266,14 +267,18 @@ impl Router {
     /// keeps depend on the pictures before, and a picture it will now
     /// never complete (a lost packet of its top layer frame, that layer no
     /// longer sent) would stall its decoder until it asks itself, seconds
-    /// later. A clean down-switch needs none.
+    /// later. A down-switch with no loss reported yet gets one on the
+    /// first NACK after it (congestion drops a level at once, its loss is
+    /// reported a round trip later); a clean one needs none.
     fn svc_recover(&mut self, stream: StreamHandle, downtrack: DownTrackHandle) {
+        let svc = self.svc_track(stream).is_some();
         let Some(dt) = self.downtracks.get_mut(downtrack.0) else {
             return;
         };
         let lossy = dt.stats.nacked > dt.nacked_mark;
         dt.nacked_mark = dt.stats.nacked;
-        if !lossy || self.svc_track(stream).is_none() {
+        dt.recover_on_nack = svc && !lossy;
+        if !lossy || !svc {
             return;
         }
         let Some(track) = self.streams.get(stream.0).and_then(|s| s.tracks[1]) else {

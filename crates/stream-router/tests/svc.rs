@@ -373,6 +373,39 @@ fn a_lossy_player_falling_a_level_gets_a_keyframe() {
     assert_eq!(s.plis(t0 + Duration::from_secs(20)), 0);
 }
 
+/// Loss is reported a round trip after it happened, and congestion lowers
+/// a player's level at once: the first NACK after a clean fall still gets
+/// the keyframe, once; a fall undone by a rise expects none.
+#[test]
+fn a_loss_reported_after_the_fall_still_gets_a_keyframe() {
+    let mut s = Svc::new(Codec::Vp9);
+    let t0 = Instant::now();
+    let p = s.play(2);
+    s.picture(true, t0);
+    s.picture(false, t0);
+    let out = s.sent(p);
+    s.plis(t0);
+    s.r.set_max_layer(p, 0).unwrap();
+    assert_eq!(s.plis(t0 + Duration::from_secs(5)), 0);
+    let seq = out[2].sequence_number;
+    let nack = |s: &mut Svc, at| {
+        s.r.handle_player_feedback(p, Feedback::Nack(&[seq]), at)
+            .unwrap()
+    };
+    nack(&mut s, t0 + Duration::from_secs(5));
+    assert_eq!(s.plis(t0 + Duration::from_secs(5)), 1);
+    nack(&mut s, t0 + Duration::from_secs(10));
+    assert_eq!(s.plis(t0 + Duration::from_secs(10)), 0, "once");
+    // Up, down (lossy: a NACK since the last change), up again: the rise
+    // clears the watch.
+    s.r.set_max_layer(p, 2).unwrap();
+    s.r.set_max_layer(p, 1).unwrap();
+    s.r.set_max_layer(p, 2).unwrap();
+    s.plis(t0 + Duration::from_secs(15));
+    nack(&mut s, t0 + Duration::from_secs(20));
+    assert_eq!(s.plis(t0 + Duration::from_secs(20)), 0);
+}
+
 /// A simulcast layer with temporal layers (Chromium's VP8 simulcast sends
 /// three per encoding) goes to its players whole: their cap chose the
 /// simulcast layer, not a frame rate. Also when the stream's other layers
