@@ -363,17 +363,10 @@ impl Router {
             *s.tracks.get(slot)?
         });
         let mut summary = FeedbackSummary::default();
-        match feedback {
+        let wants_keyframe = match feedback {
             Feedback::Pli | Feedback::Fir => {
                 dt.stats.keyframe_requests += 1;
-                if dt.kind == MediaKind::Video {
-                    if let Some((h, t)) = track.and_then(|h| Some((h, tracks.get_mut(h.0)?))) {
-                        if t.request_keyframe() {
-                            pli_list.push(h);
-                        }
-                        summary.keyframe_requested = true;
-                    }
-                }
+                dt.kind == MediaKind::Video
             }
             Feedback::Nack(seqs) => {
                 let source = track.and_then(|h| Some((h, tracks.get(h.0)?)));
@@ -396,14 +389,15 @@ impl Router {
                     ready.push_back(downtrack);
                 }
                 // Loss reported after an SVC level fell (`svc_recover`).
-                if std::mem::take(&mut dt.recover_on_nack) {
-                    if let Some((h, t)) = track.and_then(|h| Some((h, tracks.get_mut(h.0)?))) {
-                        if t.request_keyframe() {
-                            pli_list.push(h);
-                        }
-                        summary.keyframe_requested = true;
-                    }
+                std::mem::take(&mut dt.recover_on_nack)
+            }
+        };
+        if wants_keyframe {
+            if let Some((h, t)) = track.and_then(|h| Some((h, tracks.get_mut(h.0)?))) {
+                if t.request_keyframe() {
+                    pli_list.push(h);
                 }
+                summary.keyframe_requested = true;
             }
         }
         Ok(summary)

@@ -217,29 +217,27 @@ impl Worker {
             Command::Stop(id) => self.drop_peer(id),
             Command::PlayCap { id, cap } => self.set_play_cap(id, cap, std::time::Instant::now()),
             Command::RelayTo { key, publisher, to } => {
-                if let Some(targets) = self.publisher_targets(&key, publisher) {
-                    if !targets.contains(&to) {
-                        targets.push(to);
-                    }
+                let Some((targets, pause)) = self.local_publisher(&key, publisher) else {
+                    return;
+                };
+                if !targets.contains(&to) {
+                    targets.push(to);
                 }
                 // Its routers must know the paused layers before the rest.
-                if let Some(held) = self.layer_pause(&key, publisher).map(|p| p.held()) {
-                    if held.iter().any(Option::is_some) {
-                        let cmd = Command::RelayHeld {
-                            key,
-                            publisher,
-                            from: self.idx,
-                            held,
-                        };
-                        self.shared.command(to, cmd);
-                    }
+                let held = pause.held();
+                if held.iter().any(Option::is_some) {
+                    let cmd = Command::RelayHeld {
+                        key,
+                        publisher,
+                        from: self.idx,
+                        held,
+                    };
+                    self.shared.command(to, cmd);
                 }
             }
             Command::RelayStop { key, publisher, to } => {
-                if let Some(targets) = self.publisher_targets(&key, publisher) {
+                if let Some((targets, pause)) = self.local_publisher(&key, publisher) {
                     targets.retain(|t| *t != to);
-                }
-                if let Some(pause) = self.layer_pause(&key, publisher) {
                     pause.forget(to);
                 }
             }
@@ -249,7 +247,7 @@ impl Worker {
                 from,
                 demand,
             } => {
-                if let Some(pause) = self.layer_pause(&key, publisher) {
+                if let Some((_, pause)) = self.local_publisher(&key, publisher) {
                     pause.set_remote(from, demand);
                 }
             }
@@ -260,8 +258,7 @@ impl Worker {
                 held,
             } => {
                 // It may come before the relay's first packet.
-                if let Some(r) = self.relay_in(&key, publisher, from) {
-                    let stream = r.stream;
+                if let Some(stream) = self.relay_in(&key, publisher, from) {
                     self.router.set_held(stream, held);
                 }
             }
@@ -336,18 +333,19 @@ impl Worker {
             .collect()
     }
 
-    /// The relay targets of local publisher `publisher` of `key`.
-    fn publisher_targets(
+    /// Local publisher `publisher` of `key`: its relay targets and the
+    /// pause state of its layers.
+    fn local_publisher(
         &mut self,
         key: &StreamKey,
         publisher: MediaId,
-    ) -> Option<&mut Vec<usize>> {
+    ) -> Option<(&mut Vec<usize>, &mut super::worker::LayerPause)> {
         let peer = self.peers.get_mut(&publisher)?;
         if peer.key != *key {
             return None;
         }
         match &mut peer.role {
-            Role::Publisher { targets, .. } => Some(targets),
+            Role::Publisher { targets, pause, .. } => Some((targets, pause)),
             Role::Player { .. } => None,
         }
     }
@@ -363,23 +361,27 @@ impl Worker {
         }
     }
 
-    /// The relayed copy of `key` for publisher `publisher` on worker
-    /// `from`, made when this worker has players of the key; a newer
-    /// publisher of the key replaces an older one's tracks. `None` for a
-    /// stale publisher (or a key published here, or nobody plays it).
+    /// Make sure this worker has the relayed copy of `key` for publisher
+    /// `publisher` on worker `from`: made when this worker has players of
+    /// the key; a newer publisher of the key replaces an older one's
+    /// tracks. Its router stream, or `None` for a stale publisher (or a key
+    /// published here, or nobody plays it). The common case, the copy is
+    /// there already, is one map lookup (once per relayed packet).
     fn relay_in(
         &mut self,
         key: &StreamKey,
         publisher: MediaId,
         from: usize,
-    ) -> Option<&mut RelayIn> {
-        let replace = match self.sources.get(key) {
+    ) -> Option<StreamHandle> {
+        match self.sources.get(key) {
             // A publisher of this key lives here: the packet is stale.
-            Some(Source::Local(_)) => return None,
-            Some(Source::Relayed(r)) if r.publisher == publisher => false,
+            Some(Source::Local(_)) => None,
+            Some(Source::Relayed(r)) if r.publisher == publisher => Some(r.stream),
             // A newer publisher of the same stream ID: it replaces the old.
-            Some(Source::Relayed(r)) if r.publisher < publisher => true,
-            Some(Source::Relayed(_)) => return None,
+            Some(Source::Relayed(r)) if r.publisher < publisher => {
+                self.replace_relay_in(key, publisher, from)
+            }
+            Some(Source::Relayed(_)) => None,
             None => {
                 // Only a worker with players of the key keeps a copy.
                 if !self.router.is_awaited(key) {
@@ -396,24 +398,32 @@ impl Worker {
                         demand_sent: [false; stream_router::MAX_LAYERS],
                     }),
                 );
-                false
+                Some(stream)
             }
-        };
+        }
+    }
+
+    /// A newer publisher of `key` takes over its relayed copy: the old
+    /// one's tracks and held layers go.
+    fn replace_relay_in(
+        &mut self,
+        key: &StreamKey,
+        publisher: MediaId,
+        from: usize,
+    ) -> Option<StreamHandle> {
         let Some(Source::Relayed(r)) = self.sources.get_mut(key) else {
             return None;
         };
-        if replace {
-            for (t, _) in r.tracks.drain(..) {
-                self.router_tracks.remove(&t);
-                let _ = self.router.remove_track(t);
-            }
-            self.router
-                .set_held(r.stream, [None; stream_router::MAX_LAYERS]);
-            r.publisher = publisher;
-            r.from = from;
-            r.demand_sent = [false; stream_router::MAX_LAYERS];
+        for (t, _) in r.tracks.drain(..) {
+            self.router_tracks.remove(&t);
+            let _ = self.router.remove_track(t);
         }
-        Some(r)
+        self.router
+            .set_held(r.stream, [None; stream_router::MAX_LAYERS]);
+        r.publisher = publisher;
+        r.from = from;
+        r.demand_sent = [false; stream_router::MAX_LAYERS];
+        Some(r.stream)
     }
 
     /// A packet of a stream published on another worker.

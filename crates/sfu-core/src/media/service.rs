@@ -21,11 +21,11 @@ use super::convert::{self, PlayerFeedback};
 use super::notify;
 use super::peer;
 use super::relay::Relay;
+use super::worker::{Origin, PubTrack, Role, Worker};
 use room_signal::simulcast;
 
 // The control plane names the same layers the router forwards.
 const _: () = assert!(simulcast::MAX_LAYERS == stream_router::MAX_LAYERS);
-use super::worker::{Origin, PubTrack, Role, Worker};
 
 impl Worker {
     /// Drain a peer's events and messages after an input.

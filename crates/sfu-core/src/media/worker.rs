@@ -55,6 +55,7 @@ mod ice;
 mod io;
 mod layers;
 mod pause;
+pub(crate) use self::pause::LayerPause;
 mod plays;
 mod tcp;
 mod teardown;
@@ -126,7 +127,7 @@ pub(crate) enum Role {
         /// Other workers with players of this stream.
         targets: Vec<usize>,
         /// Which of its simulcast layers are paused (`worker/pause.rs`).
-        pause: Box<pause::LayerPause>,
+        pause: Box<LayerPause>,
     },
     Player {
         legs: Vec<PlayLeg>,

@@ -18,7 +18,7 @@
 
 use std::time::{Duration, Instant};
 
-use room_signal::media::{MediaEvent, MediaId};
+use room_signal::media::MediaEvent;
 use stream_router::MAX_LAYERS;
 
 use super::super::relay::{Command, Source};
@@ -48,8 +48,6 @@ pub(crate) struct LayerPause {
     layers: [Hold; MAX_LAYERS],
     /// What other workers' players want (worker index, layers).
     remote: Vec<(usize, [bool; MAX_LAYERS])>,
-    /// The held rates last given to the routers.
-    held: [Option<u64>; MAX_LAYERS],
 }
 
 /// What one [`LayerPause::step`] changed.
@@ -75,9 +73,12 @@ impl LayerPause {
         self.remote.retain(|(w, _)| *w != from);
     }
 
-    /// The held rates the routers have.
+    /// The held rates the routers have: paused and resuming layers'.
     pub(crate) fn held(&self) -> [Option<u64>; MAX_LAYERS] {
-        self.held
+        self.layers.map(|h| match h {
+            Hold::Paused(rate) | Hold::Resuming(rate, _) => Some(rate),
+            _ => None,
+        })
     }
 
     /// The paused layers, a bit per layer.
@@ -100,7 +101,7 @@ impl LayerPause {
         live: [bool; MAX_LAYERS],
         rates: [Option<u64>; MAX_LAYERS],
     ) -> Changes {
-        let before = self.paused();
+        let (before, held_before) = (self.paused(), self.held());
         let mut wanted = local;
         for (_, d) in &self.remote {
             for (w, d) in wanted.iter_mut().zip(d) {
@@ -137,17 +138,11 @@ impl LayerPause {
                 Hold::Resuming(rate, at) => Hold::Resuming(rate, at),
             };
         }
-        let held = self.layers.map(|h| match h {
-            Hold::Paused(rate) | Hold::Resuming(rate, _) => Some(rate),
-            _ => None,
-        });
-        let after = self.paused();
-        let changes = Changes {
+        let (after, held) = (self.paused(), self.held());
+        Changes {
             tell: (after != before).then_some(after),
-            held: (held != self.held).then_some(held),
-        };
-        self.held = held;
-        changes
+            held: (held != held_before).then_some(held),
+        }
     }
 }
 
@@ -218,22 +213,6 @@ impl Worker {
                 };
                 self.shared.command(r.from, cmd);
             }
-        }
-    }
-
-    /// The pause state of local publisher `publisher` of `key`.
-    pub(crate) fn layer_pause(
-        &mut self,
-        key: &stream_router::StreamKey,
-        publisher: MediaId,
-    ) -> Option<&mut LayerPause> {
-        let peer = self.peers.get_mut(&publisher)?;
-        if peer.key != *key {
-            return None;
-        }
-        match &mut peer.role {
-            Role::Publisher { pause, .. } => Some(pause),
-            Role::Player { .. } => None,
         }
     }
 }
